@@ -1,0 +1,72 @@
+# faceidx developer commands. Every target builds the virtual environment it needs first.
+SHELL := /bin/bash
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+STAMP := $(VENV)/.faceidx-stamp
+UV_VERSION := 0.13.8
+SHARED ?= $(abspath ../shared)
+export FACEIDX_ASSETS ?= $(SHARED)/assets
+
+.PHONY: help venv test test-fast lint fmt typecheck demo bench soak simulate lock clean worker-venv-check
+
+help:
+	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
+	@echo "make test      - lint + type check + the whole test suite"
+	@echo "make lint      - ruff lint and format check, hadolint"
+	@echo "make fmt       - ruff format and autofix"
+	@echo "make bench     - worker throughput benchmark against a naive baseline"
+	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
+	@echo "make simulate  - scaling simulator: original rule vs our planner"
+	@echo "make lock      - re-resolve requirements.lock and worker/requirements.lock"
+
+# The venv is rebuilt whenever the pinned files change (stale) or it is missing.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q "uv==$(UV_VERSION)"
+	$(UV) pip sync -q --python $(PY) requirements.lock
+	$(UV) pip install -q --python $(PY) --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lock:
+	$(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--override overrides.txt requirements-dev.in -o requirements.lock
+	$(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--override worker/overrides-gpu.txt worker/requirements.txt -o worker/requirements.lock
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint worker/Dockerfile
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_worker.py
+
+SOAK_MESSAGES ?= 10000
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py --messages $(SOAK_MESSAGES)
+
+simulate: $(STAMP)
+	$(PY) benchmarks/simulate.py
+
+clean:
+	rm -rf $(VENV) build .mypy_cache .ruff_cache

@@ -1,0 +1,24 @@
+"""Names shared by the DAGs, the infra specs and the worker contract. One place to rename them."""
+
+from __future__ import annotations
+
+PROJECT_TAG = "faceidx"
+
+PRIMARY_COMPUTE_ENVIRONMENT = "face-recognition-primary"
+SECONDARY_COMPUTE_ENVIRONMENT = "face-recognition-secondary"
+PRIMARY_JOB_QUEUE = "face-recognition-primary-queue"
+SECONDARY_JOB_QUEUE = "face-recognition-secondary-queue"
+JOB_DEFINITION = "face-recognition-job"
+JOB_NAME_PREFIX = "face-indexing"
+
+DEFAULT_AWS_CONN_ID = "aws_default"
+
+# Airflow Variables read at run time (through templates), never at parse time.
+VAR_QUEUE_URL = "faceidx_queue_url"
+VAR_OUTPUT_URI = "faceidx_output_uri"
+
+# Batch job states that count as "active": the worker is coming or running.
+ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
+
+# face_reindex emits this Asset after queueing a backfill; face_indexing is also scheduled on it.
+REINDEX_ASSET_URI = "faceidx://work-queue/reindexed"
