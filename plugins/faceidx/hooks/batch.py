@@ -38,11 +38,15 @@ def count_array_children(status_summary: dict[str, int]) -> int:
 class BatchActiveJobsHook(BatchClientHook):
     """Counts active jobs per queue. Array parents count by their unfinished children."""
 
+    @property
+    def _batch(self) -> Any:
+        return self.client
+
     def _list_job_summaries(self, job_queue: str, status: str) -> list[dict[str, Any]]:
         summaries: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {"jobQueue": job_queue, "jobStatus": status}
         while True:
-            response = self.client.list_jobs(**kwargs)
+            response = self._batch.list_jobs(**kwargs)
             summaries.extend(response.get("jobSummaryList", []))
             token = response.get("nextToken")
             if not token:
@@ -63,7 +67,7 @@ class BatchActiveJobsHook(BatchClientHook):
             children_by_parent: dict[str, dict[str, int]] = {}
             for start in range(0, len(parents), DESCRIBE_JOBS_MAX_IDS):
                 batch = parents[start : start + DESCRIBE_JOBS_MAX_IDS]
-                for job in self.client.describe_jobs(jobs=batch).get("jobs", []):
+                for job in self._batch.describe_jobs(jobs=batch).get("jobs", []):
                     summary = (job.get("arrayProperties") or {}).get("statusSummary") or {}
                     children_by_parent[job["jobId"]] = summary
         except ClientError as err:
