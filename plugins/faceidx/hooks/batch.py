@@ -30,11 +30,6 @@ class ActiveJobCount:
         return asdict(self)
 
 
-def count_array_children(status_summary: dict[str, int]) -> int:
-    """Children of an array job that have not finished, from its ``statusSummary``."""
-    return sum(int(status_summary.get(state, 0)) for state in ACTIVE_JOB_STATES)
-
-
 class BatchActiveJobsHook(BatchClientHook):
     """Counts active jobs per queue. Array parents count by their unfinished children."""
 
@@ -54,22 +49,25 @@ class BatchActiveJobsHook(BatchClientHook):
             kwargs["nextToken"] = token
 
     def count_active_jobs(self, job_queue: str) -> ActiveJobCount:
+        """Jobs in SUBMITTED..RUNNING on ``job_queue``; an array job counts its unfinished children.
+
+        ListJobs by queue returns array parents (AWS) and, on some emulators, the children too: ids
+        of the form ``<parent>:<index>`` are skipped and the parents are described (100 ids a call)
+        so their ``statusSummary`` gives the children's states.
+        """
         try:
-            seen: dict[str, tuple[str, dict[str, Any]]] = {}
+            listed: dict[str, str] = {}
             for status in ACTIVE_JOB_STATES:
                 for summary in self._list_job_summaries(job_queue, status):
-                    seen.setdefault(summary["jobId"], (status, summary))
-            parents = [
-                job_id
-                for job_id, (_, summary) in seen.items()
-                if "size" in (summary.get("arrayProperties") or {})
-            ]
-            children_by_parent: dict[str, dict[str, int]] = {}
-            for start in range(0, len(parents), DESCRIBE_JOBS_MAX_IDS):
-                batch = parents[start : start + DESCRIBE_JOBS_MAX_IDS]
-                for job in self._batch.describe_jobs(jobs=batch).get("jobs", []):
-                    summary = (job.get("arrayProperties") or {}).get("statusSummary") or {}
-                    children_by_parent[job["jobId"]] = summary
+                    if ":" not in summary["jobId"]:
+                        listed.setdefault(summary["jobId"], status)
+            described: dict[str, dict[str, Any]] = {}
+            ids = list(listed)
+            for start in range(0, len(ids), DESCRIBE_JOBS_MAX_IDS):
+                for job in self._batch.describe_jobs(jobs=ids[start : start + DESCRIBE_JOBS_MAX_IDS]).get(
+                    "jobs", []
+                ):
+                    described[job["jobId"]] = job
         except ClientError as err:
             error = err.response.get("Error", {})
             raise BatchJobCountError(
@@ -80,15 +78,18 @@ class BatchActiveJobsHook(BatchClientHook):
             ) from err
 
         by_state = {state: 0 for state in ACTIVE_JOB_STATES}
-        for job_id, (status, _) in seen.items():
-            if job_id in children_by_parent:
+        parents = 0
+        for job_id, listed_status in listed.items():
+            job = described.get(job_id, {})
+            children = (job.get("arrayProperties") or {}).get("statusSummary")
+            if children is not None:
+                parents += 1
                 for state in ACTIVE_JOB_STATES:
-                    by_state[state] += int(children_by_parent[job_id].get(state, 0))
-            else:
+                    by_state[state] += int(children.get(state, 0))
+                continue
+            status = job.get("status", listed_status)
+            if status in by_state:
                 by_state[status] += 1
         return ActiveJobCount(
-            job_queue=job_queue,
-            workers=sum(by_state.values()),
-            by_state=by_state,
-            array_parents=len(parents),
+            job_queue=job_queue, workers=sum(by_state.values()), by_state=by_state, array_parents=parents
         )

@@ -1,0 +1,96 @@
+"""Minimal AWS Batch set-up on moto for tests of the indexing DAG, and a way to keep jobs active.
+
+moto's Batch without Docker marks every submitted job SUCCEEDED at once. ``hold_jobs`` patches the
+in-process moto server so that jobs whose name starts with ``HELD_PREFIX`` stay in a chosen active
+state: they stand for workers an earlier run started that are still coming or running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from faceidx.constants import JOB_DEFINITION, PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from tests.support.moto_server import MotoEndpoint
+
+HELD_PREFIX = "held-"
+
+
+def create_batch_queues(moto: MotoEndpoint) -> dict[str, str]:
+    """An unmanaged compute environment, both job queues and the job definition, by name."""
+    iam = moto.client("iam")
+    role = iam.create_role(
+        RoleName="faceidx-test-batch-service",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    batch = moto.client("batch")
+    ce = batch.create_compute_environment(
+        computeEnvironmentName="faceidx-test-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+    )["computeEnvironmentArn"]
+    for name, priority in ((PRIMARY_JOB_QUEUE, 100), (SECONDARY_JOB_QUEUE, 50)):
+        batch.create_job_queue(
+            jobQueueName=name,
+            state="ENABLED",
+            priority=priority,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+        )
+    batch.register_job_definition(
+        jobDefinitionName=JOB_DEFINITION,
+        type="container",
+        containerProperties={
+            "image": "faceidx-worker:test",
+            "command": ["python", "run_detection_service.py"],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "4"},
+                {"type": "MEMORY", "value": "15000"},
+                {"type": "GPU", "value": "1"},
+            ],
+        },
+    )
+    return {"primary": PRIMARY_JOB_QUEUE, "secondary": SECONDARY_JOB_QUEUE}
+
+
+@contextlib.contextmanager
+def hold_jobs(state: str = "RUNNING") -> Iterator[None]:
+    """Keep jobs named ``held-*`` (and their array children) in ``state`` instead of finishing them."""
+    from moto.batch_simple.models import BatchSimpleBackend
+
+    original = BatchSimpleBackend._mark_job_as_finished
+
+    def mark(self: Any, include_start_attempt: bool, job: Any) -> None:
+        if not job.job_name.startswith(HELD_PREFIX):
+            original(self, include_start_attempt, job)
+            return
+        self.backend._jobs[job.job_id] = job
+        job.status = "PENDING" if job.array_properties.get("size") else state
+
+    BatchSimpleBackend._mark_job_as_finished = mark  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BatchSimpleBackend._mark_job_as_finished = original  # type: ignore[method-assign]
+
+
+def submit_held(moto: MotoEndpoint, queue: str, array_size: int | None = None) -> str:
+    """Submit a job that stays active (inside ``hold_jobs``); an array job when ``array_size``."""
+    kwargs: dict[str, Any] = {}
+    if array_size:
+        kwargs["arrayProperties"] = {"size": array_size}
+    return moto.client("batch").submit_job(
+        jobName=f"{HELD_PREFIX}{queue}", jobQueue=queue, jobDefinition=JOB_DEFINITION, **kwargs
+    )["jobId"]
+
+
+def jobs_submitted_by_dag(moto: MotoEndpoint, queue: str) -> list[dict[str, Any]]:
+    """Jobs on ``queue`` not created by the test itself, described (array size included)."""
+    batch = moto.client("batch")
+    ids: list[str] = []
+    for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+        for summary in batch.list_jobs(jobQueue=queue, jobStatus=status)["jobSummaryList"]:
+            if ":" not in summary["jobId"] and not summary["jobName"].startswith(HELD_PREFIX):
+                ids.append(summary["jobId"])
+    if not ids:
+        return []
+    return batch.describe_jobs(jobs=ids)["jobs"]
