@@ -13,7 +13,15 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
 5. **submit_primary / submit_secondary**: `BatchOperator`s. A secondary deficit of 1 is a plain job,
    2 or more an array job. They wait for the jobs in the triggerer (deferrable), never in a worker
    slot, and are never retried by Airflow (a retry would submit a second job).
-6. **report**: joins every branch and logs what was submitted.
+6. **worker_logs**: reads every worker's CloudWatch log stream (each array child: the parent has
+   none) and logs a table (job, array index, status, images, faces, errors, images/s) plus the
+   estimated GPU cost per environment.
+7. **report**: joins every branch and logs the run summary (depth before, jobs submitted, images,
+   faces, error rows, cost, oldest message age); it is also the run's XCom.
+
+**Queue health** (`queue_health`, beside the sensor): the oldest message's age (CloudWatch) and the
+dead-letter queue's depth, logged in the decision table; a warning (and the optional
+`queue_health_callback`) fires when the age exceeds `max_message_age_seconds` or the DLQ is not empty.
 
 **Scaling rule** (defaults): primary gets 1 worker when the backlog is >= 1 and none is active;
 secondary gets `min(visible // 1000, 10)` workers minus those already active.
@@ -32,11 +40,11 @@ import pendulum
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
 from faceidx.constants import (
     DEFAULT_AWS_CONN_ID,
     JOB_DEFINITION,
-    JOB_NAME_PREFIX,
     PRIMARY_JOB_QUEUE,
     PROJECT_TAG,
     REINDEX_ASSET_URI,
@@ -50,13 +58,13 @@ SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
 QUEUE_URL = "{{ params.queue_url or var.value.get('" + VAR_QUEUE_URL + "', '') }}"
 
 
-def _submit(role: str, queue_param: str, array_properties: Any) -> BatchOperator:
+def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
     return BatchOperator(
         task_id=f"submit_{role}",
-        job_name=f"{JOB_NAME_PREFIX}-{role}-{{{{ ts_nodash }}}}",
+        job_name=decision[f"{role}_job_name"],
         job_queue=f"{{{{ params.{queue_param} }}}}",
         job_definition="{{ params.job_definition }}",
-        array_properties=array_properties,
+        array_properties=decision[f"{role}_array_properties"],
         container_overrides={
             "environment": [
                 {"name": "QUEUE_URL", "value": QUEUE_URL},
@@ -120,6 +128,20 @@ def _submit(role: str, queue_param: str, array_properties: Any) -> BatchOperator
         "sensor_timeout_seconds": Param(
             240, type="integer", minimum=0, description="How long to wait for a backlog before skipping."
         ),
+        "max_message_age_seconds": Param(
+            3600, type="integer", minimum=1, description="Warn when the oldest waiting image is older."
+        ),
+        "queue_health_callback": Param(
+            "",
+            type="string",
+            description="Dotted path of a callable(health, context), called on a queue-health warning.",
+        ),
+        "spot_price_per_hour": Param(
+            0.21,
+            type="number",
+            minimum=0,
+            description="USD per g4dn.xlarge spot hour, for the cost estimate.",
+        ),
         "dry_run": Param(False, type="boolean", description="Plan and log only; submit nothing."),
     },
 )
@@ -135,16 +157,24 @@ def face_indexing() -> None:
     )
 
     @task
+    def queue_health(queue_url: str, **context: Any) -> dict[str, Any]:
+        from faceidx.tasks.indexing import check_queue_health
+
+        return check_queue_health(context["params"], queue_url, DEFAULT_AWS_CONN_ID, context)
+
+    @task
     def count_active_jobs(**context: Any) -> dict[str, Any]:
         from faceidx.tasks.indexing import count_active_jobs as count
 
         return count(context["params"], DEFAULT_AWS_CONN_ID)
 
     @task(multiple_outputs=True)
-    def plan(depth: dict[str, int], active: dict[str, Any], **context: Any) -> dict[str, Any]:
+    def plan(
+        depth: dict[str, int], active: dict[str, Any], health: dict[str, Any], **context: Any
+    ) -> dict[str, Any]:
         from faceidx.tasks.indexing import plan_run
 
-        return plan_run(depth, active, context["params"])
+        return plan_run(depth, active, context["params"], context["run_id"], health)
 
     @task.branch
     def choose(decision: dict[str, Any]) -> list[str]:
@@ -154,20 +184,33 @@ def face_indexing() -> None:
 
     nothing_to_submit = EmptyOperator(task_id="nothing_to_submit")
 
+    # Runs even when a job failed, so the failed worker's log lines are in this run's logs.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def worker_logs(**context: Any) -> dict[str, Any]:
+        from faceidx.tasks.indexing import collect_worker_logs
+
+        decision = context["ti"].xcom_pull(task_ids="plan")
+        if not decision:
+            raise AirflowSkipException("no plan in this run (empty queue or an earlier failure)")
+        return collect_worker_logs(decision, context["params"], DEFAULT_AWS_CONN_ID)
+
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    def report(decision: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from faceidx.tasks.indexing import report_submissions
+    def report(decision: dict[str, Any], workers: dict[str, Any]) -> dict[str, Any]:
+        from faceidx.tasks.indexing import report_run
 
-        return report_submissions(decision, context["ti"])
+        return report_run(decision, workers)
 
+    health = queue_health(QUEUE_URL)  # op_args are templated
     active = count_active_jobs()
-    decision = plan(depth.output, active)
+    decision = plan(depth.output, active, health)
     depth >> active
-    primary = _submit("primary", "primary_job_queue", decision["primary_array_properties"])
-    secondary = _submit("secondary", "secondary_job_queue", decision["secondary_array_properties"])
-    branches = choose(decision)
-    branches >> [primary, secondary, nothing_to_submit]
-    [primary, secondary, nothing_to_submit] >> report(decision)
+    primary = _submit("primary", "primary_job_queue", decision)
+    secondary = _submit("secondary", "secondary_job_queue", decision)
+    submits = [primary, secondary, nothing_to_submit]
+    choose(decision) >> submits
+    logs = worker_logs()
+    submits >> logs
+    submits >> report(decision, logs)
 
 
 face_indexing()

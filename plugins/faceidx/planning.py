@@ -104,6 +104,10 @@ class Submission:
     def shape(self) -> str:
         return "plain job" if self.array_size is None else f"array job of {self.array_size}"
 
+    @property
+    def with_article(self) -> str:
+        return f"a {self.shape}" if self.array_size is None else f"an {self.shape}"
+
 
 @dataclass(frozen=True)
 class ScalingPlan:
@@ -185,7 +189,8 @@ def plan_submissions(
         )
     if primary:
         reasons.append(
-            f"primary: target {primary_target} worker(s), {active_primary} active: submit a {primary.shape}"
+            f"primary: target {primary_target} worker(s), {active_primary} active: "
+            f"submit {primary.with_article}"
         )
     else:
         reasons.append(
@@ -205,7 +210,7 @@ def plan_submissions(
             else ""
         )
         reasons.append(
-            f"secondary: target {rule}, {active_secondary} active: submit a {secondary.shape}{note}"
+            f"secondary: target {rule}, {active_secondary} active: submit {secondary.with_article}{note}"
         )
     elif secondary_target == 0:
         reasons.append(f"secondary: target {rule}: backlog too small for the secondary queue")

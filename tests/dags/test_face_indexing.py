@@ -75,7 +75,7 @@ def test_jobs_match_the_plan(dag, moto, queue_url, depth, expected):
         assert job["tags"]["project"] == "faceidx"
         assert job["tags"]["dag_run"] == run.run_id
     summary = xcom(run, "report")
-    assert summary["depth"]["visible"] == depth
+    assert summary["depth_before"]["visible"] == depth
     assert set(summary["submitted"]) == {role for role, shapes in expected.items() if shapes}
 
 

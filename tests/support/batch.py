@@ -94,3 +94,38 @@ def jobs_submitted_by_dag(moto: MotoEndpoint, queue: str) -> list[dict[str, Any]
     if not ids:
         return []
     return batch.describe_jobs(jobs=ids)["jobs"]
+
+
+def write_job_log(job: Any, lines: list[str], logs_backend: Any) -> None:
+    """Put ``lines`` in the job's CloudWatch stream, as the awslogs driver does for a container."""
+    import time
+
+    group = "/aws/batch/job"
+    if group not in logs_backend.groups:
+        logs_backend.create_log_group(group, tags={})
+    stream = job._stream_name
+    logs_backend.ensure_log_stream(group, stream)
+    now = int(time.time() * 1000)
+    logs_backend.put_log_events(
+        group, stream, [{"timestamp": now + i, "message": line} for i, line in enumerate(lines)]
+    )
+
+
+@contextlib.contextmanager
+def fake_worker_logs(lines_for: Any) -> Iterator[None]:
+    """Every finished plain job or array child logs ``lines_for(job_name, array_index)`` to moto."""
+    from moto.batch_simple.models import BatchSimpleBackend
+
+    original = BatchSimpleBackend._mark_job_as_finished
+
+    def mark(self: Any, include_start_attempt: bool, job: Any) -> None:
+        original(self, include_start_attempt, job)
+        if "size" not in (job.array_properties or {}):
+            index = (job.array_properties or {}).get("index")
+            write_job_log(job, lines_for(job.job_name, index), self.backend.logs_backend)
+
+    BatchSimpleBackend._mark_job_as_finished = mark  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BatchSimpleBackend._mark_job_as_finished = original  # type: ignore[method-assign]

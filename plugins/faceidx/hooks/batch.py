@@ -93,3 +93,32 @@ class BatchActiveJobsHook(BatchClientHook):
         return ActiveJobCount(
             job_queue=job_queue, workers=sum(by_state.values()), by_state=by_state, array_parents=parents
         )
+
+
+def child_job_ids(job: dict[str, Any]) -> list[str]:
+    """Ids of an array job's children (``<parent>:<index>``); empty for a plain job."""
+    size = (job.get("arrayProperties") or {}).get("size")
+    if not size or "index" in (job.get("arrayProperties") or {}):
+        return []
+    return [f"{job['jobId']}:{index}" for index in range(int(size))]
+
+
+class BatchWorkerJobsHook(BatchClientHook):
+    """The worker processes behind submitted jobs: a plain job is one, an array job one per child."""
+
+    def describe_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        client: Any = self.client
+        for start in range(0, len(job_ids), DESCRIBE_JOBS_MAX_IDS):
+            jobs.extend(client.describe_jobs(jobs=job_ids[start : start + DESCRIBE_JOBS_MAX_IDS])["jobs"])
+        return jobs
+
+    def describe_workers(self, job_id: str) -> list[dict[str, Any]]:
+        """Described worker jobs for ``job_id``; the array parent itself has no container or logs."""
+        (job,) = self.describe_jobs([job_id]) or [{}]
+        if not job:
+            raise BatchJobCountError(
+                f"Batch job {job_id} not found: it may be older than Batch's 7-day history"
+            )
+        children = child_job_ids(job)
+        return self.describe_jobs(children) if children else [job]
