@@ -1,0 +1,349 @@
+"""Our own checks of the rendered specs: the things AWS accepts but that cannot work. Pure.
+
+Each finding says what is wrong, why, and how to fix it. Errors stop the bootstrap before any AWS
+call; warnings are logged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from faceidx.infra.instance_types import MEMORY_MARGIN, InstanceType, expand
+
+ERROR = "error"
+WARNING = "warning"
+
+# Strategies that AWS Batch can change in place (an "infrastructure update"), per AWS_NOTES.md.
+IN_PLACE_STRATEGIES = ("BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED")
+SPOT_ONLY_STRATEGIES = ("SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED")
+MAX_QUEUE_ENVIRONMENTS = 3
+SERVICE_LINKED_ROLE_PATH = ":role/aws-service-role/batch.amazonaws.com/"
+FAMILY_MEMORY_EXAMPLE_MIB = 15000
+
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str
+    resource: str
+    problem: str
+    fix: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.resource}: {self.problem} Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class JobResources:
+    vcpus: float | None
+    memory_mib: int | None
+    gpus: int
+    deprecated: tuple[str, ...]
+
+
+def job_resources(job_definition: dict[str, Any]) -> JobResources:
+    """VCPU / MEMORY / GPU of a job definition, from ``resourceRequirements`` or the deprecated
+    ``containerProperties.vcpus`` / ``memory``."""
+    container = job_definition.get("containerProperties") or {}
+    requirements = {str(r.get("type")): r.get("value") for r in container.get("resourceRequirements") or []}
+    deprecated = tuple(k for k in ("vcpus", "memory") if k in container)
+    vcpus = requirements.get("VCPU", container.get("vcpus"))
+    memory = requirements.get("MEMORY", container.get("memory"))
+    return JobResources(
+        vcpus=float(vcpus) if vcpus is not None else None,
+        memory_mib=int(memory) if memory is not None else None,
+        gpus=int(requirements.get("GPU", 0) or 0),
+        deprecated=deprecated,
+    )
+
+
+def is_service_linked_role(arn: str) -> bool:
+    return SERVICE_LINKED_ROLE_PATH in arn
+
+
+def _ce_types(ce: dict[str, Any], name: str, findings: list[Finding]) -> list[InstanceType]:
+    allowed: list[InstanceType] = []
+    for entry in (ce.get("computeResources") or {}).get("instanceTypes") or []:
+        rows = expand(entry)
+        if rows is None:
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"instance type {entry!r} is not in faceidx's instance table, so the job cannot be "
+                    "checked against it.",
+                    "Use a g4dn type, or add the type (vCPUs, GPUs, installed MiB) to INSTANCE_TYPES in "
+                    "plugins/faceidx/infra/instance_types.py.",
+                )
+            )
+        else:
+            allowed.extend(rows)
+    return allowed
+
+
+def check_job_on_environment(
+    job_name: str, job: JobResources, ce_name: str, ce: dict[str, Any]
+) -> list[Finding]:
+    """Memory, GPU and vCPUs of the job against every instance type the environment allows."""
+    findings: list[Finding] = []
+    resource = f"job definition {job_name} on {ce_name}"
+    types = _ce_types(ce, ce_name, findings)
+    if job.memory_mib is None:
+        findings.append(
+            Finding(
+                ERROR,
+                f"job definition {job_name}",
+                "asks for no memory.",
+                f'Add {{"type": "MEMORY", "value": "{FAMILY_MEMORY_EXAMPLE_MIB}"}} to '
+                "containerProperties.resourceRequirements.",
+            )
+        )
+    elif types:
+        tightest = min(types, key=lambda t: t.allocatable_mib)
+        if job.memory_mib > tightest.allocatable_mib:
+            findings.append(
+                Finding(
+                    ERROR,
+                    resource,
+                    f"asks for {job.memory_mib} MiB of memory, but a {tightest.name} has about "
+                    f"{tightest.allocatable_mib} MiB allocatable ({tightest.memory_mib} MiB installed, less "
+                    f"the {MEMORY_MARGIN:.1%} the ECS agent does not register). The job would never be "
+                    "placed and would sit in RUNNABLE forever.",
+                    f"Ask for at most {tightest.allocatable_mib} MiB in the MEMORY resourceRequirement "
+                    f"(faceidx uses {FAMILY_MEMORY_EXAMPLE_MIB}), or drop {tightest.name} from "
+                    "instanceTypes.",
+                )
+            )
+    gpu_types = [t for t in types if t.gpus > 0]
+    if gpu_types and job.gpus == 0:
+        findings.append(
+            Finding(
+                ERROR,
+                resource,
+                f"runs on GPU instance types ({', '.join(sorted({t.name for t in gpu_types}))}) but asks for "
+                "no GPU: the container would get no GPU and inference would silently run on the CPU.",
+                'Add {"type": "GPU", "value": "1"} to containerProperties.resourceRequirements.',
+            )
+        )
+    for t in types:
+        if job.gpus > t.gpus:
+            findings.append(
+                Finding(
+                    ERROR,
+                    resource,
+                    f"asks for {job.gpus} GPUs; a {t.name} has {t.gpus}.",
+                    f"Ask for at most {t.gpus} GPU, or drop {t.name} from instanceTypes.",
+                )
+            )
+            break
+    if job.vcpus is None:
+        findings.append(
+            Finding(
+                ERROR,
+                f"job definition {job_name}",
+                "asks for no vCPUs.",
+                'Add {"type": "VCPU", "value": "4"} to containerProperties.resourceRequirements.',
+            )
+        )
+    else:
+        for t in types:
+            if job.vcpus > t.vcpus:
+                findings.append(
+                    Finding(
+                        ERROR,
+                        resource,
+                        f"asks for {job.vcpus:g} vCPUs; a {t.name} has {t.vcpus}.",
+                        f"Ask for at most {t.vcpus} vCPUs, or drop {t.name} from instanceTypes.",
+                    )
+                )
+                break
+        max_vcpus = (ce.get("computeResources") or {}).get("maxvCpus")
+        if isinstance(max_vcpus, int) and max_vcpus < job.vcpus:
+            findings.append(
+                Finding(
+                    ERROR,
+                    ce_name,
+                    f"maxvCpus is {max_vcpus}, less than one job's {job.vcpus:g} vCPUs: no job could start.",
+                    f"Raise computeResources.maxvCpus to at least {job.vcpus:g}.",
+                )
+            )
+    return findings
+
+
+def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
+    """Allocation strategy, bid, scale-to-zero and service role of one compute environment."""
+    findings: list[Finding] = []
+    resources = ce.get("computeResources") or {}
+    kind = resources.get("type")
+    strategy = resources.get("allocationStrategy", "BEST_FIT")
+    if kind == "SPOT" and strategy not in IN_PLACE_STRATEGIES:
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"allocationStrategy {strategy} (BEST_FIT is the default when absent) cannot be updated in "
+                "place: changing instance types, subnets or the strategy later would mean replacing the "
+                "environment. BEST_FIT also waits for its one instance type and needs a spotIamFleetRole.",
+                f"Set allocationStrategy to one of {', '.join(IN_PLACE_STRATEGIES)} "
+                "(SPOT_PRICE_CAPACITY_OPTIMIZED is AWS's recommendation for SPOT).",
+            )
+        )
+    if kind in ("EC2", "FARGATE") and strategy in SPOT_ONLY_STRATEGIES:
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"allocationStrategy {strategy} is valid only for SPOT compute resources, not {kind}.",
+                "Use BEST_FIT_PROGRESSIVE for EC2, or set computeResources.type to SPOT.",
+            )
+        )
+    bid = resources.get("bidPercentage")
+    if kind == "SPOT" and bid is not None and not 1 <= int(bid) <= 100:
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"bidPercentage {bid} is outside 1-100 (a % of the On-Demand price).",
+                "Use 100: you still pay the market price, never more than On-Demand.",
+            )
+        )
+    if int(resources.get("minvCpus", 0) or 0) > 0:
+        findings.append(
+            Finding(
+                WARNING,
+                name,
+                f"minvCpus is {resources['minvCpus']}: instances stay up (and billed) with no work.",
+                "Set minvCpus to 0 so the environment scales to zero when the workers exit.",
+            )
+        )
+    role = ce.get("serviceRole")
+    if role and not is_service_linked_role(str(role)):
+        findings.append(
+            Finding(
+                WARNING,
+                name,
+                f"uses the custom service role {role}. AWS then refuses in-place infrastructure updates: a "
+                "later change of instance types, subnets, security groups, allocation strategy or "
+                "bidPercentage will be reported as needs-replacement.",
+                "On AWS leave the service_role_arn Param empty so Batch uses its service-linked role "
+                "(AWSServiceRoleForBatch).",
+            )
+        )
+    return findings
+
+
+def check_job_queue(name: str, queue: dict[str, Any], environment_names: set[str]) -> list[Finding]:
+    findings: list[Finding] = []
+    order = queue.get("computeEnvironmentOrder") or []
+    for item in order:
+        env = str(item.get("computeEnvironment", "")).rsplit("/", 1)[-1]
+        if env not in environment_names:
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"names compute environment {env!r}, which no spec under infra/batch defines.",
+                    f"Use one of: {', '.join(sorted(environment_names)) or '(none defined)'}.",
+                )
+            )
+    if len(order) > MAX_QUEUE_ENVIRONMENTS:
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"has {len(order)} compute environments; a job queue takes at most {MAX_QUEUE_ENVIRONMENTS}.",
+                "Remove the extra entries from computeEnvironmentOrder.",
+            )
+        )
+    orders = [item.get("order") for item in order]
+    if len(set(orders)) != len(orders):
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"computeEnvironmentOrder repeats an order value ({orders}).",
+                "Give each compute environment its own order (1, 2, 3).",
+            )
+        )
+    return findings
+
+
+def check_job_definition(name: str, job_definition: dict[str, Any], job: JobResources) -> list[Finding]:
+    findings: list[Finding] = []
+    if job.deprecated:
+        findings.append(
+            Finding(
+                WARNING,
+                f"job definition {name}",
+                f"sets containerProperties.{'/'.join(job.deprecated)}, which AWS Batch deprecates.",
+                "Move them to containerProperties.resourceRequirements (VCPU, MEMORY).",
+            )
+        )
+    retries = (job_definition.get("retryStrategy") or {}).get("evaluateOnExit") or []
+    spot_retry = any(
+        str(rule.get("onStatusReason", "")).startswith("Host EC2")
+        and str(rule.get("action")).upper() == "RETRY"
+        for rule in retries
+    )
+    if not spot_retry:
+        findings.append(
+            Finding(
+                WARNING,
+                f"job definition {name}",
+                "has no retry for spot reclaims (statusReason 'Host EC2*'): a reclaimed worker fails "
+                "its job.",
+                'Add retryStrategy {"attempts": 3, "evaluateOnExit": [{"onStatusReason": "Host EC2*", '
+                '"action": "RETRY"}, {"onReason": "*", "action": "EXIT"}]}.',
+            )
+        )
+    return findings
+
+
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def check_values(values: dict[str, Any]) -> list[Finding]:
+    """The per-account values that have a recognisable form (ids, bucket names, image)."""
+    findings: list[Finding] = []
+    for placeholder, param, prefix in (
+        ("SUBNETS", "subnets", "subnet-"),
+        ("SECURITY_GROUP_IDS", "security_group_ids", "sg-"),
+    ):
+        wrong = [item for item in values.get(placeholder, []) if not str(item).startswith(prefix)]
+        if wrong:
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"Param {param}",
+                    f"{', '.join(map(repr, wrong))} {'is' if len(wrong) == 1 else 'are'} "
+                    f"not {prefix}... id(s).",
+                    f"Give the {prefix}... ids from your VPC (console: VPC > {param.replace('_', ' ')}).",
+                )
+            )
+    for placeholder, param in (("INPUT_BUCKET", "input_bucket"), ("OUTPUT_BUCKET", "output_uri")):
+        bucket = str(values.get(placeholder, ""))
+        if not BUCKET_NAME.match(bucket) or ".." in bucket:
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"Param {param}",
+                    f"{bucket!r} is not a valid S3 bucket name.",
+                    "Use the bucket's name only (3-63 lower-case letters, digits, dots or hyphens), "
+                    "without s3:// for input_bucket.",
+                )
+            )
+    image = str(values.get("WORKER_IMAGE", ""))
+    if any(c.isspace() for c in image):
+        findings.append(
+            Finding(
+                ERROR,
+                "Param worker_image",
+                f"{image!r} contains whitespace.",
+                "Give the image URI, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/faceidx-worker:0.1.0.",
+            )
+        )
+    return findings

@@ -1,0 +1,218 @@
+"""The plumbing under every ensure_*: one client per service from the Airflow AWS connection, AWS errors
+turned into messages that say what to do, and waiters (never a sleep loop).
+
+Only an empty describe, or the service's own "not found" code for the one resource asked about
+(IAM ``NoSuchEntity``, SQS ``NonExistentQueue``), means "absent". Any other ``ClientError``
+(AccessDenied, throttling, a missing bucket) is raised with AWS's code and message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import botocore.waiter
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from botocore.exceptions import ClientError, WaiterError
+
+from faceidx.constants import DEFAULT_AWS_CONN_ID
+
+log = logging.getLogger(__name__)
+
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
+)
+
+JOB_QUEUE_WAITERS: dict[str, Any] = {
+    "version": 2,
+    "waiters": {
+        "JobQueueValid": {
+            "operation": "DescribeJobQueues",
+            "delay": 10,
+            "maxAttempts": 60,
+            "acceptors": [
+                {
+                    "argument": "jobQueues[].status",
+                    "expected": "VALID",
+                    "matcher": "pathAll",
+                    "state": "success",
+                },
+                {
+                    "argument": "jobQueues[].status",
+                    "expected": "INVALID",
+                    "matcher": "pathAny",
+                    "state": "failure",
+                },
+            ],
+        }
+    },
+}
+
+
+class InfraReconcileError(RuntimeError):
+    """An ensure_* could not finish. The message names the resource, AWS's answer and the fix."""
+
+
+def explain_client_error(err: ClientError, operation: str, resource: str, fix: str | None = None) -> str:
+    error = err.response.get("Error", {})
+    code = error.get("Code", "Unknown")
+    message = error.get("Message", str(err))
+    if fix is None:
+        if code in ACCESS_DENIED_CODES:
+            fix = (
+                f"Grant {operation} to the identity of the Airflow AWS connection, then rerun "
+                "face_infra_bootstrap (it is safe to repeat)."
+            )
+        else:
+            fix = "Fix the cause above, then rerun face_infra_bootstrap (it is safe to repeat)."
+    return (
+        f"{operation} on {resource} failed: {code}: {message}. Nothing more was changed for this "
+        f"resource. {fix}"
+    )
+
+
+class InfraHookBase(AwsBaseHook):
+    """AWS access for the ensure_* mixins. ``client_type`` is ``batch`` so the provider's Batch
+    waiters (``compute_env_ready``) are found; other services get their own client."""
+
+    def __init__(
+        self,
+        aws_conn_id: str | None = DEFAULT_AWS_CONN_ID,
+        waiter_delay: int = 15,
+        waiter_max_attempts: int = 80,
+        **kwargs: Any,
+    ) -> None:
+        kwargs["client_type"] = "batch"
+        super().__init__(aws_conn_id=aws_conn_id, **kwargs)
+        self.waiter_delay = waiter_delay
+        self.waiter_max_attempts = waiter_max_attempts
+        self._clients: dict[str, Any] = {}
+
+    @cached_property
+    def _boto_session(self) -> Any:
+        return self.get_session(region_name=self.region_name)
+
+    def client_for(self, service: str) -> Any:
+        """One boto3 client per service, built from the connection (endpoint URL, region, config)."""
+        if service not in self._clients:
+            self._clients[service] = self._boto_session.client(
+                service,
+                endpoint_url=self.conn_config.get_service_endpoint_url(service_name=service),
+                config=self._get_config(),
+                verify=self.verify,
+            )
+        return self._clients[service]
+
+    def action(self, service: str, operation: str) -> str:
+        """``batch:describe_job_queues`` -> ``batch:DescribeJobQueues``, as IAM policies name it."""
+        mapping = self.client_for(service).meta.method_to_api_mapping
+        return f"{service}:{mapping.get(operation, operation)}"
+
+    def call(self, service: str, operation: str, resource: str, fix: str | None = None, **kwargs: Any) -> Any:
+        """``client.<operation>(**kwargs)``; a ClientError becomes an InfraReconcileError."""
+        try:
+            return getattr(self.client_for(service), operation)(**kwargs)
+        except ClientError as err:
+            raise InfraReconcileError(
+                explain_client_error(err, self.action(service, operation), resource, fix)
+            ) from err
+
+    def change(self, service: str, operation: str, resource: str, **kwargs: Any) -> Any:
+        """A call that changes the account: logged before it is made."""
+        log.info("%s:%s on %s", service, operation, resource)
+        return self.call(service, operation, resource, **kwargs)
+
+    def describe(
+        self, service: str, operation: str, resource: str, absent_codes: Iterable[str] = (), **kwargs: Any
+    ) -> Any:
+        """Like ``call``, but returns None when AWS answers with one of ``absent_codes``: the resource
+        asked about does not exist. Every other error is raised."""
+        try:
+            return getattr(self.client_for(service), operation)(**kwargs)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in set(absent_codes):
+                return None
+            raise InfraReconcileError(
+                explain_client_error(err, self.action(service, operation), resource)
+            ) from err
+
+    def paginate(self, service: str, operation: str, resource: str, key: str, **kwargs: Any) -> list[Any]:
+        items: list[Any] = []
+        try:
+            for page in self.client_for(service).get_paginator(operation).paginate(**kwargs):
+                items.extend(page.get(key, []))
+        except ClientError as err:
+            raise InfraReconcileError(
+                explain_client_error(err, self.action(service, operation), resource)
+            ) from err
+        return items
+
+    def _wait(self, waiter: Any, resource: str, describe: Any, **kwargs: Any) -> None:
+        try:
+            waiter.wait(**kwargs)
+        except WaiterError as err:
+            error = (err.last_response or {}).get("Error")
+            state = f"AWS answered {error.get('Code')}: {error.get('Message')}" if error else describe()
+            raise InfraReconcileError(
+                f"{resource} did not become VALID ({err.kwargs.get('reason', err)}); {state}. Fix the cause "
+                "(often a missing instance profile, subnet or security group, or an IAM change still "
+                "propagating), then rerun face_infra_bootstrap."
+            ) from err
+
+    @staticmethod
+    def _status(items: list[dict[str, Any]]) -> str:
+        return (
+            "; ".join(
+                f"status {i.get('status')}: {i.get('statusReason') or 'no reason given'}" for i in items
+            )
+            or "it is not listed any more"
+        )
+
+    def wait_compute_environment_valid(self, name: str) -> None:
+        """The provider's ``compute_env_ready`` waiter (VALID; fails on INVALID/DELETED)."""
+        waiter = self.get_waiter(
+            "compute_env_ready",
+            client=self.client_for("batch"),
+            config_overrides={"delay": self.waiter_delay, "maxAttempts": self.waiter_max_attempts},
+        )
+        self._wait(
+            waiter,
+            f"compute environment {name}",
+            lambda: self._status(
+                self.call("batch", "describe_compute_environments", name, computeEnvironments=[name]).get(
+                    "computeEnvironments", []
+                )
+            ),
+            computeEnvironments=[name],
+        )
+
+    def wait_job_queue_valid(self, name: str) -> None:
+        """A botocore waiter from ``JOB_QUEUE_WAITERS`` (Batch has no official one)."""
+        model = dict(JOB_QUEUE_WAITERS["waiters"]["JobQueueValid"])
+        model.update(delay=self.waiter_delay, maxAttempts=self.waiter_max_attempts)
+        waiter = botocore.waiter.create_waiter_with_client(
+            "JobQueueValid",
+            botocore.waiter.WaiterModel({"version": 2, "waiters": {"JobQueueValid": model}}),
+            self.client_for("batch"),
+        )
+        self._wait(
+            waiter,
+            f"job queue {name}",
+            lambda: self._status(
+                self.call("batch", "describe_job_queues", name, jobQueues=[name]).get("jobQueues", [])
+            ),
+            jobQueues=[name],
+        )
+
+    def wait_iam(self, waiter_name: str, resource: str, **kwargs: Any) -> None:
+        """IAM's own ``role_exists`` / ``instance_profile_exists`` waiters after a create."""
+        waiter = self.client_for("iam").get_waiter(waiter_name)
+        self._wait(
+            waiter,
+            resource,
+            lambda: "it is not visible yet",
+            WaiterConfig={"Delay": 2, "MaxAttempts": 30},
+            **kwargs,
+        )
