@@ -10,9 +10,10 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
 3. **plan**: applies the scaling rule (`faceidx.planning`) and logs a table: depth, active jobs,
    policy, decision and the reason for it.
 4. **choose**: branches to `submit_primary` and/or `submit_secondary`, or to `nothing_to_submit`.
-5. **submit_primary / submit_secondary**: `BatchOperator`s. A secondary deficit of 1 is a plain job,
-   2 or more an array job. They wait for the jobs in the triggerer (deferrable), never in a worker
-   slot, and are never retried by Airflow (a retry would submit a second job).
+5. **submit_primary / submit_secondary**: `BatchOperator`s that only submit. A secondary deficit of
+   1 is a plain job, 2 or more an array job. They are never retried by Airflow (a retry would submit
+   a second job). **wait_primary / wait_secondary** (`BatchSensor`, deferrable) then wait for the
+   jobs in the triggerer, never in a worker slot; they may be retried safely.
 6. **worker_logs**: reads every worker's CloudWatch log stream (each array child: the parent has
    none) and logs a table (job, array index, status, images, faces, errors, images/s) plus the
    estimated GPU cost per environment.
@@ -38,6 +39,7 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
+from airflow.providers.amazon.aws.sensors.batch import BatchSensor
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
@@ -54,6 +56,7 @@ from faceidx.constants import (
 from faceidx.sensors.sqs import SqsQueueDepthSensor
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
+BATCH_POLL_SECONDS = int(os.environ.get("FACEIDX_BATCH_POLL_SECONDS", "30"))
 
 QUEUE_URL = "{{ params.queue_url or var.value.get('" + VAR_QUEUE_URL + "', '') }}"
 
@@ -80,11 +83,24 @@ def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
             "dag_run": "{{ run_id }}",
         },
         aws_conn_id=DEFAULT_AWS_CONN_ID,
-        deferrable=True,
-        poll_interval=30,
-        # A retry of BatchOperator submits a *new* job: never let Airflow do that.
+        # Submit only: waiting is wait_<role>'s job. A retry of BatchOperator submits a *new* job, so
+        # this task is never retried, while the wait (which submits nothing) can be.
+        wait_for_completion=False,
+        deferrable=False,
         retries=0,
-        execution_timeout=timedelta(hours=6),
+        execution_timeout=timedelta(minutes=5),
+    )
+
+
+def _wait(role: str) -> BatchSensor:
+    return BatchSensor(
+        task_id=f"wait_{role}",
+        job_id=f"{{{{ ti.xcom_pull(task_ids='submit_{role}') }}}}",
+        aws_conn_id=DEFAULT_AWS_CONN_ID,
+        deferrable=True,  # waits in the triggerer: no worker slot is held while GPUs work
+        poke_interval=BATCH_POLL_SECONDS,
+        max_retries=int(timedelta(hours=6).total_seconds() // BATCH_POLL_SECONDS),
+        execution_timeout=timedelta(hours=6, minutes=10),
     )
 
 
@@ -206,11 +222,11 @@ def face_indexing() -> None:
     depth >> active
     primary = _submit("primary", "primary_job_queue", decision)
     secondary = _submit("secondary", "secondary_job_queue", decision)
-    submits = [primary, secondary, nothing_to_submit]
-    choose(decision) >> submits
+    choose(decision) >> [primary, secondary, nothing_to_submit]
+    waits = [primary >> _wait("primary"), secondary >> _wait("secondary"), nothing_to_submit]
     logs = worker_logs()
-    submits >> logs
-    submits >> report(decision, logs)
+    waits >> logs
+    waits >> report(decision, logs)
 
 
 face_indexing()

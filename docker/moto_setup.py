@@ -25,12 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceidx.local.moto_setup import default_network, ensure_bucket, ensure_service_role
+
 log = logging.getLogger("faceidx.moto_setup")
 
 AWS_CONN_ID = "aws_default"
 INPUT_BUCKET = "faceidx-input"
 OUTPUT_URI = "s3://faceidx-index/faces/"
-SERVICE_ROLE_NAME = "faceidx-moto-batch-service-role"
 # moto never pulls the image: any name does. Build the real one with `--profile worker build`.
 WORKER_IMAGE = "faceidx-worker:local"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -59,49 +60,6 @@ def require_moto() -> str:
     return str(endpoint)
 
 
-def _ensure_bucket(s3: Any, name: str) -> None:
-    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
-    if name in existing:
-        log.info("bucket %s: unchanged", name)
-        return
-    s3.create_bucket(Bucket=name)
-    log.info("bucket %s: created", name)
-
-
-def _ensure_service_role(iam: Any) -> str:
-    for page in iam.get_paginator("list_roles").paginate():
-        for role in page.get("Roles", []):
-            if role["RoleName"] != SERVICE_ROLE_NAME:
-                continue
-            log.info("IAM role %s: unchanged", SERVICE_ROLE_NAME)
-            return str(role["Arn"])
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-    arn = iam.create_role(RoleName=SERVICE_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
-        "Arn"
-    ]
-    log.info("IAM role %s: created", SERVICE_ROLE_NAME)
-    return str(arn)
-
-
-def _default_network(ec2: Any) -> tuple[list[str], list[str]]:
-    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
-    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}])
-    vpcs = {subnet["VpcId"] for subnet in subnets}
-    group_ids = [g["GroupId"] for g in groups["SecurityGroups"] if g["VpcId"] in vpcs]
-    if not subnets or not group_ids:
-        raise RuntimeError(
-            f"moto has no default VPC subnets ({len(subnets)}) or default security group "
-            f"({len(group_ids)}): restart the moto service (`docker compose restart moto`) and run "
-            "`docker compose up moto-setup` again"
-        )
-    return sorted(subnet["SubnetId"] for subnet in subnets), sorted(group_ids)
-
-
 def setup() -> dict[str, Any]:
     """Create what the bootstrap expects to exist; returns the bootstrap values it stored."""
     endpoint = require_moto()
@@ -109,9 +67,9 @@ def setup() -> dict[str, Any]:
     s3 = _hook("s3").get_conn()
     output_bucket = OUTPUT_URI.removeprefix("s3://").split("/", 1)[0]
     for bucket in (INPUT_BUCKET, output_bucket):
-        _ensure_bucket(s3, bucket)
-    service_role_arn = _ensure_service_role(_hook("iam").get_conn())
-    subnets, security_groups = _default_network(_hook("ec2").get_conn())
+        ensure_bucket(s3, bucket)
+    service_role_arn = ensure_service_role(_hook("iam").get_conn())
+    subnets, security_groups = default_network(_hook("ec2").get_conn())
     values: dict[str, Any] = {
         "input_bucket": INPUT_BUCKET,
         "output_uri": OUTPUT_URI,

@@ -59,12 +59,16 @@ def test_dag_conventions(dagbag, path):
     assert dag.default_args.get("retries", 0) >= 1
 
 
-def test_batch_submits_are_never_retried(dagbag):
+@pytest.mark.parametrize("role", ["primary", "secondary"])
+def test_batch_submits_are_never_retried_and_waits_defer(dagbag, role):
     dag = dagbag.get_dag("face_indexing")
-    for task_id in ("submit_primary", "submit_secondary"):
-        task = dag.get_task(task_id)
-        assert task.retries == 0, "an Airflow retry of BatchOperator submits a second job"
-        assert task.deferrable, "waiting for jobs must happen in the triggerer"
+    submit = dag.get_task(f"submit_{role}")
+    assert submit.retries == 0, "an Airflow retry of BatchOperator submits a second job"
+    assert submit.wait_for_completion is False, "a submit task must not hold a worker slot while jobs run"
+    wait = dag.get_task(f"wait_{role}")
+    assert wait.deferrable, "waiting for jobs must happen in the triggerer"
+    assert wait.retries >= 1, "re-waiting is safe: it submits nothing"
+    assert wait.upstream_task_ids == {f"submit_{role}"}
 
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)

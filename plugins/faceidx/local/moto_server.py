@@ -1,4 +1,8 @@
-"""An embedded moto server on a free loopback port, as tests and the demo use it."""
+"""An embedded moto server on a free loopback port, as the tests and ``make demo`` use it.
+
+The server runs in a thread of the calling process, so the caller can also reach moto's backends
+directly (the Batch stand-in does, to move jobs through their states as real workers run).
+"""
 
 from __future__ import annotations
 
@@ -23,15 +27,19 @@ class MotoEndpoint:
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> None:
         data = json.dumps(body or {}).encode()
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310 - http on loopback only
             f"{self.url}{path}", data=data, method="POST", headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             response.read()
 
     def configure(self) -> None:
         """Batch without Docker: submitted jobs are accepted and marked finished (no container)."""
         self._post("/moto-api/config", {"batch": {"use_docker": False}})
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def reset(self) -> None:
         self._post("/moto-api/reset")
@@ -43,7 +51,7 @@ class MotoEndpoint:
             endpoint_url=self.url,
             region_name=REGION,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
             config=Config(retries={"max_attempts": 2, "mode": "standard"}),
             **kwargs,
         )
@@ -53,12 +61,18 @@ class MotoEndpoint:
             self.server.stop()
 
 
-def start_moto_server() -> MotoEndpoint:
+def start_moto_server(load_managed_policies: bool = False) -> MotoEndpoint:
     import logging
 
+    from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    # AWS managed policies (AmazonEC2ContainerServiceforEC2Role) exist in a real account; the
+    # bootstrap attaches it, so moto must know it. Must be set before the IAM backend is created.
+    # Loading them costs about a second per reset, so only the callers that need them ask.
+    if load_managed_policies:
+        default_user_config.setdefault("iam", {})["load_aws_managed_policies"] = True
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

@@ -1,0 +1,338 @@
+"""``make demo``: faceidx end to end on an embedded local AWS, with the real DAGs and real workers.
+
+1. starts a moto server on a free loopback port and points Airflow's ``aws_default`` connection at it
+   (an endpoint URL in the connection's extra: the DAGs have no local code path);
+2. creates what an account already has (the input and output buckets, a network, a Batch service
+   role), then runs ``face_infra_bootstrap`` for real: queue, DLQ, S3 notification, IAM, Batch;
+3. uploads photos under many keys; moto's own S3 notifications fill the queue;
+4. runs ``face_indexing`` with ``airflow dags test``; a local stand-in for Batch compute
+   (``faceidx.local.batch_compute``) runs each submitted job, or array child, as a worker process;
+5. prints what was indexed and one similarity query over the Parquet index.
+
+Environment: ``DEMO_IMAGES`` (default 240 photos), ``DEMO_SECONDARY_THRESHOLD`` (default 100, so the
+default size runs both the primary job and a secondary array job), ``FACE_MODEL_DIR``,
+``FACEIDX_ASSETS`` (default ../shared/assets). Everything it writes goes to ``demo-output/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "plugins"))
+
+from faceidx.index_query import deduplicate, nearest_faces, read_index  # noqa: E402
+from faceidx.local.batch_compute import LocalBatchCompute, LocalJobRun  # noqa: E402
+from faceidx.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
+from faceidx.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
+from faceidx.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
+from faceidx.tables import format_table  # noqa: E402
+
+INPUT_BUCKET = "faceidx-demo-photos"
+OUTPUT_BUCKET = "faceidx-demo-index"
+OUTPUT_URI = f"s3://{OUTPUT_BUCKET}/v1/"
+QUEUE_NAME = "faceidx-work"
+WORK = REPO / "demo-output"
+START = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - START:6.1f}s] {message}", flush=True)
+
+
+def airflow_env(moto_url: str) -> dict[str, str]:
+    home = WORK / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_connection_uri_json(moto_url),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # wait_primary/wait_secondary poll Batch every 30 s on AWS; local jobs take seconds
+        "FACEIDX_BATCH_POLL_SECONDS": "5",
+    }
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_ENDPOINT_URL", None)
+    return env
+
+
+def airflow(env: dict[str, str], log_name: str, *args: str) -> Path:
+    """Run an ``airflow`` CLI command; its output goes to demo-output/logs/<log_name>.log."""
+    log_path = WORK / "logs" / f"{log_name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as out:
+        code = subprocess.run(
+            [sys.executable, "-m", "airflow", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        ).returncode
+    if code != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-40:])
+        raise SystemExit(f"`airflow {' '.join(args[:3])}` failed (exit {code}); see {log_path}\n{tail}")
+    return log_path
+
+
+def tables_from_log(log_path: Path, titles: tuple[str, ...]) -> str:
+    """The tables our tasks logged, cut out of an ``airflow dags test`` log."""
+    lines = log_path.read_text().splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if any(line.rstrip().endswith(t) for t in titles):
+            block = [titles[[line.rstrip().endswith(t) for t in titles].index(True)]]
+            for row in lines[i + 1 :]:
+                if not row.strip() or row.startswith("20") or row.startswith("["):
+                    break
+                block.append(row.split(" [faceidx")[0].split(" [airflow")[0])
+            out.append("\n".join(block))
+    return "\n\n".join(out)
+
+
+def upload_photos(s3: Any, photos: list[Path], count: int) -> list[str]:
+    keys = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        key = f"photos/copy {i // len(photos):03d}/{photo.name}"  # a space: keys arrive URL-encoded
+        s3.upload_file(str(photo), INPUT_BUCKET, key)
+        keys.append(key)
+    return keys
+
+
+def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+class Progress:
+    """Prints worker events and, every few seconds, the queue depth and what was indexed so far."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self.sqs, self.queue_url = sqs, queue_url
+        self.images = self.faces = self.errors = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def on_line(self, run: LocalJobRun, line: str) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(record, dict) or "_aws" in record:
+            return
+        event = record.get("event")
+        if event == "batch":
+            with self._lock:
+                self.images += int(record.get("images", 0))
+                self.faces += int(record.get("faces", 0))
+                self.errors += int(record.get("errors", 0))
+        elif event == "summary":
+            say(
+                f"worker {run.label} ({run.job_id[:8]}) exited: {record.get('images')} images, "
+                f"{record.get('faces')} faces, {record.get('errors')} errors, "
+                f"{record.get('images_per_s')} images/s, reason {record.get('exit_reason')}"
+            )
+        elif event in ("start", "started", "ready"):
+            say(f"worker {run.label} ({run.job_id[:8]}) started")
+
+    def _loop(self, compute: LocalBatchCompute) -> None:
+        while not self._stop.wait(5):
+            visible, in_flight = queue_depth(self.sqs, self.queue_url)
+            with self._lock:
+                done = (self.images, self.faces, self.errors)
+            say(
+                f"queue: {visible} waiting, {in_flight} in flight | workers running: {compute.busy} | "
+                f"indexed: {done[0]} images, {done[1]} faces, {done[2]} errors"
+            )
+
+    def start(self, compute: LocalBatchCompute) -> None:
+        threading.Thread(target=self._loop, args=(compute,), daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def similarity_query(rows: list[dict[str, Any]]) -> str:
+    faces = [r for r in rows if r["status"] == "ok" and r["face_index"] is not None]
+    if not faces:
+        return "no face in the index: nothing to query"
+    by_photo: dict[str, list[dict[str, Any]]] = {}
+    for face in faces:
+        by_photo.setdefault(face["image_key"].rsplit("/", 1)[-1], []).append(face)
+    probe_photo = next(
+        (p for p in ("obama.jpg", "t1.jpg", "astronaut.png") if p in by_photo), sorted(by_photo)[0]
+    )
+    probe = by_photo[probe_photo][0]
+    others = [f for f in faces if f["image_key"].rsplit("/", 1)[-1] != probe_photo]
+    best: dict[str, tuple[float, dict[str, Any]]] = {}
+    for score, face in nearest_faces(probe["embedding"], others, top=len(others)):
+        photo = face["image_key"].rsplit("/", 1)[-1]
+        if photo not in best:
+            best[photo] = (score, face)
+        if len(best) == 5:
+            break
+    return format_table(
+        ("cosine", "image key", "face", "box"),
+        [
+            (round(score, 3), face["image_key"], face["face_index"], [round(v) for v in face["bbox"]])
+            for score, face in best.values()
+        ],
+        title=(
+            f"Nearest faces to face {probe['face_index']} of "
+            f"s3://{probe['image_bucket']}/{probe['image_key']} (one best face per other photo)"
+        ),
+    )
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    count = int(os.environ.get("DEMO_IMAGES", "240"))
+    threshold = int(os.environ.get("DEMO_SECONDARY_THRESHOLD", "100"))
+    assets = Path(os.environ.get("FACEIDX_ASSETS", REPO.parent / "shared" / "assets"))
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+
+    model_dir, model_source = resolve_model_pack(assets, WORK)
+    photos, photo_source = sample_photos(assets)
+    say(f"model pack {model_dir.name} ({model_source}); {len(photos)} photos ({photo_source})")
+
+    moto = start_moto_server(load_managed_policies=True)
+    say(f"embedded AWS (moto) listening on {moto.url}; aws_default points at it")
+    env = airflow_env(moto.url)
+    airflow(env, "db-migrate", "db", "migrate")
+    say("Airflow metadata database ready (sqlite in demo-output/airflow)")
+
+    s3, sqs = moto.client("s3"), moto.client("sqs")
+    for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
+        ensure_bucket(s3, bucket)
+    service_role = ensure_service_role(moto.client("iam"))
+    subnets, groups = default_network(moto.client("ec2"))
+    bootstrap_conf = {
+        "input_bucket": INPUT_BUCKET,
+        "output_uri": OUTPUT_URI,
+        "subnets": subnets,
+        "security_group_ids": groups,
+        "worker_image": "faceidx-worker:local",
+        "queue_name": QUEUE_NAME,
+        "service_role_arn": service_role,
+        "dry_run": False,
+    }
+    say("running face_infra_bootstrap (dry_run off) against moto ...")
+    log = airflow(
+        env,
+        "face_infra_bootstrap",
+        "dags",
+        "test",
+        "face_infra_bootstrap",
+        "--conf",
+        json.dumps(bootstrap_conf),
+    )
+    summary = tables_from_log(log, ("face_infra_bootstrap summary",))
+    print(summary or f"(bootstrap summary in {log})", flush=True)
+    queue_url = sqs.get_queue_url(QueueName=QUEUE_NAME)["QueueUrl"]
+
+    say(f"uploading {count} photos to s3://{INPUT_BUCKET}/photos/ ...")
+    keys = upload_photos(s3, photos, count)
+    deadline = time.monotonic() + 60
+    while queue_depth(sqs, queue_url)[0] < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    visible, _ = queue_depth(sqs, queue_url)
+    say(f"S3 notifications queued {visible} messages ({count} images + the s3:TestEvent)")
+
+    overrides = {
+        "FACE_MODEL_DIR": str(model_dir),
+        "REQUIRE_GPU": "0",  # no GPU here; the job definition asks for one on AWS
+        "MAX_IDLE_SECONDS": "8",
+        "RECEIVE_WAIT_SECONDS": "2",
+        "ORT_THREADS": "1",
+        "DOWNLOAD_THREADS": "2",
+        "FLUSH_MAX_SECONDS": "10",
+    }
+    say(
+        "local Batch compute overrides (logged, not hidden): "
+        + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    )
+    progress = Progress(sqs, queue_url)
+    compute = LocalBatchCompute(
+        moto.url, REPO / "worker", overrides, max_parallel=4, on_line=progress.on_line
+    )
+    conf = {"secondary_threshold": threshold, "sensor_timeout_seconds": 60}
+    say(f"running face_indexing with {json.dumps(conf)} (queue URL from the Variable the bootstrap set) ...")
+    with compute:
+        progress.start(compute)
+        log = airflow(env, "face_indexing", "dags", "test", "face_indexing", "--conf", json.dumps(conf))
+        compute.wait_idle(timeout=600)
+        progress.stop()
+    print(
+        tables_from_log(
+            log,
+            (
+                "face_indexing scaling decision",
+                "Workers (one row per plain job or array child; read from CloudWatch Logs)",
+                "face_indexing run summary",
+            ),
+        ),
+        flush=True,
+    )
+
+    index_dir = WORK / "index"
+    paginator = s3.get_paginator("list_objects_v2")
+    parts = [o["Key"] for page in paginator.paginate(Bucket=OUTPUT_BUCKET) for o in page.get("Contents", [])]
+    for key in parts:
+        target = index_dir / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(OUTPUT_BUCKET, key, str(target))
+    rows = deduplicate(read_index(index_dir).to_pylist()) if parts else []
+    images = {(r["image_key"], r["image_etag"]) for r in rows}
+    ok_images = {(r["image_key"], r["image_etag"]) for r in rows if r["status"] == "ok"}
+    faces = sum(1 for r in rows if r["status"] == "ok" and r["face_index"] is not None)
+    visible, in_flight = queue_depth(sqs, queue_url)
+    jobs = [(r.label, r.job_id, r.exit_code, round(r.stopped - r.started, 1)) for r in compute.runs]
+    print(
+        format_table(
+            ("item", "value"),
+            [
+                ("images uploaded", len(keys)),
+                ("images indexed (ok)", len(ok_images)),
+                ("error rows", sum(1 for r in rows if r["status"] == "error")),
+                ("images missing from the index", len({k for k in keys} - {k for k, _ in images})),
+                ("faces found", faces),
+                ("queue left (waiting / in flight)", f"{visible} / {in_flight}"),
+                ("worker processes (Batch jobs and array children)", len(jobs)),
+                ("Parquet files", f"{len(parts)} under {OUTPUT_URI}faces/ (copied to {index_dir})"),
+                ("wall time", f"{time.monotonic() - START:.0f} s"),
+            ],
+            title="faceidx demo: result",
+        ),
+        flush=True,
+    )
+    print(
+        format_table(("worker", "job id", "exit code", "seconds"), jobs, title="Worker processes"), flush=True
+    )
+    print(similarity_query(rows), flush=True)
+    print(f"Logs: {WORK / 'logs'} (Airflow task logs of both DAG runs)", flush=True)
+    moto.stop()
+    missing = len(set(keys) - {k for k, _ in images})
+    return 0 if missing == 0 and all(r.exit_code == 0 for r in compute.runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
