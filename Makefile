@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck demo bench soak simulate lock clean worker-venv-check
+.PHONY: help venv test test-fast lint fmt typecheck demo bench soak simulate parse-times lock clean
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"
+	@echo "make parse-times - how long each DAG file takes to parse"
 	@echo "make lock      - re-resolve requirements.lock and worker/requirements.lock"
 
 # The venv is rebuilt whenever the pinned files change (stale) or it is missing.
@@ -40,7 +41,7 @@ lock:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint worker/Dockerfile
+	$(VENV)/bin/hadolint worker/Dockerfile docker/airflow.Dockerfile
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
@@ -67,6 +68,9 @@ soak: $(STAMP)
 
 simulate: $(STAMP)
 	$(PY) benchmarks/simulate.py
+
+parse-times: $(STAMP)
+	$(PY) scripts/dag_parse_times.py
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache
