@@ -11,7 +11,8 @@
 
 Environment: ``DEMO_IMAGES`` (default 240 photos), ``DEMO_SECONDARY_THRESHOLD`` (default 100, so the
 default size runs both the primary job and a secondary array job), ``FACE_MODEL_DIR``,
-``FACEIDX_ASSETS`` (default ../shared/assets). Everything it writes goes to ``demo-output/``.
+``FACEIDX_ASSETS`` (default ../shared/assets). Everything it writes goes to ``demo-output/``
+(``DEMO_OUTPUT``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ INPUT_BUCKET = "faceidx-demo-photos"
 OUTPUT_BUCKET = "faceidx-demo-index"
 OUTPUT_URI = f"s3://{OUTPUT_BUCKET}/v1/"
 QUEUE_NAME = "faceidx-work"
-WORK = REPO / "demo-output"
+WORK = Path(os.environ.get("DEMO_OUTPUT", REPO / "demo-output"))
 START = time.monotonic()
 
 

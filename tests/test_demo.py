@@ -1,0 +1,43 @@
+"""``make demo`` end to end, at a small size: the real DAGs, moto, and real worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_indexes_every_image_through_both_queues(tmp_path, assets_dir):
+    env = {
+        **os.environ,
+        "DEMO_IMAGES": "30",
+        "DEMO_SECONDARY_THRESHOLD": "10",  # 30 images: a primary job and a secondary array of 3
+        "DEMO_OUTPUT": str(tmp_path / "demo"),
+        "FACEIDX_ASSETS": str(assets_dir),
+    }
+    env.pop("AIRFLOW_HOME", None)
+    env.pop("AIRFLOW_CONN_AWS_DEFAULT", None)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "demo.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-5000:]
+    assert re.search(r"images indexed \(ok\)\s+30\b", out), out[-3000:]
+    assert re.search(r"images missing from the index\s+0\b", out)
+    assert "decision: secondary            array job of 3" in out
+    assert "decision: primary              plain job" in out
+    assert re.search(r"worker processes \(Batch jobs and array children\)\s+4\b", out)
+    assert "Nearest faces to face" in out
+    assert list((tmp_path / "demo" / "index").rglob("*.parquet"))
