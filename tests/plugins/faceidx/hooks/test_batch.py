@@ -23,7 +23,9 @@ def test_empty_queues_count_zero(hook):
 
 
 def test_finished_jobs_are_not_active(hook, moto):
-    moto.client("batch").submit_job(jobName="done", jobQueue=PRIMARY_JOB_QUEUE, jobDefinition="face-recognition-job")
+    moto.client("batch").submit_job(
+        jobName="done", jobQueue=PRIMARY_JOB_QUEUE, jobDefinition="face-recognition-job"
+    )
     assert hook.count_active_jobs(PRIMARY_JOB_QUEUE).workers == 0
 
 

@@ -31,7 +31,11 @@ def test_success_when_backlog_arrives(moto):
     sqs.send_message(QueueUrl=url, MessageBody="one")
     events = _events(_trigger(url, 1, 5))
     assert events == [
-        {"status": "success", "depth": {"visible": 1, "in_flight": 0, "delayed": 0}, "message": events[0]["message"]}
+        {
+            "status": "success",
+            "depth": {"visible": 1, "in_flight": 0, "delayed": 0},
+            "message": events[0]["message"],
+        }
     ]
     assert sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"] == "one"
 
