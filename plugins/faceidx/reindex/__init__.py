@@ -1,0 +1,23 @@
+"""face_reindex: queue already-uploaded images again, one data interval per DAG run.
+
+Modules, by kind (the DAG file imports only this one, which imports nothing heavy):
+
+* ``selection``: pure decisions: the data interval, prefix rendering, which listed objects to queue;
+* ``events``: pure builders of S3-event-shaped SQS messages and of SendMessageBatch failure handling;
+* ``index``: which images the Parquet index already holds (pyarrow, reading only four columns);
+* ``hooks``: the AWS calls (S3 listing and reads through ``S3Hook``, sending through ``SqsHook``);
+* ``run``: the task bodies that tie them together and log what they did.
+"""
+
+from __future__ import annotations
+
+# face_infra_bootstrap reads the input bucket from this Variable too (faceidx.infra.values).
+VAR_INPUT_BUCKET = "faceidx_input_bucket"
+
+# The suffixes the bootstrap's S3 notification sends to the queue (matched here case-insensitively).
+DEFAULT_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+SELECT_AUTO = "auto"
+SELECT_PREFIX = "prefix"
+SELECT_LAST_MODIFIED = "last_modified"
+SELECT_MODES = (SELECT_AUTO, SELECT_PREFIX, SELECT_LAST_MODIFIED)

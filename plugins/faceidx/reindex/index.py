@@ -1,0 +1,191 @@
+"""Which images the Parquet index already holds: the lookup behind ``only_missing``.
+
+The worker writes ``<OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet`` (``dt`` = the day it
+indexed the rows) with one row per face, or one row per image without faces or with an error. Here only
+four columns are read (``image_bucket``, ``image_key``, ``image_etag``, ``status``): pyarrow fetches
+just those column chunks plus the footer, so the embeddings are never downloaded.
+
+pyarrow is imported inside the functions: this module must stay cheap to import.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from faceidx.reindex.selection import ReindexRequestError, normalise_etag
+
+INDEX_COLUMNS = ("image_bucket", "image_key", "image_etag", "status")
+STATUS_OK = "ok"
+INDEX_DIR = "faces"
+_DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
+
+
+@dataclass(frozen=True)
+class IndexLocation:
+    """The index root: an S3 bucket + prefix, or a local directory (as the worker's OUTPUT_URI)."""
+
+    bucket: str | None
+    prefix: str
+    local_dir: Path | None
+
+    @property
+    def is_s3(self) -> bool:
+        return self.bucket is not None
+
+    @property
+    def faces_prefix(self) -> str:
+        """The key prefix of the index files in the bucket, ending in ``/``."""
+        return "/".join(p for p in (self.prefix.strip("/"), INDEX_DIR) if p) + "/"
+
+    def describe(self) -> str:
+        if self.bucket is not None:
+            return f"s3://{self.bucket}/{self.faces_prefix}"
+        return str(self.local_dir / INDEX_DIR) if self.local_dir else "?"
+
+
+def parse_output_uri(raw: str) -> IndexLocation:
+    """``s3://bucket/prefix`` or a local directory (``file://`` allowed), as the worker accepts."""
+    raw = raw.strip()
+    if not raw:
+        raise ReindexRequestError(
+            "only_missing needs the index location: set the output_uri Param or the Airflow Variable "
+            "faceidx_output_uri (face_infra_bootstrap sets it), or turn only_missing off."
+        )
+    if raw.startswith("s3://"):
+        bucket, _, prefix = raw[len("s3://") :].partition("/")
+        if not bucket:
+            raise ReindexRequestError(f"output_uri {raw!r} has no bucket: use s3://bucket/prefix")
+        return IndexLocation(bucket=bucket, prefix=prefix.strip("/"), local_dir=None)
+    if "://" in raw and not raw.startswith("file://"):
+        raise ReindexRequestError(f"output_uri {raw!r}: only s3:// URIs or local directories are supported")
+    return IndexLocation(bucket=None, prefix="", local_dir=Path(raw.removeprefix("file://")).expanduser())
+
+
+def partition_day(key: str) -> date | None:
+    """The ``dt=`` day of an index file key or path; ``None`` for anything else."""
+    if not key.endswith(".parquet"):
+        return None
+    match = _DAY.search(key)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def local_index_files(location: IndexLocation) -> list[tuple[str, int]]:
+    """``(path, size)`` of every ``.parquet`` file under ``<dir>/faces/``."""
+    assert location.local_dir is not None
+    root = location.local_dir / INDEX_DIR
+    if not root.is_dir():
+        return []
+    return sorted((str(p), p.stat().st_size) for p in root.rglob("*.parquet") if p.is_file())
+
+
+def indexed_pairs_in_file(source: IO[bytes] | str, bucket: str, keys: frozenset[str]) -> set[tuple[str, str]]:
+    """``(key, bare etag)`` of the ``ok`` rows in one index file for ``bucket`` whose key is in ``keys``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    name = getattr(source, "name", source)
+    try:
+        parquet = pq.ParquetFile(source)
+        missing = [c for c in INDEX_COLUMNS if c not in parquet.schema_arrow.names]
+        if missing:
+            raise ReindexRequestError(
+                f"index file {name} lacks column(s) {', '.join(missing)}: it was not written by the faceidx "
+                "worker. Point output_uri at the worker's OUTPUT_URI."
+            )
+        table = parquet.read(columns=list(INDEX_COLUMNS))
+    except (pa.ArrowException, OSError) as exc:
+        raise ReindexRequestError(
+            f"index file {name} cannot be read as Parquet ({exc}). Move the damaged file out of the index "
+            "(the worker writes whole files only), or run with only_missing off."
+        ) from exc
+    mask = pc.and_(
+        pc.and_(pc.equal(table["status"], STATUS_OK), pc.equal(table["image_bucket"], bucket)),
+        pc.is_in(table["image_key"], value_set=pa.array(sorted(keys), type=pa.string())),
+    )
+    hits = table.filter(pc.fill_null(mask, False))
+    pairs: set[tuple[str, str]] = set()
+    for key, etag in zip(hits["image_key"].to_pylist(), hits["image_etag"].to_pylist(), strict=True):
+        bare = normalise_etag(etag)
+        if bare is not None:
+            pairs.add((key, bare))
+    return pairs
+
+
+def lookup_indexed(
+    files: Iterable[str],
+    opener: Callable[[str], Any],
+    *,
+    bucket: str,
+    keys: Iterable[str],
+) -> set[tuple[str, str]]:
+    """Union of :func:`indexed_pairs_in_file` over ``files``; ``opener(name)`` gives a file-like or path."""
+    wanted = frozenset(keys)
+    found: set[tuple[str, str]] = set()
+    if not wanted:
+        return found
+    for name in files:
+        found |= indexed_pairs_in_file(opener(name), bucket, wanted)
+    return found
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable, read-only file over ranged reads: ``fetch(start, end_inclusive) -> bytes``.
+
+    Lets pyarrow read a Parquet footer and a few column chunks of a large S3 object without
+    downloading the rest. Small objects are better fetched whole (see ``hooks``).
+    """
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str = "") -> None:
+        super().__init__()
+        self._fetch = fetch
+        self._size = size
+        self._position = 0
+        self.name = name
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position} in {self.name}")
+        self._position = position
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._position >= self._size or len(view) == 0:
+            return 0
+        end = min(self._position + len(view), self._size) - 1
+        data = self._fetch(self._position, end)
+        count = len(data)
+        view[:count] = data
+        self._position += count
+        self.requests += 1
+        return count

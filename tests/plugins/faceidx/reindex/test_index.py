@@ -1,0 +1,165 @@
+"""The only_missing lookup: worker-written Parquet files, read four columns at a time."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from faceidx.reindex import hooks as reindex_hooks
+from faceidx.reindex.hooks import ReindexS3Hook
+from faceidx.reindex.index import (
+    RangeReader,
+    indexed_pairs_in_file,
+    local_index_files,
+    lookup_indexed,
+    parse_output_uri,
+    partition_day,
+)
+from faceidx.reindex.selection import ReindexRequestError
+from tests.support.reindex_moto import INPUT_BUCKET, OUTPUT_BUCKET, index_file_bytes, write_index
+
+AT = datetime(2026, 11, 21, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("uri", "bucket", "faces_prefix", "local"),
+    [
+        ("s3://idx/v1", "idx", "v1/faces/", None),
+        ("s3://idx/v1/", "idx", "v1/faces/", None),
+        ("s3://idx", "idx", "faces/", None),
+        ("/data/index", None, "faces/", Path("/data/index")),
+        ("file:///data/index", None, "faces/", Path("/data/index")),
+    ],
+)
+def test_parse_output_uri(uri, bucket, faces_prefix, local):
+    location = parse_output_uri(uri)
+    assert (location.bucket, location.faces_prefix, location.local_dir) == (bucket, faces_prefix, local)
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [("", "faceidx_output_uri"), ("s3:///x", "has no bucket"), ("gs://b/x", "only s3://")],
+)
+def test_parse_output_uri_errors(uri, message):
+    with pytest.raises(ReindexRequestError, match=message):
+        parse_output_uri(uri)
+
+
+@pytest.mark.parametrize(
+    ("key", "day"),
+    [
+        ("v1/faces/dt=2026-11-21/part-1.parquet", date(2026, 11, 21)),
+        ("faces/dt=2026-01-02/part-x.parquet", date(2026, 1, 2)),
+        ("/tmp/out/faces/dt=2026-01-02/part-x.parquet", date(2026, 1, 2)),
+        ("v1/faces/part-1.parquet", None),
+        ("v1/faces/dt=2026-13-40/part-1.parquet", None),
+        ("v1/faces/dt=2026-11-21/part-1.parquet.tmp", None),
+    ],
+)
+def test_partition_day(key, day):
+    assert partition_day(key) == day
+
+
+def test_only_ok_rows_of_the_bucket_and_keys_asked_for_count():
+    data = index_file_bytes(
+        [("a.jpg", "e1", "ok"), ("b.jpg", "e2", "error"), ("c.jpg", '"e3"', "ok"), ("d.jpg", None, "ok")],
+        indexed_at=AT,
+    )
+    pairs = indexed_pairs_in_file(
+        io.BytesIO(data), INPUT_BUCKET, frozenset({"a.jpg", "b.jpg", "c.jpg", "d.jpg"})
+    )
+    assert pairs == {("a.jpg", "e1"), ("c.jpg", "e3")}  # quotes normalised; no etag: no match
+    assert indexed_pairs_in_file(io.BytesIO(data), "other-bucket", frozenset({"a.jpg"})) == set()
+    assert indexed_pairs_in_file(io.BytesIO(data), INPUT_BUCKET, frozenset({"c.jpg"})) == {("c.jpg", "e3")}
+
+
+def test_a_file_not_written_by_the_worker_is_refused():
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"image_key": ["a.jpg"]}), buffer)
+    buffer.seek(0)
+    with pytest.raises(ReindexRequestError, match="lacks column"):
+        indexed_pairs_in_file(buffer, INPUT_BUCKET, frozenset({"a.jpg"}))
+
+
+def test_a_damaged_file_is_named():
+    data = index_file_bytes([("a.jpg", "e1", "ok")], indexed_at=AT)
+    damaged = io.BytesIO(data[: len(data) // 2])
+    damaged.name = "s3://idx/v1/faces/dt=2026-11-21/part-1.parquet"
+    with pytest.raises(ReindexRequestError, match=r"part-1\.parquet cannot be read as Parquet"):
+        indexed_pairs_in_file(damaged, INPUT_BUCKET, frozenset({"a.jpg"}))
+
+
+def test_ranged_reads_fetch_a_small_part_of_a_big_file():
+    """2,000 images x 4 faces x 512-d embeddings: the four columns are a tiny share of the bytes."""
+    images = [(f"img-{n:05d}.jpg", f"etag{n}", "ok") for n in range(2000)]
+    data = index_file_bytes(images, indexed_at=AT, faces=4, dim=512)
+    fetched = []
+
+    def fetch(start, end):
+        fetched.append(end - start + 1)
+        return data[start : end + 1]
+
+    reader = RangeReader(fetch, len(data), name="big.parquet")
+    pairs = indexed_pairs_in_file(
+        reader, INPUT_BUCKET, frozenset({"img-00007.jpg", "img-01999.jpg", "nope.jpg"})
+    )
+    assert pairs == {("img-00007.jpg", "etag7"), ("img-01999.jpg", "etag1999")}
+    assert len(data) > 10_000_000
+    assert sum(fetched) < len(data) / 20, f"read {sum(fetched):,} of {len(data):,} bytes"
+    print(f"index file {len(data):,} B: {len(fetched)} ranged reads, {sum(fetched):,} B fetched")
+
+
+def test_range_reader_behaves_like_a_file():
+    data = bytes(range(256)) * 4
+    reader = RangeReader(lambda s, e: data[s : e + 1], len(data))
+    assert reader.seek(-4, io.SEEK_END) == len(data) - 4
+    assert reader.read(10) == data[-4:]
+    assert reader.read(1) == b""
+    reader.seek(100)
+    reader.seek(5, io.SEEK_CUR)
+    assert reader.read(3) == data[105:108]
+    with pytest.raises(ValueError, match="negative"):
+        reader.seek(-1)
+
+
+def test_local_index_directory(tmp_path):
+    for day, images in (("2026-11-20", [("a.jpg", "e1", "ok")]), ("2026-11-21", [("b.jpg", "e2", "ok")])):
+        target = tmp_path / "faces" / f"dt={day}" / "part-1.parquet"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(index_file_bytes(images, indexed_at=AT))
+    (tmp_path / "faces" / "dt=2026-11-21" / "notes.txt").write_text("not an index file")
+    location = parse_output_uri(f"file://{tmp_path}")
+    files = [name for name, _ in local_index_files(location)]
+    assert len(files) == 2
+    assert lookup_indexed(files, lambda n: n, bucket=INPUT_BUCKET, keys=["a.jpg", "b.jpg", "c.jpg"]) == {
+        ("a.jpg", "e1"),
+        ("b.jpg", "e2"),
+    }
+    assert local_index_files(parse_output_uri(str(tmp_path / "absent"))) == []
+
+
+@pytest.mark.parametrize("whole_object_bytes", [reindex_hooks.WHOLE_OBJECT_BYTES, 0])
+def test_index_on_s3_through_the_hook(moto, monkeypatch, whole_object_bytes):
+    """Small files come in one GET, big ones by ranges; both through the Airflow connection."""
+    monkeypatch.setattr(reindex_hooks, "WHOLE_OBJECT_BYTES", whole_object_bytes)
+    moto.client("s3").create_bucket(Bucket=OUTPUT_BUCKET)
+    write_index(moto, [("a.jpg", "e1", "ok"), ("b.jpg", "e2", "error")], indexed_at=AT)
+    write_index(moto, [("c.jpg", "e3", "ok")], indexed_at=AT, prefix="v2")  # another index: not read
+    hook = ReindexS3Hook(aws_conn_id="aws_default")
+    location = parse_output_uri(f"s3://{OUTPUT_BUCKET}/v1/")
+    files = hook.list_index_files(location)
+    assert len(files) == 1
+    sizes = dict(files)
+    pairs = lookup_indexed(
+        sizes,
+        lambda key: hook.open_index_file(OUTPUT_BUCKET, key, sizes[key]),
+        bucket=INPUT_BUCKET,
+        keys=["a.jpg", "b.jpg", "c.jpg"],
+    )
+    assert pairs == {("a.jpg", "e1")}
