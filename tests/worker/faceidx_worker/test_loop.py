@@ -1,0 +1,147 @@
+"""The loop in-process with the real small model pack and moto: retries, heartbeats, multi-record messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from faceidx_worker.fetch import LoadedImage, S3ImageLoader
+from faceidx_worker.loop import WorkerLoop
+from faceidx_worker.metrics import EmfMetrics
+from faceidx_worker.model import InsightFaceModelPack
+from faceidx_worker.queue import SqsWorkQueue
+from faceidx_worker.settings import load_settings
+from faceidx_worker.sink import ParquetSink
+from tests.support.worker_harness import queue_counts, read_output_table, s3_event_body, s3_record
+
+pytestmark = pytest.mark.assets
+
+
+@pytest.fixture(scope="module")
+def model(small_pack):
+    pack = InsightFaceModelPack(small_pack, ort_threads=1)
+    pack.load()
+    return pack
+
+
+def _loop(world, model, small_pack, load_image=None, **env):
+    settings = load_settings(
+        {
+            "QUEUE_URL": world.queue_url,
+            "OUTPUT_URI": f"s3://{world.output_bucket}/idx",
+            "FACE_MODEL_DIR": str(small_pack),
+            "MAX_IDLE_SECONDS": "1.5",
+            "RECEIVE_WAIT_SECONDS": "1",
+            "FLUSH_MAX_SECONDS": "0.5",
+            "DOWNLOAD_THREADS": "2",
+            **{k: str(v) for k, v in env.items()},
+        }
+    )
+    loader = S3ImageLoader(
+        world.s3,
+        max_image_bytes=settings.max_image_bytes,
+        max_image_pixels=settings.max_image_pixels,
+        decode_min_side=settings.decode_min_side,
+    )
+    return WorkerLoop(
+        settings,
+        work_queue=SqsWorkQueue(
+            world.sqs, world.queue_url, wait_seconds=1, visibility_timeout=settings.visibility_timeout
+        ),
+        load_image=load_image or loader.load,
+        model=model,
+        sink=ParquetSink(settings.output, s3_client=world.s3, max_seconds=settings.flush_max_seconds),
+        metrics=EmfMetrics(enabled=False, namespace="x", environment="local", model_pack="small_pack"),
+    ), loader
+
+
+def test_transient_failures_go_back_to_the_queue_and_end_in_the_dlq(world, model, small_pack, assets_dir):
+    data = (assets_dir / "images" / "obama.jpg").read_bytes()
+    for key in ("good.jpg", "flaky.jpg", "alone.jpg"):
+        world.put_image(key, data)
+    world.send(
+        s3_event_body([s3_record(world.input_bucket, "good.jpg"), s3_record(world.input_bucket, "flaky.jpg")])
+    )
+    world.send(s3_event_body([s3_record(world.input_bucket, "alone.jpg")]))
+
+    def flaky(ref):
+        if ref.key == "flaky.jpg":
+            return LoadedImage(ref=ref, retryable="s3://.../flaky.jpg: GetObject failed: SlowDown")
+        return loader.load(ref)
+
+    loop, loader = _loop(world, model, small_pack, load_image=flaky, RETRY_DELAY_SECONDS=0)
+    result = loop.run()
+    assert result.exit_code == 0
+    assert result.exit_reason == "idle"
+    # the two-image message was never deleted: re-delivered until the redrive policy moved it to the DLQ
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    assert queue_counts(world.sqs, world.dlq_url)[0] == 1
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    keys = [row["image_key"] for row in table.to_pylist()]
+    assert keys.count("alone.jpg") == 1
+    assert "flaky.jpg" not in keys
+    # nothing is lost: the whole message (both images) waits in the DLQ for a redrive
+    (dead,) = world.sqs.receive_message(QueueUrl=world.dlq_url)["Messages"]
+    assert "good.jpg" in dead["Body"]
+    assert "flaky.jpg" in dead["Body"]
+    assert result.summary["retried"] >= 3
+
+
+def test_heartbeat_keeps_slow_work_invisible(world, model, small_pack, assets_dir):
+    world.put_image("slow.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "slow.jpg")]))
+
+    def slow(ref):
+        time.sleep(3)  # three visibility timeouts
+        return loader.load(ref)
+
+    loop, loader = _loop(
+        world, model, small_pack, load_image=slow, VISIBILITY_TIMEOUT=1, HEARTBEAT_SECONDS=0.3
+    )
+    result = loop.run()
+    assert result.exit_code == 0
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    assert [row["image_key"] for row in table.to_pylist()] == ["slow.jpg"]  # never re-delivered meanwhile
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+
+
+def test_stop_request_releases_received_work(world, model, small_pack, assets_dir):
+    world.put_image("a.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "a.jpg")]))
+
+    def stuck(ref):
+        loop.request_stop("sigterm")  # the signal lands while the image downloads
+        time.sleep(0.5)
+        return loader.load(ref)
+
+    loop, loader = _loop(world, model, small_pack, load_image=stuck, VISIBILITY_TIMEOUT=600)
+    result = loop.run()
+    assert result.exit_reason == "sigterm"
+    assert result.exit_code == 0
+    assert queue_counts(world.sqs, world.queue_url) == (1, 0)  # released at once, not hidden for 600 s
+    assert read_output_table(world.s3, world.output_bucket, "idx/")[0] is None
+
+
+def test_a_drained_queue_is_written_and_deleted_without_waiting_for_the_flush_timer(
+    world, model, small_pack, assets_dir
+):
+    for number in range(3):
+        world.put_image(f"d{number}.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+        world.send(s3_event_body([s3_record(world.input_bucket, f"d{number}.jpg")]))
+    loop, _ = _loop(world, model, small_pack, FLUSH_MAX_SECONDS=3600, MAX_IDLE_SECONDS=600)
+    runner = threading.Thread(target=loop.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and queue_counts(world.sqs, world.queue_url) != (0, 0):
+            time.sleep(0.2)
+        assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+        assert runner.is_alive()  # deleted by the drain flush, not by the shutdown's
+        table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+        assert table.num_rows == 3
+    finally:
+        loop.request_stop("sigterm")
+        runner.join(30)
+    assert not runner.is_alive()

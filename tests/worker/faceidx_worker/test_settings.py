@@ -1,0 +1,130 @@
+"""Environment parsing: defaults, bounds, and a named variable for every bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceidx_worker.settings import SettingsError, build_job_id, load_settings, parse_output_uri
+
+
+@pytest.fixture
+def base(tmp_path):
+    return {
+        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/faceidx-work",
+        "OUTPUT_URI": "s3://index-bucket/faces-v1/",
+        "FACE_MODEL_DIR": str(tmp_path),
+    }
+
+
+def test_defaults_follow_the_contract(base, tmp_path):
+    settings = load_settings(base)
+    assert settings.det_thresh == 0.5
+    assert settings.det_size == 640
+    assert settings.det_small_size == 128
+    assert settings.max_idle_seconds == 60
+    assert settings.allowed_buckets is None
+    assert settings.require_gpu is False
+    assert settings.receive_wait_seconds == 20
+    assert settings.receive_max_messages == 10
+    assert settings.decode_min_side == 1280
+    assert settings.decode_threads >= 1
+    assert settings.download_threads == 8
+    assert settings.output.bucket == "index-bucket"
+    assert settings.output.prefix == "faces-v1"
+    assert settings.model_name == tmp_path.name
+    assert settings.job_id == "local"
+    assert settings.queue_role == "local"
+    assert settings.metrics_enabled is True
+
+
+def test_values_are_parsed(base):
+    settings = load_settings(
+        {
+            **base,
+            "DET_THRESH": "0.6",
+            "DET_SIZE": "960",
+            "ALLOWED_BUCKETS": "a, b,,c",
+            "REQUIRE_GPU": "true",
+            "METRICS_ENABLED": "off",
+            "MODEL_NAME": "buffalo_l",
+            "FACEIDX_QUEUE_ROLE": "Secondary",
+            "FACEIDX_DAG_RUN_ID": "manual__1",
+        }
+    )
+    assert settings.det_thresh == 0.6
+    assert settings.decode_min_side == 1920
+    assert settings.allowed_buckets == frozenset({"a", "b", "c"})
+    assert settings.require_gpu is True
+    assert settings.metrics_enabled is False
+    assert settings.model_name == "buffalo_l"
+    assert settings.queue_role == "secondary"
+    assert settings.dag_run_id == "manual__1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("QUEUE_URL", None),
+        ("QUEUE_URL", "faceidx-work"),
+        ("OUTPUT_URI", None),
+        ("OUTPUT_URI", "s3:///prefix"),
+        ("OUTPUT_URI", "gs://bucket/x"),
+        ("FACE_MODEL_DIR", None),
+        ("FACE_MODEL_DIR", "/does/not/exist"),
+        ("DET_THRESH", "1.0"),
+        ("DET_THRESH", "half"),
+        ("DET_SIZE", "650"),
+        ("DET_SMALL_SIZE", "640"),
+        ("MAX_IDLE_SECONDS", "-1"),
+        ("MAX_IMAGE_BYTES", "0"),
+        ("MAX_IMAGE_PIXELS", "lots"),
+        ("REQUIRE_GPU", "maybe"),
+        ("ALLOWED_BUCKETS", " , "),
+        ("RECEIVE_WAIT_SECONDS", "21"),
+        ("RECEIVE_MAX_MESSAGES", "11"),
+        ("DECODE_THREADS", "0"),
+        ("HEARTBEAT_SECONDS", "300"),
+        ("SHUTDOWN_GRACE_SECONDS", "30"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_values_name_the_variable(base, variable, value):
+    env = dict(base)
+    if value is None:
+        env.pop(variable)
+    else:
+        env[variable] = value
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert caught.value.variable == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "local"),
+        ({"AWS_BATCH_JOB_ID": "abc"}, "abc"),
+        ({"AWS_BATCH_JOB_ID": "abc", "AWS_BATCH_JOB_ARRAY_INDEX": "4"}, "abc:4"),
+        ({"AWS_BATCH_JOB_ID": "abc:4", "AWS_BATCH_JOB_ARRAY_INDEX": "4"}, "abc:4"),
+        ({"AWS_BATCH_JOB_ARRAY_INDEX": "2"}, "local:2"),
+    ],
+)
+def test_job_id(env, expected):
+    assert build_job_id(env) == expected
+
+
+@pytest.mark.parametrize(
+    ("uri", "bucket", "prefix", "local"),
+    [
+        ("s3://b", "b", "", None),
+        ("s3://b/p/q/", "b", "p/q", None),
+        ("/tmp/out", None, "", "/tmp/out"),
+        ("file:///tmp/out", None, "", "/tmp/out"),
+    ],
+)
+def test_output_uri(uri, bucket, prefix, local):
+    location = parse_output_uri(uri)
+    assert location.bucket == bucket
+    assert location.prefix == prefix
+    assert (str(location.local_dir) if location.local_dir else None) == local

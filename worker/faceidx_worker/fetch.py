@@ -1,0 +1,159 @@
+"""Download an announced image from S3 and decode it, turning every per-image failure into a reason.
+
+Three outcomes per image:
+
+* a :class:`~faceidx_worker.images.DecodedImage`;
+* an :class:`~faceidx_worker.images.ImageError` (permanent: the image gets an ``error`` row and its
+  message is deleted): ``bucket_not_allowed``, ``too_large``, ``not_found``, ``access_denied``,
+  ``unavailable``, ``too_many_pixels``, ``decode_error``;
+* a :class:`RetryableImageError` (S3 throttling or 5xx still failing after botocore's retries, a lost
+  connection): no row is written and the message is not deleted, so SQS re-delivers it (and, after
+  ``maxReceiveCount`` receives, moves it to the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from faceidx_worker.events import ImageRef
+from faceidx_worker.images import DecodedImage, ImageError, decode_image
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+_UNAVAILABLE = {"InvalidObjectState"}
+
+
+class RetryableImageError(Exception):
+    """A transient failure: leave the message for re-delivery rather than writing an error row."""
+
+
+@dataclass
+class LoadedImage:
+    """What the download/decode stage hands to inference for one image."""
+
+    ref: ImageRef
+    etag: str | None = None
+    image: DecodedImage | None = None
+    error: ImageError | None = None
+    retryable: str | None = None
+    nbytes: int = 0
+    download_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+
+class S3ImageLoader:
+    """Fetch + decode one image; thread-safe (boto3 clients are), so a pool of threads shares it."""
+
+    def __init__(
+        self,
+        s3_client: Any,
+        *,
+        max_image_bytes: int,
+        max_image_pixels: int,
+        decode_min_side: int,
+        allowed_buckets: Collection[str] | None = None,
+        decode_threads: int = 0,
+    ) -> None:
+        self.s3 = s3_client
+        self.max_image_bytes = max_image_bytes
+        self.max_image_pixels = max_image_pixels
+        self.decode_min_side = decode_min_side
+        self.allowed_buckets = allowed_buckets
+        # Downloads wait on the network and may be many; decoding needs a core. Bounding the decoders
+        # leaves the inference thread a core of its own instead of a 1/N share among N decoders.
+        self._decode_slots = threading.BoundedSemaphore(decode_threads) if decode_threads > 0 else None
+
+    def load(self, ref: ImageRef) -> LoadedImage:
+        result = LoadedImage(ref=ref, etag=ref.etag)
+        started = time.perf_counter()
+        try:
+            data, etag = self.download(ref)
+        except ImageError as exc:
+            result.error = exc
+            return result
+        except RetryableImageError as exc:
+            result.retryable = str(exc)
+            return result
+        finally:
+            result.download_seconds = time.perf_counter() - started
+        result.etag = etag or ref.etag
+        result.nbytes = len(data)
+        if self._decode_slots is not None:
+            self._decode_slots.acquire()
+        started = time.perf_counter()
+        try:
+            result.image = decode_image(data, max_pixels=self.max_image_pixels, min_side=self.decode_min_side)
+        except ImageError as exc:
+            result.error = exc
+        finally:
+            result.decode_seconds = time.perf_counter() - started
+            if self._decode_slots is not None:
+                self._decode_slots.release()
+        return result
+
+    def download(self, ref: ImageRef) -> tuple[bytes, str | None]:
+        """The object's bytes and ETag. Size limits are checked before any byte of the body is read."""
+        if self.allowed_buckets is not None and ref.bucket not in self.allowed_buckets:
+            raise ImageError(
+                "bucket_not_allowed",
+                f"s3://{ref.bucket}/{ref.key}: bucket {ref.bucket} is not in ALLOWED_BUCKETS",
+            )
+        where = f"s3://{ref.bucket}/{ref.key}"
+        size = ref.size
+        if size is None:
+            head = self._call(where, "HeadObject", self.s3.head_object, Bucket=ref.bucket, Key=ref.key)
+            size = int(head.get("ContentLength", 0))
+        self._check_size(where, size, "event" if ref.size is not None else "HeadObject")
+        response = self._call(where, "GetObject", self.s3.get_object, Bucket=ref.bucket, Key=ref.key)
+        body = response["Body"]
+        try:
+            self._check_size(where, int(response.get("ContentLength", 0)), "GetObject")
+            try:
+                data = body.read(self.max_image_bytes + 1)
+            except (BotoCoreError, OSError) as exc:
+                raise RetryableImageError(f"{where}: reading the body failed: {exc}") from None
+        finally:
+            body.close()
+        self._check_size(where, len(data), "downloaded")
+        if not data:
+            raise ImageError("decode_error", f"{where} is empty (0 bytes)")
+        etag = response.get("ETag")
+        return data, etag.strip('"') if isinstance(etag, str) else None
+
+    def _check_size(self, where: str, size: int, source: str) -> None:
+        if size > self.max_image_bytes:
+            raise ImageError(
+                "too_large", f"{where} is {size} bytes ({source}) > MAX_IMAGE_BYTES {self.max_image_bytes}"
+            )
+
+    @staticmethod
+    def _call(where: str, operation: str, method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _UNAVAILABLE:
+                raise ImageError(
+                    "unavailable", f"{where}: {operation} says {code} (archived object)"
+                ) from None
+            if code in _NOT_FOUND or status == "404":
+                raise ImageError("not_found", f"{where}: {operation} says {code or status}") from None
+            if code in _DENIED or status == "403":
+                raise ImageError(
+                    "access_denied",
+                    f"{where}: {operation} says {code or status}; grant the job role s3:GetObject "
+                    "(and s3:ListBucket, or S3 reports missing keys as 403)",
+                ) from None
+            raise RetryableImageError(
+                f"{where}: {operation} failed: {code or status} {error.get('Message', '')}"
+            ) from None
+        except BotoCoreError as exc:
+            raise RetryableImageError(f"{where}: {operation} failed: {exc}") from None

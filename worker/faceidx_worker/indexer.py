@@ -1,0 +1,110 @@
+"""Index a batch of decoded images: detect each, align every face, embed all faces in batched calls.
+
+The recognizer sees the faces of the whole batch at once (the win on a GPU); boxes and landmarks are
+mapped back from the (possibly DCT-reduced) decoded pixels to the original image's pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceidx_worker.fetch import LoadedImage
+from faceidx_worker.images import ImageError
+from faceidx_worker.model import FaceModel
+from faceidx_worker.rows import DetectedFace, ImageOutcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchTimings:
+    detect: float = 0.0
+    embed: float = 0.0
+
+
+@dataclass
+class IndexedBatch:
+    outcomes: list[ImageOutcome]
+    timings: BatchTimings = field(default_factory=BatchTimings)
+
+
+def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatch:
+    """One outcome per loaded image, in order. ``loaded`` items with ``retryable`` set are not accepted."""
+    timings = BatchTimings()
+    detections: list[tuple[np.ndarray, np.ndarray] | None] = []
+    crops: list[np.ndarray] = []
+    for item in loaded:
+        if item.retryable is not None:
+            raise ValueError(f"{item.ref.key}: a retryable failure has no outcome; leave its message instead")
+        if item.image is None or item.error is not None:
+            detections.append(None)
+            continue
+        started = time.perf_counter()
+        try:
+            boxes, landmarks = model.detect(item.image.pixels)
+            timings.detect += time.perf_counter() - started
+            started = time.perf_counter()
+            image_crops = [model.align(item.image.pixels, points) for points in landmarks]
+            timings.embed += time.perf_counter() - started
+        except Exception as exc:  # odd geometry (e.g. 1 x 20000 pixels) must not stop the batch
+            log.exception(
+                "inference failed on s3://%s/%s: an inference_error row", item.ref.bucket, item.ref.key
+            )
+            item.error = ImageError("inference_error", f"{type(exc).__name__}: {exc}")
+            detections.append(None)
+            continue
+        crops.extend(image_crops)
+        detections.append((boxes, landmarks))
+
+    started = time.perf_counter()
+    embeddings = model.embed(crops) if crops else np.empty((0, 0), dtype=np.float32)
+    timings.embed += time.perf_counter() - started
+
+    outcomes = []
+    cursor = 0
+    for item, found in zip(loaded, detections, strict=True):
+        if found is None:
+            error = item.error
+            outcomes.append(
+                ImageOutcome(
+                    bucket=item.ref.bucket,
+                    key=item.ref.key,
+                    etag=item.etag,
+                    width=error.width if error else None,
+                    height=error.height if error else None,
+                    error=error.row_text if error else "decode_error: nothing decoded",
+                )
+            )
+            continue
+        assert item.image is not None
+        boxes, landmarks = found
+        scale_x, scale_y = item.image.scale
+        faces = []
+        for index in range(boxes.shape[0]):
+            bbox = boxes[index, :4] * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
+            points = landmarks[index] * np.array([scale_x, scale_y], dtype=np.float32)
+            faces.append(
+                DetectedFace(
+                    bbox=bbox.astype(np.float32),
+                    landmarks=points.astype(np.float32),
+                    det_score=float(boxes[index, 4]),
+                    embedding=embeddings[cursor + index],
+                )
+            )
+        cursor += boxes.shape[0]
+        outcomes.append(
+            ImageOutcome(
+                bucket=item.ref.bucket,
+                key=item.ref.key,
+                etag=item.etag,
+                width=item.image.width,
+                height=item.image.height,
+                faces=tuple(faces),
+            )
+        )
+    return IndexedBatch(outcomes=outcomes, timings=timings)

@@ -1,0 +1,396 @@
+"""The worker loop: receive -> download+decode (thread pool) -> batched inference -> Parquet -> delete.
+
+Threads:
+
+* **intake** (:mod:`faceidx_worker.intake`): the SQS receiver and the visibility heartbeat;
+* **download pool** (``DOWNLOAD_THREADS``): fetch and decode, so the models never wait on S3 or libjpeg;
+* **inference** (the main thread): takes up to ``IMAGE_BATCH`` decoded images, detects, embeds all
+  their faces in batched calls, adds the rows to the sink, and when the sink is due flushes it and
+  deletes the messages whose images are all written.
+
+Flushing: when the sink reaches ``FLUSH_MAX_BYTES`` or ``FLUSH_MAX_SECONDS``, or as soon as the queue
+comes back empty with every received image computed (a drained queue is written and deleted at once;
+a steady backlog never drains, so files stay large while there is work).
+
+Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``) stops receiving, flushes what
+is finished, deletes what is written, releases everything else with visibility 0 and returns. A fatal
+error (the sink or SQS failing after botocore's retries) releases what it can and returns exit code 1:
+no unwritten message is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as queue_module
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from faceidx_worker.fetch import LoadedImage
+from faceidx_worker.images import ImageError
+from faceidx_worker.indexer import index_images
+from faceidx_worker.intake import QueueConfigError, SqsIntake
+from faceidx_worker.jsonlog import emit_event
+from faceidx_worker.metrics import EmfMetrics
+from faceidx_worker.model import FaceModel
+from faceidx_worker.queue import SqsWorkQueue
+from faceidx_worker.rows import outcome_rows
+from faceidx_worker.settings import WorkerSettings
+from faceidx_worker.sink import ParquetSink
+from faceidx_worker.tracking import MessageTracker, RunStats, WorkItem
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+INFERENCE_FAILURE_LIMIT = 8  # consecutive inference_error images that mean the model itself is broken
+_POLL = 0.2  # seconds the inference thread waits for a decoded image before re-checking its state
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    exit_reason: str
+    summary: dict[str, Any]
+
+
+class WorkerLoop:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        work_queue: SqsWorkQueue,
+        load_image: Callable[[Any], LoadedImage],
+        model: FaceModel,
+        sink: ParquetSink,
+        metrics: EmfMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.queue = work_queue
+        self.load_image = load_image
+        self.model = model
+        self.sink = sink
+        self.metrics = metrics
+        self.clock = clock
+        self.stats = RunStats()
+        self.tracker = MessageTracker()
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._stop_requested_at: float | None = None
+        self._fatal: BaseException | None = None
+        self._sqs_lock = threading.Lock()  # heartbeat extends never race deletes/releases
+        self._downloads: queue_module.Queue[WorkItem] = queue_module.Queue()
+        self._ready: queue_module.Queue[tuple[WorkItem, LoadedImage]] = queue_module.Queue(
+            maxsize=max(2 * settings.image_batch, settings.download_threads)
+        )
+        self._last_activity = clock()
+        self._started = clock()
+        self._threads: list[threading.Thread] = []
+        self._inference_failures = 0
+        self._cpu_started = time.process_time()
+        self.intake = SqsIntake(
+            settings,
+            work_queue=work_queue,
+            tracker=self.tracker,
+            downloads=self._downloads,
+            stop=self._stop,
+            sqs_lock=self._sqs_lock,
+            stats=self.stats,
+            clock=clock,
+            idle_seconds_left=self._idle_seconds_left,
+            on_work=self._touch,
+            on_fatal=self._fail,
+        )
+
+    # -- control ------------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Ask the loop to stop (signal handlers call this). Idempotent: the first reason wins."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._stop_requested_at = self.clock()
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self.request_stop("error")
+
+    # -- threads ------------------------------------------------------------------------------
+    def _touch(self) -> None:
+        self._last_activity = self.clock()
+
+    def _idle_seconds_left(self) -> float | None:
+        """Seconds before the idle exit, or ``None`` while work is in flight."""
+        if self.tracker.count() or not self._ready.empty():
+            return None
+        return self.settings.max_idle_seconds - (self.clock() - self._last_activity)
+
+    def _start_threads(self) -> None:
+        self.intake.start()
+        for number in range(self.settings.download_threads):
+            self._threads.append(
+                threading.Thread(target=self._download_loop, name=f"download-{number}", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
+
+    def _download_loop(self) -> None:
+        while True:
+            item = self._downloads.get()
+            if self.stopping or item.tracked.finished:
+                continue  # its message is (or will be) released or handed back
+            try:
+                loaded = self.load_image(item.ref)
+            except Exception as exc:  # a bug or an unexpected library error: one error row, logged
+                log.exception("unexpected failure loading s3://%s/%s", item.ref.bucket, item.ref.key)
+                loaded = LoadedImage(
+                    ref=item.ref, error=ImageError("decode_error", f"unexpected {type(exc).__name__}: {exc}")
+                )
+            while not self.stopping:
+                try:
+                    self._ready.put((item, loaded), timeout=_POLL)
+                    break
+                except queue_module.Full:
+                    continue
+
+    # -- inference ----------------------------------------------------------------------------
+    def _gather(self) -> list[tuple[WorkItem, LoadedImage]]:
+        started = self.clock()
+        try:
+            batch = [self._ready.get(timeout=_POLL)]
+        except queue_module.Empty:
+            if self.tracker.count() == 0 and self._downloads.empty():
+                self.stats.idle_seconds += self.clock() - started
+            return []
+        while len(batch) < self.settings.image_batch:
+            try:
+                batch.append(self._ready.get_nowait())
+            except queue_module.Empty:
+                break
+        return [(item, loaded) for item, loaded in batch if not item.tracked.finished]
+
+    def _process(self, batch: list[tuple[WorkItem, LoadedImage]]) -> None:
+        started = time.perf_counter()
+        retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
+        work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
+        for item, loaded in retry:
+            self._hand_back(item, loaded)
+        if not work:
+            return
+        indexed = index_images(self.model, [loaded for _, loaded in work])
+        indexed_at = datetime.now(UTC)
+        faces = errors = 0
+        reasons: Counter[str] = Counter()
+        for outcome in indexed.outcomes:
+            if outcome.error_reason == "inference_error":
+                self._inference_failures += 1
+            elif outcome.ok:
+                self._inference_failures = 0
+        if self._inference_failures >= INFERENCE_FAILURE_LIMIT:
+            raise RuntimeError(
+                f"{self._inference_failures} images in a row failed inference: the model or the GPU is "
+                "broken, not the images (see the inference_error warnings above)"
+            )
+        for (item, _), outcome in zip(work, indexed.outcomes, strict=True):
+            rows = outcome_rows(
+                outcome, model=self.settings.model_name, job_id=self.settings.job_id, indexed_at=indexed_at
+            )
+            self.sink.add(rows, item)
+            faces += len(outcome.faces)
+            if outcome.error_reason is not None:
+                errors += 1
+                reasons[outcome.error_reason] += 1
+        self.tracker.mark_processed([item for item, _ in work])
+        stages = {
+            "download": sum(loaded.download_seconds for _, loaded in work),
+            "decode": sum(loaded.decode_seconds for _, loaded in work),
+            "detect": indexed.timings.detect,
+            "embed": indexed.timings.embed,
+        }
+        seconds = time.perf_counter() - started
+        self.stats.images += len(work)
+        self.stats.faces += faces
+        self.stats.errors += errors
+        self.stats.batches += 1
+        self.stats.errors_by_reason.update(reasons)
+        self._last_activity = self.clock()
+        emit_event(
+            {
+                "event": "batch",
+                "images": len(work),
+                "faces": faces,
+                "errors": errors,
+                "seconds": round(seconds, 4),
+                "error_reasons": dict(reasons),
+                "stage_seconds": {name: round(value, 4) for name, value in stages.items()},
+                "reduced_decodes": sum(1 for _, x in work if x.image is not None and x.image.factor > 1),
+                "pending_rows": self.sink.pending_rows,
+                "in_flight_messages": self.tracker.count(),
+            }
+        )
+        self.metrics.batch(images=len(work), faces=faces, errors_by_reason=reasons, stage_seconds=stages)
+
+    def _hand_back(self, item: WorkItem, loaded: LoadedImage) -> None:
+        self.stats.retried += 1
+        tracked = self.tracker.give_up(item)
+        log.warning(
+            "transient failure on s3://%s/%s: %s. Its message %s goes back to the queue in %ss; after "
+            "maxReceiveCount receives SQS moves it to the dead-letter queue",
+            item.ref.bucket,
+            item.ref.key,
+            loaded.retryable,
+            item.tracked.message.message_id,
+            self.settings.retry_delay_seconds,
+        )
+        if tracked is not None:
+            with self._sqs_lock:
+                self.queue.change_visibility(
+                    [tracked.message], self.settings.retry_delay_seconds, action="hand back"
+                )
+
+    def _flush(self) -> None:
+        result = self.sink.flush()
+        if not result.tokens:
+            return
+        self.stats.rows_written += result.rows
+        self.stats.files_written += len(result.files)
+        self.metrics.flush(rows=result.rows, seconds=result.seconds)
+        self._last_activity = self.clock()
+        complete = self.tracker.mark_written(result.tokens)
+        with self._sqs_lock:
+            refused = self.queue.delete([t.message for t in complete]) if complete else []
+        self.stats.messages_deleted += len(complete) - len(refused)
+        emit_event(
+            {
+                "event": "flush",
+                "rows": result.rows,
+                "files": result.files,
+                "seconds": round(result.seconds, 4),
+                "messages_deleted": len(complete) - len(refused),
+            }
+        )
+
+    def _drained(self) -> bool:
+        """The queue came back empty and every received image is computed: write now."""
+        return (
+            self.sink.pending_tokens > 0
+            and self.intake.queue_looked_empty
+            and self._ready.empty()
+            and self._downloads.empty()
+            and self.tracker.all_processed()
+        )
+
+    def _idle_expired(self) -> bool:
+        if self.tracker.count() or not self._ready.empty() or not self._downloads.empty():
+            return False
+        return self.clock() - self._last_activity >= self.settings.max_idle_seconds
+
+    # -- run ----------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self._cpu_started = time.process_time()
+        self._started = self.clock()
+        self._last_activity = self._started
+        self._start_threads()
+        exit_code = EXIT_OK
+        try:
+            while not self.stopping:
+                batch = self._gather()
+                if batch:
+                    self._process(batch)
+                if self.sink.should_flush() or self._drained():
+                    self._flush()
+                if self._idle_expired():
+                    self.request_stop("idle")
+            if self._fatal is not None:
+                raise self._fatal
+            self._flush()  # what is finished is written before anything is released
+        except QueueConfigError as exc:
+            log.error("%s: fix QUEUE_URL (or the region/endpoint) and resubmit", exc)
+            exit_code = EXIT_BAD_CONFIG
+            self.request_stop("error")
+        except Exception as exc:
+            log.exception(
+                "the worker is stopping on a persistent failure (%s): no unwritten message was deleted; "
+                "they return to the queue. Check the job role's SQS/S3 permissions and OUTPUT_URI",
+                exc,
+            )
+            exit_code = EXIT_FAILURE
+            self.request_stop("error")
+        finally:
+            self._shutdown()
+        reason = self._stop_reason or "stopped"
+        summary = self._summary(reason)
+        emit_event(summary)
+        self.metrics.final(
+            images_per_second=summary["images_per_s"],
+            idle_seconds=summary["idle_seconds"],
+            run_seconds=summary["run_seconds"],
+        )
+        return RunResult(exit_code=exit_code, exit_reason=reason, summary=summary)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        remaining = self.tracker.close()
+        if remaining:
+            try:
+                with self._sqs_lock:
+                    refused = self.queue.release([t.message for t in remaining])
+                self.stats.messages_released += len(remaining) - len(refused)
+            except Exception:
+                log.exception(
+                    "releasing %s unfinished messages failed: they reappear after their visibility timeout "
+                    "(%ss) instead of at once",
+                    len(remaining),
+                    self.settings.visibility_timeout,
+                )
+        began = self._stop_requested_at if self._stop_requested_at is not None else self.clock()
+        budget = self.settings.shutdown_grace_seconds - (self.clock() - began)
+        if not self.intake.join_receiver(budget):
+            log.warning(
+                "the SQS long poll did not return within the shutdown grace period; messages it "
+                "receives stay invisible for up to %ss",
+                self.settings.visibility_timeout,
+            )
+
+    def _summary(self, reason: str) -> dict[str, Any]:
+        run_seconds = self.clock() - self._started
+        idle = min(self.stats.idle_seconds, run_seconds)
+        busy = run_seconds - idle
+        rate = self.stats.images / busy if self.stats.images and busy > 0 else 0.0
+        s = self.settings
+        return {
+            "event": "summary",
+            "images": self.stats.images,
+            "faces": self.stats.faces,
+            "errors": self.stats.errors,
+            "images_per_s": round(rate, 3),
+            "idle_seconds": round(idle, 3),
+            "run_seconds": round(run_seconds, 3),
+            "cpu_seconds": round(time.process_time() - self._cpu_started, 3),
+            "error_reasons": dict(self.stats.errors_by_reason),
+            "batches": self.stats.batches,
+            "rows_written": self.stats.rows_written,
+            "files_written": self.stats.files_written,
+            "messages_deleted": self.stats.messages_deleted,
+            "messages_released": self.stats.messages_released,
+            "messages_malformed": self.stats.messages_malformed,
+            "messages_skipped": self.stats.messages_skipped,
+            "retried": self.stats.retried,
+            "model": s.model_name,
+            "job_id": s.job_id,
+            "queue_role": s.queue_role,
+            "dag_id": s.dag_id,
+            "dag_run_id": s.dag_run_id,
+            "exit_reason": reason,
+        }

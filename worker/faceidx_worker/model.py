@@ -1,0 +1,327 @@
+"""The face models: insightface's ``model_zoo`` SCRFD detector and ArcFace recognizer on ONNX Runtime.
+
+The loop talks to a :class:`FaceModel` (a small protocol); :class:`InsightFaceModelPack` implements it
+and loads nothing until :meth:`load` is called (sessions are heavy; settings errors come first).
+
+* **Pack layout**: ``FACE_MODEL_DIR`` holds ``*.onnx`` files like an insightface pack (``buffalo_l``).
+  Each file is classified from its ONNX inputs/outputs as insightface's router does: >= 5 outputs is a
+  detector; one square input of 112+ (multiple of 16, not the 192/96 landmark/attribute sizes) with
+  one output is a recognizer; anything else (landmarks, gender/age) is ignored. Exactly one of each.
+* **Providers**: CUDA first when ONNX Runtime offers it, then CPU. ``active_provider`` is what the
+  created sessions really use (ORT silently falls back to CPU when CUDA cannot start).
+* **Detection**: like insightface 2.1's ``FaceAnalysis`` with its default (auto) det size, two passes
+  merged by NMS: ``DET_SIZE`` (640) and ``DET_SMALL_SIZE`` (128, finds faces that fill a small image).
+  A detector with a fixed input size (``scrfd_500m_bnkps_640.onnx``) always gets its own size; the
+  small pass then shrinks the image into a corner of that fixed canvas.
+* **Recognition**: aligned crops of many images go through one batched call (chunks of
+  ``EMBED_BATCH``). A recognizer whose batch axis is fixed to 1, or that fails on a batch, is fed one
+  face at a time. Embeddings are L2-normalized float32.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class ModelPackError(ValueError):
+    """FACE_MODEL_DIR does not hold a usable detector + recognizer pair."""
+
+
+class FaceModel(Protocol):
+    name: str
+
+    def load(self) -> None: ...
+
+    @property
+    def active_provider(self) -> str: ...
+
+    @property
+    def embedding_size(self) -> int: ...
+
+    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def align(self, pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class PackFiles:
+    detector: Path
+    recognizer: Path
+    ignored: tuple[Path, ...]
+
+
+def _dims(value_info: Any) -> list[int | str]:
+    dims: list[int | str] = []
+    for dim in value_info.type.tensor_type.shape.dim:
+        dims.append(int(dim.dim_value) if dim.dim_value > 0 else (dim.dim_param or "?"))
+    return dims
+
+
+def classify_onnx(path: Path) -> str:
+    """``detection``, ``recognition`` or ``other``, from the graph's inputs and outputs only."""
+    import onnx
+
+    model = onnx.load_model(str(path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    outputs = list(model.graph.output)
+    if len(outputs) >= 5:
+        return "detection"
+    if len(inputs) != 1 or len(outputs) != 1:
+        return "other"
+    shape = _dims(inputs[0])
+    if len(shape) != 4:
+        return "other"
+    height, width = shape[2], shape[3]
+    if isinstance(height, int) and height == width and height >= 112 and height % 16 == 0:
+        if height in (192, 96):  # insightface's landmark and attribute models
+            return "other"
+        return "recognition"
+    return "other"
+
+
+def find_pack_files(model_dir: Path) -> PackFiles:
+    """The detector and recognizer in ``model_dir``. Raises :class:`ModelPackError` naming what is wrong."""
+    files = sorted(model_dir.glob("*.onnx"))
+    if not files:
+        raise ModelPackError(f"{model_dir} holds no .onnx file")
+    found: dict[str, list[Path]] = {"detection": [], "recognition": [], "other": []}
+    for path in files:
+        try:
+            found[classify_onnx(path)].append(path)
+        except Exception as exc:  # onnx raises DecodeError and friends: name the file and stop
+            raise ModelPackError(f"{path} is not a readable ONNX model: {exc}") from exc
+    for task in ("detection", "recognition"):
+        if len(found[task]) != 1:
+            names = ", ".join(p.name for p in found[task]) or "none"
+            raise ModelPackError(f"{model_dir} must hold exactly one {task} model, found {names}")
+    return PackFiles(found["detection"][0], found["recognition"][0], tuple(found["other"]))
+
+
+def choose_providers(available: list[str] | None = None) -> list[str]:
+    """CUDA first when ONNX Runtime offers it, then CPU (never TensorRT/Azure implicitly)."""
+    if available is None:
+        import onnxruntime
+
+        available = list(onnxruntime.get_available_providers())
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+def l2_normalize(features: np.ndarray) -> np.ndarray:
+    features = np.asarray(features, dtype=np.float32)
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+class InsightFaceModelPack:
+    """SCRFD + ArcFace from one pack folder, loaded lazily. Thread use: one inference thread."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        name: str | None = None,
+        det_thresh: float = 0.5,
+        det_size: int = 640,
+        det_small_size: int = 128,
+        embed_batch: int = 64,
+        ort_threads: int = 0,
+        providers: list[str] | None = None,
+    ) -> None:
+        self.model_dir = Path(model_dir)
+        self.name = name or self.model_dir.resolve().name
+        self.det_thresh = det_thresh
+        self.det_size = det_size
+        self.det_small_size = det_small_size
+        self.embed_batch = embed_batch
+        self.ort_threads = ort_threads
+        self.requested_providers = providers
+        self.files: PackFiles | None = None
+        self.detector: Any = None
+        self.recognizer: Any = None
+        self.batch_one = False
+        self.static_size: tuple[int, int] | None = None
+        self.det_sizes: list[tuple[int, int]] = []
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self) -> None:
+        if self.detector is not None:
+            return
+        import onnxruntime
+        from insightface.model_zoo import model_zoo
+        from insightface.model_zoo.arcface_onnx import ArcFaceONNX
+        from insightface.model_zoo.scrfd import SCRFD
+
+        onnxruntime.set_default_logger_severity(3)
+        self.files = find_pack_files(self.model_dir)
+        providers = self.requested_providers or choose_providers()
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        if self.ort_threads:
+            options.intra_op_num_threads = self.ort_threads
+        if CUDA not in providers:
+            # ONNX Runtime's CPU threads spin-wait between runs by default, stealing the cores the
+            # download/decode threads need; on the GPU path the sessions barely use CPU threads.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        detector = model_zoo.get_model(str(self.files.detector), providers=providers, sess_options=options)
+        recognizer = model_zoo.get_model(
+            str(self.files.recognizer), providers=providers, sess_options=options
+        )
+        if not isinstance(detector, SCRFD):
+            raise ModelPackError(f"{self.files.detector} did not load as an SCRFD detector")
+        if not detector.use_kps:
+            raise ModelPackError(f"{self.files.detector} gives no landmarks; the recognizer needs them")
+        if not isinstance(recognizer, ArcFaceONNX):
+            raise ModelPackError(f"{self.files.recognizer} did not load as an ArcFace recognizer")
+        self.static_size = detector.static_input_size
+        if self.static_size is not None:
+            self.det_sizes = [tuple(self.static_size)]
+            if (self.det_size, self.det_size) != tuple(self.static_size):
+                log.info(
+                    "detector %s has a fixed %sx%s input: DET_SIZE=%s does not apply",
+                    self.files.detector.name,
+                    *self.static_size,
+                    self.det_size,
+                )
+        else:
+            self.det_sizes = [(self.det_size, self.det_size)]
+            if self.det_small_size:
+                self.det_sizes.insert(0, (self.det_small_size, self.det_small_size))
+        detector.prepare(0, input_size=self.det_sizes, det_thresh=self.det_thresh)
+        batch_axis = recognizer.input_shape[0]
+        self.batch_one = isinstance(batch_axis, int) and batch_axis == 1
+        self.detector = detector
+        self.recognizer = recognizer
+        self._warm_up()
+        log.info(
+            "loaded model pack %s: detector %s (input %s, sizes %s), recognizer %s (%s-d, %s), providers %s",
+            self.name,
+            self.files.detector.name,
+            detector.input_shape,
+            self.det_sizes,
+            self.files.recognizer.name,
+            self.embedding_size,
+            "batch 1 only" if self.batch_one else "batched",
+            self.session_providers(),
+        )
+
+    def _warm_up(self) -> None:
+        """Build the per-size detector sessions and run the recognizer once, before the first message."""
+        blank = np.zeros((self.det_size, self.det_size, 3), dtype=np.uint8)
+        self.detect(blank)
+        size = self.recognizer.input_size[0]
+        self.recognizer.get_feat([np.zeros((size, size, 3), dtype=np.uint8)])
+
+    def session_providers(self) -> dict[str, list[str]]:
+        self._require_loaded()
+        return {
+            "detector": list(self.detector.session.get_providers()),
+            "recognizer": list(self.recognizer.session.get_providers()),
+        }
+
+    @property
+    def active_provider(self) -> str:
+        """The provider both sessions run on first; ``CPUExecutionProvider`` if either fell back."""
+        providers = self.session_providers()
+        firsts = {names[0] if names else CPU for names in providers.values()}
+        return CUDA if firsts == {CUDA} else CPU
+
+    @property
+    def embedding_size(self) -> int:
+        self._require_loaded()
+        size = self.recognizer.output_shape[-1]
+        return int(size) if isinstance(size, int) else -1
+
+    def _require_loaded(self) -> None:
+        if self.detector is None:
+            raise RuntimeError("the model pack is not loaded: call load() first")
+
+    # -- inference ------------------------------------------------------------------------------
+    def detect(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes+scores (N x 5) and landmarks (N x 5 x 2) in ``pixels`` coordinates, best first."""
+        self._require_loaded()
+        if self.static_size is None:
+            dets, kpss = self.detector.detect(pixels, input_size=self.det_sizes, det_thresh=self.det_thresh)
+        else:
+            dets, kpss = self._detect_fixed_input(pixels)
+        if kpss is None:
+            kpss = np.empty((0, 5, 2), dtype=np.float32)
+        return dets.astype(np.float32, copy=False), kpss.astype(np.float32, copy=False)
+
+    def _detect_fixed_input(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A fixed-input detector: its own size, plus the small pass drawn into a corner of its canvas."""
+        import cv2
+
+        assert self.static_size is not None
+        width, height = self.static_size
+        candidates = [self.detector._detect_candidates(pixels, (width, height), self.det_thresh)]
+        small = self.det_small_size
+        if small and small < min(width, height):
+            scale = small / max(pixels.shape[0], pixels.shape[1])
+            new_w = max(1, int(pixels.shape[1] * scale))
+            new_h = max(1, int(pixels.shape[0] * scale))
+            canvas = np.zeros((height, width, 3), dtype=np.uint8)
+            canvas[:new_h, :new_w] = cv2.resize(pixels, (new_w, new_h))
+            pre, kps = self.detector._detect_candidates(canvas, (width, height), self.det_thresh)
+            if pre.shape[0]:
+                pre = pre.copy()
+                pre[:, :4] /= scale
+                kps = kps / scale if kps is not None else None
+            candidates.append((pre, kps))
+        kept = [(pre, kps) for pre, kps in candidates if pre.shape[0]]
+        if not kept:
+            return np.empty((0, 5), dtype=np.float32), np.empty((0, 5, 2), dtype=np.float32)
+        pre_det = np.vstack([pre for pre, _ in kept]).astype(np.float32)
+        kpss = np.vstack([kps for _, kps in kept])
+        order = np.argsort(-pre_det[:, 4], kind="stable")
+        pre_det, kpss = pre_det[order], kpss[order]
+        keep = self.detector.nms(pre_det)
+        return pre_det[keep], kpss[keep]
+
+    def align(self, pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The recognizer's input crop: insightface ``norm_crop`` (similarity transform to the template)."""
+        from insightface.utils import face_align
+
+        self._require_loaded()
+        with warnings.catch_warnings():
+            # scikit-image 0.26 deprecates the estimate() call insightface 2.1 makes; the result is the same.
+            warnings.simplefilter("ignore", FutureWarning)
+            return face_align.norm_crop(pixels, landmark=landmarks, image_size=self.recognizer.input_size[0])
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """L2-normalized embeddings, one row per crop, in batches (one at a time for batch-1 models)."""
+        self._require_loaded()
+        if not crops:
+            return np.empty((0, max(self.embedding_size, 0)), dtype=np.float32)
+        if self.batch_one:
+            return l2_normalize(np.vstack([self.recognizer.get_feat([crop]) for crop in crops]))
+        parts = []
+        for start in range(0, len(crops), self.embed_batch):
+            chunk = crops[start : start + self.embed_batch]
+            try:
+                parts.append(self.recognizer.get_feat(chunk))
+            except Exception as exc:  # ORT's pybind errors share no useful base class
+                if len(chunk) == 1:
+                    raise
+                log.warning(
+                    "recognizer %s failed on a batch of %s (%s); falling back to one face at a time",
+                    self.name,
+                    len(chunk),
+                    exc,
+                )
+                self.batch_one = True
+                return self.embed(crops)
+        return l2_normalize(np.vstack(parts))

@@ -1,0 +1,124 @@
+"""Book-keeping of in-flight SQS messages: which images of each are written, which may be deleted.
+
+A message may announce several images. It is deleted only when the rows of *all* its images are
+durably written; it is handed back to SQS when one of its images hit a transient failure, or when the
+worker stops first. Thread-safe: the receiver adds, the inference loop settles, the heartbeat reads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from faceidx_worker.events import ImageRef
+from faceidx_worker.queue import QueueMessage
+
+
+@dataclass
+class RunStats:
+    """Counters of one run, for the summary line (written by the receiver and the inference thread)."""
+
+    images: int = 0
+    faces: int = 0
+    errors: int = 0
+    batches: int = 0
+    retried: int = 0
+    messages_deleted: int = 0
+    messages_released: int = 0
+    messages_malformed: int = 0
+    messages_skipped: int = 0
+    rows_written: int = 0
+    files_written: int = 0
+    idle_seconds: float = 0.0
+    errors_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(eq=False)
+class TrackedMessage:
+    message: QueueMessage
+    total: int
+    received_at: float = field(default_factory=time.monotonic)
+    processed: int = 0  # images whose rows are in the sink (not yet durable)
+    written: int = 0
+    finished: bool = False  # deleted, handed back or released: no longer ours
+
+
+@dataclass(eq=False)
+class WorkItem:
+    """One image of one message, travelling through download, decode and inference."""
+
+    tracked: TrackedMessage
+    ref: ImageRef
+
+
+class MessageTracker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: list[TrackedMessage] = []
+        self._closed = False
+
+    def add(self, tracked: TrackedMessage) -> bool:
+        """Start tracking; ``False`` once the tracker is closed (the caller must release the message)."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._active.append(tracked)
+            return True
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def active(self) -> list[TrackedMessage]:
+        with self._lock:
+            return list(self._active)
+
+    def mark_processed(self, items: list[WorkItem]) -> None:
+        with self._lock:
+            for item in items:
+                item.tracked.processed += 1
+
+    def count_computing(self) -> int:
+        """Messages with images still to download, decode or infer (not those waiting for a flush)."""
+        with self._lock:
+            return sum(1 for t in self._active if t.processed < t.total)
+
+    def all_processed(self) -> bool:
+        """True when every image of every tracked message is in the sink (nothing left to compute)."""
+        with self._lock:
+            return all(t.processed >= t.total for t in self._active)
+
+    def mark_written(self, items: list[WorkItem]) -> list[TrackedMessage]:
+        """Record durably written images; return the messages that are now complete (to delete)."""
+        complete = []
+        with self._lock:
+            for item in items:
+                tracked = item.tracked
+                tracked.written += 1
+                if not tracked.finished and tracked.written >= tracked.total:
+                    tracked.finished = True
+                    complete.append(tracked)
+            self._active = [t for t in self._active if not t.finished]
+        return complete
+
+    def give_up(self, item: WorkItem) -> TrackedMessage | None:
+        """An image of this message must be retried: return the message to hand back (once)."""
+        with self._lock:
+            tracked = item.tracked
+            if tracked.finished:
+                return None
+            tracked.finished = True
+            self._active = [t for t in self._active if not t.finished]
+            return tracked
+
+    def close(self) -> list[TrackedMessage]:
+        """Refuse new messages and return every unfinished one (to release)."""
+        with self._lock:
+            self._closed = True
+            remaining = [t for t in self._active if not t.finished]
+            for tracked in remaining:
+                tracked.finished = True
+            self._active = []
+            return remaining
