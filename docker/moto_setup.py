@@ -55,7 +55,7 @@ def require_moto() -> str:
         raise NotMotoError(
             f"the {AWS_CONN_ID} connection has no endpoint_url, so it points at a real AWS account. "
             "moto_setup only prepares the local moto service: trigger face_infra_bootstrap with your "
-            "account's Params instead (docs/sections/docker.md, 'Pointing it at a real account')."
+            "account's Params instead (README.md, Docker: 'Pointing it at a real account')."
         )
     return str(endpoint)
 

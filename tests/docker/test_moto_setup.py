@@ -1,6 +1,6 @@
 """docker/moto_setup.py, and the compose stack's first steps run against its moto (no Docker needed).
 
-The documented path (docs/sections/docker.md): ``docker compose up`` runs ``moto-setup``; then
+The documented path (README.md, Docker): ``docker compose up`` runs ``moto-setup``; then
 face_infra_bootstrap runs with ``dry_run`` off and no other Params; then uploaded photos land in the work
 queue. The slow test runs exactly that against docker/moto_serve.py with the moto service's environment.
 """

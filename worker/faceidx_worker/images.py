@@ -7,7 +7,7 @@
 * A JPEG far larger than the detector needs is decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT
   scaling (``cv2.IMREAD_REDUCED_COLOR_n``, ``PIL.Image.draft``): entropy decoding still runs, but the
   inverse DCT and colour conversion shrink with the output. The reduced image keeps at least
-  ``min_side`` pixels on its long side; see docs/sections/worker.md for the accuracy measurements.
+  ``min_side`` pixels on its long side; see the README's "Worker" section for the accuracy measurements.
 """
 
 from __future__ import annotations

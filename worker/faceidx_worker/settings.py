@@ -48,7 +48,7 @@ class OutputLocation:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """Every knob of the worker. Built by :func:`load_settings`; see docs/sections/worker.md."""
+    """Every knob of the worker. Built by :func:`load_settings`; see the README's "Worker" section."""
 
     queue_url: str
     output: OutputLocation

@@ -1,6 +1,6 @@
 """The real models from ../shared/assets: face counts, identities, batching, and the odd models.
 
-Face counts are checked at DET_THRESH 0.6 (and documented in docs/sections/worker.md): at the default
+Face counts are checked at DET_THRESH 0.6 (and documented in the README's "Worker" section): at the default
 0.5, insightface's 128 pass adds a 0.56 hit on the edge person of obama_and_biden.jpg, exactly as
 insightface 2.1's FaceAnalysis does with its default (auto) det size.
 """
