@@ -10,23 +10,14 @@ import pytest
 
 from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from faceidx.planning import plan_submissions
-from tests.support.airflow_dags import load_dag, run_dag, xcom
-from tests.support.batch import create_batch_queues, hold_jobs, jobs_submitted_by_dag, submit_held
-from tests.support.sqs import create_queue, seed_messages
-
-FAST = {"sensor_timeout_seconds": 1}
+from tests.support.airflow_dags import FAST, run_dag, xcom
+from tests.support.batch import hold_jobs, jobs_submitted_by_dag, submit_held
+from tests.support.sqs import seed_messages
 
 
 @pytest.fixture
-def dag(airflow_db):
-    # loaded per test: dag.test() keeps the run_conf of a run in the DAG's params
-    return load_dag("face_indexing")
-
-
-@pytest.fixture
-def queue_url(moto):
-    create_batch_queues(moto)
-    return create_queue(moto)
+def dag(indexing_dag):
+    return indexing_dag
 
 
 def _shape(job):

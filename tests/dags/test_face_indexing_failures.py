@@ -6,16 +6,14 @@ from __future__ import annotations
 import pytest
 
 from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
-from tests.support.airflow_dags import load_dag, run_dag
+from tests.support.airflow_dags import FAST, run_dag
 from tests.support.batch import create_batch_queues, jobs_submitted_by_dag
 from tests.support.sqs import create_queue, seed_messages
 
-FAST = {"sensor_timeout_seconds": 1}
-
 
 @pytest.fixture
-def dag(airflow_db):
-    dag = load_dag("face_indexing")
+def dag(indexing_dag):
+    dag = indexing_dag
     for task in dag.tasks:  # dag.test() would wait out the retry delays of the real DAG
         task.retries = 0
     return dag

@@ -7,11 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.airflow_dags import load_dag, run_dag, xcom
-from tests.support.batch import create_batch_queues, fake_worker_logs
-from tests.support.sqs import create_queue, seed_messages
+from tests.support.airflow_dags import FAST, run_dag, xcom
+from tests.support.batch import fake_worker_logs
+from tests.support.sqs import seed_messages
 
-FAST = {"sensor_timeout_seconds": 1}
 HEALTH_CALLS: list[dict] = []
 
 
@@ -21,14 +20,8 @@ def record_health(health, context):
 
 
 @pytest.fixture
-def dag(airflow_db):
-    return load_dag("face_indexing")
-
-
-@pytest.fixture
-def queue_url(moto):
-    create_batch_queues(moto)
-    return create_queue(moto)
+def dag(indexing_dag):
+    return indexing_dag
 
 
 def _lines(images, faces, errors, summary=True):
