@@ -88,6 +88,11 @@ class SqsQueueDepthSensor(AwsBaseSensor[SqsQueueDepthHook]):
         return PokeReturnValue(is_done=ready, xcom_value=depth.to_dict())
 
     def execute(self, context: Context) -> Any:
+        if not self.queue_url:
+            raise SqsQueueDepthSensorError(
+                "No SQS queue URL: set the queue_url Param, or run face_infra_bootstrap, which stores the "
+                "work queue's URL in the Airflow Variable faceidx_queue_url."
+            )
         if self.wait_timeout not in (None, ""):
             self.timeout = float(self.wait_timeout)  # type: ignore[arg-type]
         if not self.deferrable:

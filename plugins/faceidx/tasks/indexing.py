@@ -54,8 +54,18 @@ def check_queue_health(
 ) -> dict[str, Any]:
     """Oldest message age and DLQ depth; warnings go to the log and the optional callback."""
     from faceidx.hooks.queue_health import read_queue_health
+    from faceidx.queue_health import assess_queue_health
 
-    health = read_queue_health(queue_url, int(params["max_message_age_seconds"]), aws_conn_id)
+    if queue_url:
+        health = read_queue_health(queue_url, int(params["max_message_age_seconds"]), aws_conn_id)
+    else:
+        health = assess_queue_health(
+            None,
+            None,
+            None,
+            int(params["max_message_age_seconds"]),
+            ["no queue URL configured (see sense_depth)"],
+        )
     age = health.oldest_message_age_seconds
     rows: list[tuple[str, Any]] = [
         ("oldest message age (s)", "unknown" if age is None else round(age)),

@@ -87,3 +87,8 @@ def test_missing_queue_says_what_to_do(moto):
     sensor = _sensor(f"{moto.url}/123456789012/missing")
     with pytest.raises(SqsQueueDepthError, match="Run the face_infra_bootstrap DAG"):
         sensor.poke({})
+
+
+def test_empty_queue_url_says_how_to_configure_it():
+    with pytest.raises(SqsQueueDepthSensorError, match="faceidx_queue_url"):
+        _sensor("").execute({})
