@@ -235,7 +235,11 @@ def run_worker(
                     (np.array(row["bbox"], np.float32), np.array(row["embedding"], np.float32))
                 )
     batches = [line for line in lines if line.get("event") == "batch"]
-    return {"summary": summaries[0], "faces": faces, "batches": len(batches)}
+    stages: dict[str, float] = {}
+    for line in batches:
+        for name, seconds in line.get("stage_seconds", {}).items():
+            stages[name] = stages.get(name, 0.0) + float(seconds)
+    return {"summary": summaries[0], "faces": faces, "batches": len(batches), "stage_seconds": stages}
 
 
 # -- comparison ---------------------------------------------------------------------------------
@@ -378,6 +382,8 @@ def main() -> int:
         f"batches, busy {summary['run_seconds'] - summary['idle_seconds']:.1f} s; {worker_cpu_ms:.0f} CPU-ms "
         "per image)"
     )
+    per_image = {k: 1000 * v / max(summary["images"], 1) for k, v in worker["stage_seconds"].items()}
+    print("worker stages, ms per image: " + ", ".join(f"{k} {v:.0f}" for k, v in per_image.items()))
     print(f"ratio:    {ratio:.2f}x, the median of {len(ratios)} paired runs (target >= {TARGET_RATIO})")
     quality = compare(baseline["faces"], worker["faces"])
     print(
