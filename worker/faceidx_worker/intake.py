@@ -63,6 +63,7 @@ class SqsIntake:
         self.on_work = on_work
         self.on_fatal = on_fatal
         self.queue_looked_empty = False  # the last poll returned nothing
+        self.receive_started_at: float | None = None  # set while a ReceiveMessage call is running
         self._receiver: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
 
@@ -92,7 +93,9 @@ class SqsIntake:
                 if self.tracker.count_computing() >= self.settings.prefetch_messages:
                     self.stop.wait(0.05)
                     continue
+                self.receive_started_at = self.clock()
                 messages = self.queue.receive(self._wait_seconds())
+                self.receive_started_at = None
                 self.queue_looked_empty = not messages
                 self.accept(messages)
         except ClientError as exc:

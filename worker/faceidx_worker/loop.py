@@ -294,6 +294,11 @@ class WorkerLoop:
     def _idle_expired(self) -> bool:
         if self.tracker.count() or not self._ready.empty() or not self._downloads.empty():
             return False
+        started = self.intake.receive_started_at
+        if started is not None and self.clock() - started > self.settings.receive_wait_seconds + 5:
+            # a long poll that outlives its wait is botocore retrying a failing SQS: not an empty
+            # queue. Exiting 0 here would report success; the receiver reports the failure instead.
+            return False
         return self.clock() - self._last_activity >= self.settings.max_idle_seconds
 
     # -- run ----------------------------------------------------------------------------------

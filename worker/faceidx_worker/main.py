@@ -65,8 +65,15 @@ def build_clients(settings: WorkerSettings, env: Mapping[str, str]) -> tuple[Any
     from botocore.config import Config
 
     session = boto3.session.Session(region_name=region_for(settings, env))
+    # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE are the SDK's standard variables (total attempts, mode);
+    # without them: standard mode, 8 retries (about a minute of backoff before a failure is final).
+    retries: dict[str, Any] = {"mode": env.get("AWS_RETRY_MODE") or "standard"}
+    if env.get("AWS_MAX_ATTEMPTS"):
+        retries["total_max_attempts"] = int(env["AWS_MAX_ATTEMPTS"])
+    else:
+        retries["max_attempts"] = 8
     config = Config(
-        retries={"mode": "standard", "max_attempts": 8},
+        retries=retries,  # type: ignore[arg-type]
         max_pool_connections=settings.download_threads + 4,
         read_timeout=settings.receive_wait_seconds + 40,
         connect_timeout=10,
