@@ -209,6 +209,8 @@ def test_transient_aws_errors_are_retried_and_cost_nothing(moto, proxy, small_pa
     world = create_world(moto, visibility_timeout=60)
     expected = announce(world, photos, 10, "flaky")
     rules = [proxy.add(service, op, fault, times=times) for service, op, fault, times in TRANSIENT_FAULTS]
+    # MAX_IDLE_SECONDS above RECEIVE_WAIT_SECONDS + 5 s, the longest a receive may run before the worker
+    # reads it as a failing SQS rather than an empty queue (three ReceiveMessage faults back off <= 7 s)
     run = run_worker(world.env(small_pack, proxy.url, RETRY_DELAY_SECONDS=1, MAX_IDLE_SECONDS=8), timeout=240)
     assert run.returncode == 0, run.describe()
     for rule in rules:
@@ -226,7 +228,8 @@ def test_transient_aws_errors_are_retried_and_cost_nothing(moto, proxy, small_pa
 
 # -- persistent AWS failures ------------------------------------------------------------------------
 # Each case gets its own queue, buckets and proxy; the four workers run at the same time because each
-# spends most of its life in botocore's backoff sleeps (up to about a minute before it gives up).
+# spends most of its life in botocore's backoff sleeps. AWS_MAX_ATTEMPTS=4 keeps those short (3.5 s on
+# average); with the worker's default of 9 attempts a persistent failure takes about a minute.
 MAX_ATTEMPTS = 4  # AWS_MAX_ATTEMPTS, a standard AWS SDK variable (see test_aws_max_attempts_...)
 
 
@@ -360,7 +363,7 @@ def test_persistent_s3_read_failure_hands_that_message_back_and_indexes_the_rest
 
 def test_aws_max_attempts_from_the_environment_is_honoured(persistent):
     """Issue 4: "the standard AWS_* variables apply". AWS_MAX_ATTEMPTS is one: with it at 4, a failing
-    PutObject is tried 4 times, not botocore's hard-coded 9 (8 retries: about a minute of backoff)."""
+    PutObject is tried 4 times, not the worker's default 9 (8 retries: about a minute of backoff)."""
     outcome = persistent["put"]
     assert outcome.attempts == MAX_ATTEMPTS, (
         f"PutObject was tried {outcome.attempts} times with AWS_MAX_ATTEMPTS={MAX_ATTEMPTS}: "
