@@ -84,13 +84,9 @@ def build_corpus(variants: int, quality: int = 95, noise: float = 4.0) -> list[P
 
 
 def model_pack() -> Path:
-    folder = OUT / "packs" / "small_pack"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in PACK_FILES:
-        link = folder / name
-        if not link.exists():
-            link.symlink_to(ASSETS / "models" / name)
-    return folder
+    from faceidx.local.demo_inputs import link_model_pack
+
+    return link_model_pack(ASSETS / "models", OUT / "packs" / "small_pack", PACK_FILES)
 
 
 # -- local AWS ----------------------------------------------------------------------------------

@@ -30,12 +30,9 @@ ODD_PACK = ("scrfd_500m_bnkps_640.onnx", "mobilefacenet_128d_static.onnx")
 
 def make_model_pack(folder: Path, assets: Path, files: Iterable[str] = SMALL_PACK) -> Path:
     """A FACE_MODEL_DIR-shaped folder of symlinks to the asset models (nothing is copied)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in files:
-        link = folder / name
-        if not link.exists():
-            link.symlink_to(assets / "models" / name)
-    return folder
+    from faceidx.local.demo_inputs import link_model_pack
+
+    return link_model_pack(assets / "models", folder, files)
 
 
 def s3_record(bucket: str, key: str, size: int | None = None, etag: str | None = None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import logging
 import os
 import urllib.request
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,10 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def link_small_pack(models_dir: Path, target: Path) -> Path:
-    """An insightface-style pack folder (``target``) of symlinks to the shared small models."""
+def link_model_pack(models_dir: Path, target: Path, files: Iterable[str] = SMALL_PACK) -> Path:
+    """An insightface-style pack folder (``target``) of symlinks to ``files`` in ``models_dir``."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in SMALL_PACK:
+    for name in files:
         link = target / name
         if link.is_symlink() or link.exists():
             link.unlink()
@@ -88,7 +89,7 @@ def resolve_model_pack(assets: Path, work_dir: Path, cache: Path | None = None) 
         return Path(explicit), "FACE_MODEL_DIR"
     models = assets / "models"
     if all((models / name).exists() for name in SMALL_PACK):
-        return link_small_pack(models, work_dir / "models" / "faceidx_small"), f"small pack from {models}"
+        return link_model_pack(models, work_dir / "models" / "faceidx_small"), f"small pack from {models}"
     try:
         return download_buffalo_sc(
             cache or Path.home() / ".cache" / "faceidx" / "models"
