@@ -30,6 +30,8 @@ from faceidx_worker.tracking import MessageTracker, RunStats, TrackedMessage, Wo
 
 log = logging.getLogger(__name__)
 
+DRAIN_SIGNAL_SECONDS = 0.5  # a long poll unanswered this long means the queue is empty
+
 
 class QueueConfigError(RuntimeError):
     """QUEUE_URL names a queue that does not exist (a configuration error: exit code 2)."""
@@ -66,6 +68,17 @@ class SqsIntake:
         self.receive_started_at: float | None = None  # set while a ReceiveMessage call is running
         self._receiver: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
+
+    def queue_seems_drained(self) -> bool:
+        """The last poll came back empty, or the poll in progress has waited ``DRAIN_SIGNAL_SECONDS``.
+
+        SQS answers a long poll as soon as a message is visible, so a poll still waiting means an
+        empty queue; the loop need not wait up to ``RECEIVE_WAIT_SECONDS`` for it to return.
+        """
+        if self.queue_looked_empty:
+            return True
+        started = self.receive_started_at
+        return started is not None and self.clock() - started >= DRAIN_SIGNAL_SECONDS
 
     def start(self) -> None:
         self._receiver = threading.Thread(target=self._receive_loop, name="sqs-receiver", daemon=True)

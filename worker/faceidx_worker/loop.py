@@ -3,19 +3,24 @@
 Threads:
 
 * **intake** (:mod:`faceidx_worker.intake`): the SQS receiver and the visibility heartbeat;
-* **download pool** (``DOWNLOAD_THREADS``): fetch and decode, so the models never wait on S3 or libjpeg;
-* **inference** (the main thread): takes up to ``IMAGE_BATCH`` decoded images, detects, embeds all
-  their faces in batched calls, adds the rows to the sink, and when the sink is due flushes it and
-  deletes the messages whose images are all written.
+* **download pool** (``DOWNLOAD_THREADS``): fetch and decode (at most ``DECODE_THREADS`` decoding at
+  once), so the models never wait on S3 or libjpeg;
+* **inference lanes** (``INFERENCE_THREADS``): each takes up to ``IMAGE_BATCH`` decoded images,
+  detects, and embeds all their faces in batched calls. One lane on a GPU; on a CPU one per core, so
+  single-threaded model calls keep every core busy;
+* **the loop** (the main thread): does the book-keeping of computed batches (rows into the sink,
+  hand-backs, counters, one JSON line per batch), and when the sink is due flushes it and deletes the
+  messages whose images are all written. Only this thread touches the sink and deletes messages.
 
 Flushing: when the sink reaches ``FLUSH_MAX_BYTES`` or ``FLUSH_MAX_SECONDS``, or as soon as the queue
-comes back empty with every received image computed (a drained queue is written and deleted at once;
-a steady backlog never drains, so files stay large while there is work).
+looks drained (a poll came back empty, or has waited half a second unanswered) with every received
+image computed: a drained queue is written and deleted at once, while a steady backlog never drains,
+so files stay large while there is work.
 
-Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``) stops receiving, flushes what
-is finished, deletes what is written, releases everything else with visibility 0 and returns. A fatal
-error (the sink or SQS failing after botocore's retries) releases what it can and returns exit code 1:
-no unwritten message is ever deleted.
+Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``) stops receiving, lets the
+lanes finish the batch in hand, flushes what is finished, deletes what is written, releases everything
+else with visibility 0 and returns. A fatal error (the sink or SQS failing after botocore's retries)
+releases what it can and returns exit code 1: no unwritten message is ever deleted.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
-from faceidx_worker.indexer import index_images
+from faceidx_worker.indexer import IndexedBatch, index_images
 from faceidx_worker.intake import QueueConfigError, SqsIntake
 from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
@@ -41,7 +46,7 @@ from faceidx_worker.queue import SqsWorkQueue
 from faceidx_worker.rows import outcome_rows
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
-from faceidx_worker.tracking import MessageTracker, RunStats, WorkItem
+from faceidx_worker.tracking import BusyClock, MessageTracker, RunStats, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,16 @@ EXIT_BAD_CONFIG = 2
 
 INFERENCE_FAILURE_LIMIT = 8  # consecutive inference_error images that mean the model itself is broken
 _POLL = 0.2  # seconds the inference thread waits for a decoded image before re-checking its state
+
+
+@dataclass(frozen=True)
+class ComputedBatch:
+    """A lane's finished batch, waiting for the loop's book-keeping."""
+
+    work: list[tuple[WorkItem, LoadedImage]]
+    retry: list[tuple[WorkItem, LoadedImage]]
+    indexed: IndexedBatch | None
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,9 @@ class WorkerLoop:
         self._ready: queue_module.Queue[tuple[WorkItem, LoadedImage]] = queue_module.Queue(
             maxsize=max(2 * settings.image_batch, settings.download_threads)
         )
+        self._computed: queue_module.Queue[ComputedBatch] = queue_module.Queue()
+        self._lanes: list[threading.Thread] = []
+        self._busy = BusyClock(clock)
         self._last_activity = clock()
         self._started = clock()
         self._threads: list[threading.Thread] = []
@@ -129,6 +147,7 @@ class WorkerLoop:
     # -- threads ------------------------------------------------------------------------------
     def _touch(self) -> None:
         self._last_activity = self.clock()
+        self._busy.start()
 
     def _idle_seconds_left(self) -> float | None:
         """Seconds before the idle exit, or ``None`` while work is in flight."""
@@ -142,7 +161,10 @@ class WorkerLoop:
             self._threads.append(
                 threading.Thread(target=self._download_loop, name=f"download-{number}", daemon=True)
             )
-        for thread in self._threads:
+        for number in range(max(1, self.settings.inference_threads)):
+            lane = threading.Thread(target=self._lane_loop, name=f"inference-{number}", daemon=True)
+            self._lanes.append(lane)
+        for thread in self._threads + self._lanes:
             thread.start()
 
     def _download_loop(self) -> None:
@@ -164,31 +186,60 @@ class WorkerLoop:
                 except queue_module.Full:
                     continue
 
-    # -- inference ----------------------------------------------------------------------------
+    # -- inference lanes ------------------------------------------------------------------------
+    def _lane_loop(self) -> None:
+        try:
+            while not self.stopping:
+                batch = self._gather()
+                if batch:
+                    self._computed.put(self._compute(batch))
+        except Exception as exc:  # a bug, not a bad image: index_images turns those into error rows
+            log.exception("inference lane %s failed", threading.current_thread().name)
+            self._fail(exc)
+
     def _gather(self) -> list[tuple[WorkItem, LoadedImage]]:
-        started = self.clock()
+        """Up to ``IMAGE_BATCH`` ready images, but no more than this lane's share of what is ready."""
         try:
             batch = [self._ready.get(timeout=_POLL)]
         except queue_module.Empty:
-            if self.tracker.count() == 0 and self._downloads.empty():
-                self.stats.idle_seconds += self.clock() - started
             return []
-        while len(batch) < self.settings.image_batch:
+        lanes = max(1, len(self._lanes))
+        share = -(-(self._ready.qsize() + 1) // lanes)  # ceil: one lane must not take what two could share
+        while len(batch) < min(self.settings.image_batch, share):
             try:
                 batch.append(self._ready.get_nowait())
             except queue_module.Empty:
                 break
         return [(item, loaded) for item, loaded in batch if not item.tracked.finished]
 
-    def _process(self, batch: list[tuple[WorkItem, LoadedImage]]) -> None:
+    def _compute(self, batch: list[tuple[WorkItem, LoadedImage]]) -> ComputedBatch:
         started = time.perf_counter()
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
-        for item, loaded in retry:
-            self._hand_back(item, loaded)
-        if not work:
+        indexed = index_images(self.model, [loaded for _, loaded in work]) if work else None
+        return ComputedBatch(work=work, retry=retry, indexed=indexed, seconds=time.perf_counter() - started)
+
+    # -- book-keeping (the loop thread) -----------------------------------------------------------
+    def _take_computed(self, timeout: float) -> None:
+        """Record the lanes' finished batches, waiting up to ``timeout`` for the first one."""
+        try:
+            computed = self._computed.get(timeout=timeout) if timeout > 0 else self._computed.get_nowait()
+        except queue_module.Empty:
             return
-        indexed = index_images(self.model, [loaded for _, loaded in work])
+        while True:
+            self._record(computed)
+            try:
+                computed = self._computed.get_nowait()
+            except queue_module.Empty:
+                return
+
+    def _record(self, computed: ComputedBatch) -> None:
+        started = time.perf_counter()
+        for item, loaded in computed.retry:
+            self._hand_back(item, loaded)
+        work, indexed = computed.work, computed.indexed
+        if indexed is None:
+            return
         indexed_at = datetime.now(UTC)
         faces = errors = 0
         reasons: Counter[str] = Counter()
@@ -218,7 +269,7 @@ class WorkerLoop:
             "detect": indexed.timings.detect,
             "embed": indexed.timings.embed,
         }
-        seconds = time.perf_counter() - started
+        seconds = computed.seconds + time.perf_counter() - started
         self.stats.images += len(work)
         self.stats.faces += faces
         self.stats.errors += errors
@@ -285,7 +336,7 @@ class WorkerLoop:
         """The queue came back empty and every received image is computed: write now."""
         return (
             self.sink.pending_tokens > 0
-            and self.intake.queue_looked_empty
+            and self.intake.queue_seems_drained()
             and self._ready.empty()
             and self._downloads.empty()
             and self.tracker.all_processed()
@@ -310,13 +361,15 @@ class WorkerLoop:
         exit_code = EXIT_OK
         try:
             while not self.stopping:
-                batch = self._gather()
-                if batch:
-                    self._process(batch)
+                self._take_computed(_POLL)
                 if self.sink.should_flush() or self._drained():
                     self._flush()
+                self._busy.settle(self.tracker.count)
                 if self._idle_expired():
                     self.request_stop("idle")
+            if self._fatal is not None:
+                raise self._fatal
+            self._finish_lanes()
             if self._fatal is not None:
                 raise self._fatal
             self._flush()  # what is finished is written before anything is released
@@ -344,6 +397,19 @@ class WorkerLoop:
         )
         return RunResult(exit_code=exit_code, exit_reason=reason, summary=summary)
 
+    def _finish_lanes(self) -> None:
+        """Let the lanes finish the batch in hand (within half the grace period) and record it."""
+        began = self._stop_requested_at if self._stop_requested_at is not None else self.clock()
+        deadline = began + self.settings.shutdown_grace_seconds / 2
+        for lane in self._lanes:
+            lane.join(max(0.0, deadline - self.clock()))
+        self._take_computed(0)
+        busy = [lane.name for lane in self._lanes if lane.is_alive()]
+        if busy:
+            log.warning(
+                "%s still computing at shutdown: their images are released, not written", ", ".join(busy)
+            )
+
     def _shutdown(self) -> None:
         self._stop.set()
         remaining = self.tracker.close()
@@ -367,11 +433,12 @@ class WorkerLoop:
                 "receives stay invisible for up to %ss",
                 self.settings.visibility_timeout,
             )
+        self._busy.settle(lambda: 0)  # whatever was still in flight was released above
 
     def _summary(self, reason: str) -> dict[str, Any]:
         run_seconds = self.clock() - self._started
-        idle = min(self.stats.idle_seconds, run_seconds)
-        busy = run_seconds - idle
+        busy = min(self._busy.seconds(), run_seconds)
+        idle = run_seconds - busy
         rate = self.stats.images / busy if self.stats.images and busy > 0 else 0.0
         s = self.settings
         return {

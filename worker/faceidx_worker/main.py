@@ -93,7 +93,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
 
     from faceidx_worker.model import CUDA, InsightFaceModelPack, ModelPackError, choose_providers
 
-    if settings.require_gpu and CUDA not in choose_providers():
+    gpu = CUDA in choose_providers()
+    settings = settings.with_thread_plan(gpu=gpu, cores=os.cpu_count() or 1)
+    if settings.require_gpu and not gpu:
         log.error(
             "REQUIRE_GPU is set but this ONNX Runtime offers no CUDAExecutionProvider (the CPU build is "
             "installed?): refusing to run on the CPU. Install onnxruntime-gpu, or unset REQUIRE_GPU"
@@ -107,6 +109,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         det_small_size=settings.det_small_size,
         embed_batch=settings.embed_batch,
         ort_threads=settings.ort_threads,
+        cpu_graph_rewrite=settings.cpu_graph_rewrite,
     )
     try:
         model.load()
@@ -163,12 +166,17 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     )
     install_signal_handlers(loop)
     log.info(
-        "worker started: queue %s, output %s, model %s on %s, job %s",
+        "worker started: queue %s, output %s, model %s on %s, job %s; %s inference lane(s), ONNX Runtime "
+        "threads %s, %s decode thread(s), %s download threads",
         settings.queue_url,
         settings.output.describe(),
         settings.model_name,
         model.active_provider,
         settings.job_id,
+        settings.inference_threads,
+        settings.ort_threads or "auto",
+        settings.decode_threads,
+        settings.download_threads,
     )
     return loop.run().exit_code
 

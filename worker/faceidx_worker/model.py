@@ -16,6 +16,10 @@ and loads nothing until :meth:`load` is called (sessions are heavy; settings err
 * **Recognition**: aligned crops of many images go through one batched call (chunks of
   ``EMBED_BATCH``). A recognizer whose batch axis is fixed to 1, or that fails on a batch, is fed one
   face at a time. Embeddings are L2-normalized float32.
+* **CPU sessions**: ONNX Runtime's CPU ``PRelu`` kernel is slow (half of MobileFaceNet's time), so on
+  the CPU the recognizer's ``PRelu`` nodes are rewritten as ``Max(x, 0) + Min(x, 0) * slope``: the same
+  floats, bit for bit, about 1.7x faster. ``CPU_GRAPH_REWRITE=0`` turns it off; GPU sessions always
+  run the model file as it is.
 """
 
 from __future__ import annotations
@@ -120,6 +124,45 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
     return [CUDA, CPU] if CUDA in available else [CPU]
 
 
+def rewrite_prelu(model_bytes: bytes) -> tuple[bytes, int]:
+    """The model with every float ``PRelu`` as ``Max(x, 0) + Min(x, 0) * slope``; and how many changed.
+
+    Bit-identical: for x > 0 the sum is x + (+-0), for x < 0 it is 0 + x * slope, which is what PRelu
+    computes. Models with a non-float input or an opset below 8 (no broadcasting Max/Min) come back
+    unchanged, with a count of 0.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_model_from_string(model_bytes)
+    graph = model.graph
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    float_input = all(value.type.tensor_type.elem_type == TensorProto.FLOAT for value in graph.input)
+    if opset < 8 or not float_input or not any(node.op_type == "PRelu" for node in graph.node):
+        return model_bytes, 0
+    zero = "faceidx_prelu_zero"
+    graph.initializer.append(numpy_helper.from_array(np.zeros((1,), dtype=np.float32), zero))
+    nodes = []
+    count = 0
+    for index, node in enumerate(graph.node):
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        count += 1
+        x, slope = node.input
+        (y,) = node.output
+        tag = f"faceidx_prelu_{index}"
+        nodes += [
+            helper.make_node("Max", [x, zero], [f"{tag}_pos"], name=f"{tag}_max"),
+            helper.make_node("Min", [x, zero], [f"{tag}_neg"], name=f"{tag}_min"),
+            helper.make_node("Mul", [f"{tag}_neg", slope], [f"{tag}_scaled"], name=f"{tag}_mul"),
+            helper.make_node("Add", [f"{tag}_pos", f"{tag}_scaled"], [y], name=f"{tag}_add"),
+        ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return model.SerializeToString(), count
+
+
 def l2_normalize(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float32)
     norms = np.linalg.norm(features, axis=1, keepdims=True)
@@ -140,6 +183,7 @@ class InsightFaceModelPack:
         embed_batch: int = 64,
         ort_threads: int = 0,
         providers: list[str] | None = None,
+        cpu_graph_rewrite: bool = True,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.resolve().name
@@ -149,6 +193,8 @@ class InsightFaceModelPack:
         self.embed_batch = embed_batch
         self.ort_threads = ort_threads
         self.requested_providers = providers
+        self.cpu_graph_rewrite = cpu_graph_rewrite
+        self.rewritten_prelu = 0
         self.files: PackFiles | None = None
         self.detector: Any = None
         self.recognizer: Any = None
@@ -186,6 +232,13 @@ class InsightFaceModelPack:
             raise ModelPackError(f"{self.files.detector} gives no landmarks; the recognizer needs them")
         if not isinstance(recognizer, ArcFaceONNX):
             raise ModelPackError(f"{self.files.recognizer} did not load as an ArcFace recognizer")
+        if CUDA not in providers and self.cpu_graph_rewrite:
+            rewritten, self.rewritten_prelu = rewrite_prelu(self.files.recognizer.read_bytes())
+            if self.rewritten_prelu:
+                # ArcFaceONNX keeps reading its settings from the original file; only the session changes.
+                recognizer.session = onnxruntime.InferenceSession(
+                    rewritten, sess_options=options, providers=providers
+                )
         self.static_size = detector.static_input_size
         if self.static_size is not None:
             self.det_sizes = [tuple(self.static_size)]
@@ -207,7 +260,8 @@ class InsightFaceModelPack:
         self.recognizer = recognizer
         self._warm_up()
         log.info(
-            "loaded model pack %s: detector %s (input %s, sizes %s), recognizer %s (%s-d, %s), providers %s",
+            "loaded model pack %s: detector %s (input %s, sizes %s), recognizer %s (%s-d, %s%s), "
+            "providers %s",
             self.name,
             self.files.detector.name,
             detector.input_shape,
@@ -215,6 +269,7 @@ class InsightFaceModelPack:
             self.files.recognizer.name,
             self.embedding_size,
             "batch 1 only" if self.batch_one else "batched",
+            f", {self.rewritten_prelu} PRelu rewritten for the CPU" if self.rewritten_prelu else "",
             self.session_providers(),
         )
 

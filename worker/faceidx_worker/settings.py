@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -70,13 +70,15 @@ class WorkerSettings:
     retry_delay_seconds: int = 30
     prefetch_messages: int = 20
     download_threads: int = 8
-    decode_threads: int = 1
+    decode_threads: int = 0  # 0 = auto, see with_thread_plan()
     image_batch: int = 16
     embed_batch: int = 64
     flush_max_bytes: int = 64 * _MIB
     flush_max_seconds: float = 60.0
     shutdown_grace_seconds: float = 20.0
     ort_threads: int = 0
+    inference_threads: int = 0  # 0 = auto, see with_thread_plan()
+    cpu_graph_rewrite: bool = True
     metrics_enabled: bool = True
     metrics_namespace: str = "faceidx"
     queue_role: str = "local"
@@ -84,6 +86,23 @@ class WorkerSettings:
     dag_run_id: str = ""
     job_id: str = "local"
     log_level: str = "INFO"
+
+    def with_thread_plan(self, *, gpu: bool, cores: int) -> WorkerSettings:
+        """Resolve ``INFERENCE_THREADS``, ``ORT_THREADS`` and ``DECODE_THREADS`` left at 0 (auto).
+
+        * GPU: one inference lane (the GPU runs one batch at a time; batching is the win there),
+          ONNX Runtime's own CPU thread count for the little CPU work its sessions do, and a decoder
+          on every core but one (JPEG decoding is what the GPU waits for; the lane keeps a core).
+        * CPU: one lane per core (at most 4), each running its ONNX Runtime calls single-threaded,
+          and a decoder per core. Single-threaded calls in parallel lanes keep every core busy, where
+          one lane with a multi-threaded call leaves cores waiting between calls and fights the
+          decoders for them. ``make bench`` measures the difference.
+        """
+        cores = max(1, cores)
+        lanes = self.inference_threads or (1 if gpu else min(cores, 4))
+        ort = self.ort_threads or (0 if gpu or lanes == 1 else 1)
+        decoders = self.decode_threads or (max(1, cores - 1) if gpu else cores)
+        return replace(self, inference_threads=lanes, ort_threads=ort, decode_threads=decoders)
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -224,15 +243,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         retry_delay_seconds=_number(env, "RETRY_DELAY_SECONDS", 30, int, low=0, high=43200),
         prefetch_messages=_number(env, "PREFETCH_MESSAGES", 20, int, low=1, high=1000),
         download_threads=_number(env, "DOWNLOAD_THREADS", 8, int, low=1, high=256),
-        decode_threads=_number(
-            env, "DECODE_THREADS", max(1, (os.cpu_count() or 2) - 1), int, low=1, high=256
-        ),
+        decode_threads=_number(env, "DECODE_THREADS", 0, int, low=0, high=256),
         image_batch=_number(env, "IMAGE_BATCH", 16, int, low=1, high=1024),
         embed_batch=_number(env, "EMBED_BATCH", 64, int, low=1, high=4096),
         flush_max_bytes=_number(env, "FLUSH_MAX_BYTES", 64 * _MIB, int, low=1),
         flush_max_seconds=_number(env, "FLUSH_MAX_SECONDS", 60.0, float, low=0),
         shutdown_grace_seconds=_number(env, "SHUTDOWN_GRACE_SECONDS", 20.0, float, low=1, high=23),
         ort_threads=_number(env, "ORT_THREADS", 0, int, low=0, high=256),
+        inference_threads=_number(env, "INFERENCE_THREADS", 0, int, low=0, high=64),
+        cpu_graph_rewrite=_bool(env, "CPU_GRAPH_REWRITE", True),
         metrics_enabled=_bool(env, "METRICS_ENABLED", True),
         metrics_namespace=_get(env, "METRICS_NAMESPACE") or "faceidx",
         queue_role=role,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faceidx_worker.events import ImageRef
@@ -31,8 +32,38 @@ class RunStats:
     messages_skipped: int = 0
     rows_written: int = 0
     files_written: int = 0
-    idle_seconds: float = 0.0
     errors_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+class BusyClock:
+    """Wall time with work in flight: from the first received message until none is left.
+
+    The receiver calls :meth:`start` after it tracks a message; the loop calls :meth:`settle` with the
+    tracked count after every step. Both hold the clock's lock, so a message tracked while the loop
+    reads a count of 0 restarts the clock right after it stops. Idle time is the run's rest.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._total = 0.0
+
+    def start(self) -> None:
+        with self._lock:
+            if self._since is None:
+                self._since = self._clock()
+
+    def settle(self, in_flight: Callable[[], int]) -> None:
+        with self._lock:
+            if self._since is not None and in_flight() == 0:
+                self._total += self._clock() - self._since
+                self._since = None
+
+    def seconds(self) -> float:
+        with self._lock:
+            running = self._clock() - self._since if self._since is not None else 0.0
+            return self._total + running
 
 
 @dataclass(eq=False)

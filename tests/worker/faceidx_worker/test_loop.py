@@ -145,3 +145,58 @@ def test_a_drained_queue_is_written_and_deleted_without_waiting_for_the_flush_ti
         loop.request_stop("sigterm")
         runner.join(30)
     assert not runner.is_alive()
+
+
+def test_parallel_lanes_index_every_image_once(world, model, small_pack, assets_dir):
+    data = (assets_dir / "images" / "obama.jpg").read_bytes()
+    keys = [f"lane{number}.jpg" for number in range(12)]
+    for key in keys:
+        world.put_image(key, data)
+    for start in range(0, len(keys), 3):  # multi-record messages spread over the lanes
+        world.send(s3_event_body([s3_record(world.input_bucket, key) for key in keys[start : start + 3]]))
+    loop, _ = _loop(world, model, small_pack, INFERENCE_THREADS=3, IMAGE_BATCH=2)
+    result = loop.run()
+    assert result.exit_code == 0
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    rows = table.to_pylist()
+    assert sorted(row["image_key"] for row in rows) == sorted(keys)  # one face each, none twice
+    assert all(row["status"] == "ok" and row["face_count"] == 1 for row in rows)
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    summary = result.summary
+    assert summary["images"] == 12
+    assert summary["messages_deleted"] == 4
+    # the idle wait before the exit (MAX_IDLE_SECONDS 1.5) and the last long poll are idle, not busy
+    assert summary["idle_seconds"] >= 1.5
+    busy = summary["run_seconds"] - summary["idle_seconds"]
+    assert summary["images_per_s"] == pytest.approx(12 / busy, rel=0.01)
+
+
+class _StopsWhileComputing:
+    """The real model; the stop request lands while a lane is detecting."""
+
+    def __init__(self, model):
+        self._model = model
+        self.loop = None
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def detect(self, pixels):
+        self.loop.request_stop("sigterm")
+        time.sleep(0.5)
+        return self._model.detect(pixels)
+
+
+def test_the_batch_in_hand_at_a_stop_is_written_not_released(world, model, small_pack, assets_dir):
+    world.put_image("inhand.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "inhand.jpg")]))
+    stopping = _StopsWhileComputing(model)
+    loop, _ = _loop(world, stopping, small_pack, VISIBILITY_TIMEOUT=600)
+    stopping.loop = loop
+    result = loop.run()
+    assert result.exit_reason == "sigterm"
+    assert result.exit_code == 0
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    assert [row["image_key"] for row in table.to_pylist()] == ["inhand.jpg"]
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)  # written, so deleted
+    assert result.summary["messages_deleted"] == 1

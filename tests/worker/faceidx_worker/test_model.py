@@ -16,7 +16,13 @@ from faceidx_worker.events import ImageRef
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import decode_image
 from faceidx_worker.indexer import index_images
-from faceidx_worker.model import InsightFaceModelPack, ModelPackError, classify_onnx, find_pack_files
+from faceidx_worker.model import (
+    InsightFaceModelPack,
+    ModelPackError,
+    classify_onnx,
+    find_pack_files,
+    rewrite_prelu,
+)
 from tests.support.worker_harness import make_model_pack
 
 pytestmark = pytest.mark.assets
@@ -197,3 +203,44 @@ def test_odd_geometry_becomes_an_inference_error_row_not_a_crash(small):
     assert [len(o.faces) for o in outcomes] == [0, 0, 0]
     assert outcomes[0].error_reason == "inference_error"  # insightface cannot resize 3000 x 1 to 640
     assert outcomes[2].ok
+
+
+def test_prelu_rewrite_gives_the_same_floats(assets_dir):
+    import onnx
+    import onnxruntime
+
+    original = (assets_dir / "models" / "mobilefacenet_128d_dynbatch.onnx").read_bytes()
+    rewritten, count = rewrite_prelu(original)
+    ops = [node.op_type for node in onnx.load_model_from_string(rewritten).graph.node]
+    assert count == 33
+    assert "PRelu" not in ops
+    assert ops.count("Max") == ops.count("Min") == 33
+
+    def run(model: bytes, batch: np.ndarray) -> np.ndarray:
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+    # activations of both signs, zeros and large values all pass through every rewritten node
+    rng = np.random.default_rng(7)
+    for sigma in (1, 50):
+        batch = rng.normal(0, sigma, (1, 3, 112, 112)).astype(np.float32)
+        batch[0, :, :8] = 0
+        assert np.array_equal(run(rewritten, batch), run(original, batch))
+
+
+@pytest.mark.parametrize("name", ["det_500m.onnx", "mobilefacenet_128d_static.onnx"])
+def test_a_model_without_prelu_is_left_alone(assets_dir, name):
+    model = (assets_dir / "models" / name).read_bytes()  # ReLU / Clip activations only
+    assert rewrite_prelu(model) == (model, 0)
+
+
+def test_the_cpu_rewrite_changes_no_embedding(small_pack, small, assets_dir):
+    plain = InsightFaceModelPack(small_pack, det_thresh=TEST_THRESH, ort_threads=1, cpu_graph_rewrite=False)
+    plain.load()
+    assert small.rewritten_prelu == 33
+    assert plain.rewritten_prelu == 0
+    decoded = decode_image((assets_dir / "images" / "t1.jpg").read_bytes(), max_pixels=10**9)
+    _, landmarks = small.detect(decoded.pixels)
+    crops = [small.align(decoded.pixels, points) for points in landmarks]
+    assert len(crops) == 6
+    assert np.array_equal(small.embed(crops), plain.embed(crops))

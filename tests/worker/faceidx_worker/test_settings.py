@@ -27,7 +27,10 @@ def test_defaults_follow_the_contract(base, tmp_path):
     assert settings.receive_wait_seconds == 20
     assert settings.receive_max_messages == 10
     assert settings.decode_min_side == 1280
-    assert settings.decode_threads >= 1
+    assert settings.decode_threads == 0  # auto: resolved by with_thread_plan for the machine
+    assert settings.inference_threads == 0
+    assert settings.ort_threads == 0
+    assert settings.cpu_graph_rewrite is True
     assert settings.download_threads == 8
     assert settings.output.bucket == "index-bucket"
     assert settings.output.prefix == "faces-v1"
@@ -82,7 +85,9 @@ def test_values_are_parsed(base):
         ("ALLOWED_BUCKETS", " , "),
         ("RECEIVE_WAIT_SECONDS", "21"),
         ("RECEIVE_MAX_MESSAGES", "11"),
-        ("DECODE_THREADS", "0"),
+        ("DECODE_THREADS", "-1"),
+        ("INFERENCE_THREADS", "65"),
+        ("CPU_GRAPH_REWRITE", "sometimes"),
         ("HEARTBEAT_SECONDS", "300"),
         ("SHUTDOWN_GRACE_SECONDS", "30"),
         ("LOG_LEVEL", "LOUD"),
@@ -98,6 +103,31 @@ def test_bad_values_name_the_variable(base, variable, value):
         load_settings(env)
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(
+    ("gpu", "cores", "env", "lanes", "ort", "decoders"),
+    [
+        # GPU: one lane feeds the device; every core but one decodes
+        (True, 4, {}, 1, 0, 3),
+        (True, 1, {}, 1, 0, 1),
+        # CPU: a single-threaded lane per core (at most 4), a decoder per core
+        (False, 2, {}, 2, 1, 2),
+        (False, 16, {}, 4, 1, 16),
+        (False, 1, {}, 1, 0, 1),
+        # what is set is kept
+        (False, 2, {"INFERENCE_THREADS": "1"}, 1, 0, 2),
+        (False, 8, {"ORT_THREADS": "2", "DECODE_THREADS": "3"}, 4, 2, 3),
+        (True, 4, {"INFERENCE_THREADS": "2", "ORT_THREADS": "4"}, 2, 4, 3),
+    ],
+)
+def test_thread_plan_fits_the_machine(base, gpu, cores, env, lanes, ort, decoders):
+    settings = load_settings({**base, **env}).with_thread_plan(gpu=gpu, cores=cores)
+    assert (settings.inference_threads, settings.ort_threads, settings.decode_threads) == (
+        lanes,
+        ort,
+        decoders,
+    )
 
 
 @pytest.mark.parametrize(
