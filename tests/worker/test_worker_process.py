@@ -6,6 +6,7 @@ the queue) and on the worker's JSON log lines, never on internal calls.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
@@ -150,6 +151,9 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
     assert summary["queue_role"] == "primary"
     assert summary["dag_run_id"] == "scheduled__2026-01-01"
     assert summary["messages_skipped"] == 2
+    # the thread plan for this CPU-only machine is reported (worker_env sets ORT_THREADS=1)
+    cores = os.cpu_count() or 1
+    assert summary["threads"] == {"inference": min(cores, 4), "decode": cores, "onnxruntime": 1}
     batches = run.events("batch")
     assert sum(b["images"] for b in batches) == 8
     assert sum(b["faces"] for b in batches) == summary["faces"]

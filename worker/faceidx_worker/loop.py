@@ -460,6 +460,11 @@ class WorkerLoop:
             "messages_skipped": self.stats.messages_skipped,
             "retried": self.stats.retried,
             "model": s.model_name,
+            "threads": {
+                "inference": max(1, s.inference_threads),
+                "decode": s.decode_threads,
+                "onnxruntime": s.ort_threads,
+            },
             "job_id": s.job_id,
             "queue_role": s.queue_role,
             "dag_id": s.dag_id,
