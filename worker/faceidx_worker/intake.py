@@ -65,20 +65,28 @@ class SqsIntake:
         self.on_work = on_work
         self.on_fatal = on_fatal
         self.queue_looked_empty = False  # the last poll returned nothing
+        self.last_poll_count = 0  # messages the last poll returned
         self.receive_started_at: float | None = None  # set while a ReceiveMessage call is running
         self._receiver: threading.Thread | None = None
         self._heartbeat: threading.Thread | None = None
 
     def queue_seems_drained(self) -> bool:
-        """The last poll came back empty, or the poll in progress has waited ``DRAIN_SIGNAL_SECONDS``.
+        """The last poll came back empty; or it came back short of a full batch and the poll in
+        progress has waited ``DRAIN_SIGNAL_SECONDS`` unanswered.
 
-        SQS answers a long poll as soon as a message is visible, so a poll still waiting means an
-        empty queue; the loop need not wait up to ``RECEIVE_WAIT_SECONDS`` for it to return.
+        SQS answers a long poll as soon as a message is visible, so a poll still waiting after a short
+        batch means an empty queue; the loop need not wait up to ``RECEIVE_WAIT_SECONDS`` for it to
+        return. After a full batch a slow answer is more likely a busy endpoint than an empty queue,
+        and flushing on it would only make smaller files.
         """
         if self.queue_looked_empty:
             return True
         started = self.receive_started_at
-        return started is not None and self.clock() - started >= DRAIN_SIGNAL_SECONDS
+        return (
+            started is not None
+            and self.last_poll_count < self.settings.receive_max_messages
+            and self.clock() - started >= DRAIN_SIGNAL_SECONDS
+        )
 
     def start(self) -> None:
         self._receiver = threading.Thread(target=self._receive_loop, name="sqs-receiver", daemon=True)
@@ -109,6 +117,7 @@ class SqsIntake:
                 self.receive_started_at = self.clock()
                 messages = self.queue.receive(self._wait_seconds())
                 self.receive_started_at = None
+                self.last_poll_count = len(messages)
                 self.queue_looked_empty = not messages
                 self.accept(messages)
         except ClientError as exc:

@@ -13,9 +13,9 @@ Threads:
   messages whose images are all written. Only this thread touches the sink and deletes messages.
 
 Flushing: when the sink reaches ``FLUSH_MAX_BYTES`` or ``FLUSH_MAX_SECONDS``, or as soon as the queue
-looks drained (a poll came back empty, or has waited half a second unanswered) with every received
-image computed: a drained queue is written and deleted at once, while a steady backlog never drains,
-so files stay large while there is work.
+looks drained (a poll came back empty, or, after a short batch, has waited half a second unanswered)
+with every received image computed: a drained queue is written and deleted at once, while a steady
+backlog never drains, so files stay large while there is work.
 
 Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``) stops receiving, lets the
 lanes finish the batch in hand, flushes what is finished, deletes what is written, releases everything

@@ -60,10 +60,11 @@ def _intake(tmp_path, clock):
     )
 
 
-def test_a_long_poll_left_unanswered_means_the_queue_is_drained(tmp_path):
+def test_a_long_poll_left_unanswered_after_a_short_batch_means_the_queue_is_drained(tmp_path):
     clock = FakeClock()
     intake = _intake(tmp_path, clock)
     assert not intake.queue_seems_drained()  # no poll has said anything yet
+    intake.last_poll_count = 3  # the queue was running low
     intake.receive_started_at = clock.now
     clock.now += DRAIN_SIGNAL_SECONDS / 2
     assert not intake.queue_seems_drained()  # SQS may still be answering with messages
@@ -72,3 +73,12 @@ def test_a_long_poll_left_unanswered_means_the_queue_is_drained(tmp_path):
     intake.receive_started_at = None
     intake.queue_looked_empty = True
     assert intake.queue_seems_drained()  # the poll came back empty
+
+
+def test_a_slow_poll_after_a_full_batch_is_not_taken_for_a_drained_queue(tmp_path):
+    clock = FakeClock()
+    intake = _intake(tmp_path, clock)
+    intake.last_poll_count = intake.settings.receive_max_messages  # a deep queue, a busy endpoint
+    intake.receive_started_at = clock.now
+    clock.now += 10 * DRAIN_SIGNAL_SECONDS
+    assert not intake.queue_seems_drained()
