@@ -55,7 +55,7 @@ EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
 
 INFERENCE_FAILURE_LIMIT = 8  # consecutive inference_error images that mean the model itself is broken
-_POLL = 0.2  # seconds the inference thread waits for a decoded image before re-checking its state
+_POLL = 0.2  # seconds a lane (or the loop) waits for its input before re-checking the state
 
 
 @dataclass(frozen=True)
@@ -367,10 +367,10 @@ class WorkerLoop:
                 self._busy.settle(self.tracker.count)
                 if self._idle_expired():
                     self.request_stop("idle")
-            if self._fatal is not None:
+            if self._fatal is not None:  # no point waiting for the lanes
                 raise self._fatal
             self._finish_lanes()
-            if self._fatal is not None:
+            if self._fatal is not None:  # a lane failed while finishing
                 raise self._fatal
             self._flush()  # what is finished is written before anything is released
         except QueueConfigError as exc:
