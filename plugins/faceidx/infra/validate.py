@@ -27,6 +27,7 @@ from faceidx.infra.checks import (
     check_values,
     job_resources,
 )
+from faceidx.infra.checks_sqs import check_dead_letter_retention
 from faceidx.infra.render import render, unknown_placeholders
 from faceidx.infra.shape import shape_errors
 from faceidx.infra.values import OUTPUT_PLACEHOLDERS, resolve_values
@@ -108,6 +109,9 @@ def validate_rendered(rendered: Mapping[str, Any]) -> list[Finding]:
                 findings.extend(
                     check_job_on_environment(name, resources, f"compute environment {ce_name}", ce)
                 )
+    work_queue, dead_letter_queue = rendered.get("sqs/work-queue"), rendered.get("sqs/dead-letter-queue")
+    if work_queue is not None and dead_letter_queue is not None:
+        findings.extend(check_dead_letter_retention(work_queue, dead_letter_queue))
     # The same problem found through two routes is reported once.
     return list(dict.fromkeys(findings))
 
