@@ -4,11 +4,15 @@ Three outcomes per image:
 
 * a :class:`~faceidx_worker.images.DecodedImage`;
 * an :class:`~faceidx_worker.images.ImageError` (permanent: the image gets an ``error`` row and its
-  message is deleted): ``bucket_not_allowed``, ``too_large``, ``not_found``, ``access_denied``,
-  ``unavailable``, ``too_many_pixels``, ``decode_error``;
-* a :class:`RetryableImageError` (S3 throttling or 5xx still failing after botocore's retries, a lost
-  connection): no row is written and the message is not deleted, so SQS re-delivers it (and, after
-  ``maxReceiveCount`` receives, moves it to the dead-letter queue).
+  message is deleted): ``bucket_not_allowed``, ``too_large``, ``not_found``, ``unavailable``,
+  ``too_many_pixels``, ``decode_error``;
+* a :class:`RetryableImageError`: no row is written and the message is handed back, so SQS
+  re-delivers it (and, after ``maxReceiveCount`` receives, moves it to the dead-letter queue). Two
+  kinds, both decided by :func:`classify_s3_error`: a *denial* (``AccessDenied`` and other 403s,
+  every ``KMS.*`` code S3 relays for an SSE-KMS object: a missing ``kms:Decrypt``, a disabled key, a
+  key pending deletion) is a permission or key problem an operator can fix, after which a redrive of
+  the dead-letter queue indexes the image; a *transient* failure (throttling, 5xx still failing after
+  botocore's retries, a lost connection, any code not listed) may pass by itself.
 """
 
 from __future__ import annotations
@@ -25,12 +29,36 @@ from faceidx_worker.events import ImageRef
 from faceidx_worker.images import DecodedImage, ImageError, decode_image
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
-_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
-_UNAVAILABLE = {"InvalidObjectState"}
+_UNAVAILABLE = {"InvalidObjectState"}  # archived (Glacier / Deep Archive): needs a restore first
+# 403s. S3 answers a missing kms:Decrypt with AccessDenied (its message names kms:Decrypt), and relays
+# the key's own state as KMS.DisabledException, KMS.NotFoundException, KMS.KMSInvalidStateException
+# (pending deletion) and the like, all matched by the prefix.
+_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled", "AccountProblem"}
+_KMS_PREFIX = "KMS."
+
+NOT_FOUND = "not_found"
+UNAVAILABLE = "unavailable"
+DENIED = "denied"
+TRANSIENT = "transient"
+
+
+def classify_s3_error(code: str, status: str) -> str:
+    """What an S3 error on HeadObject/GetObject means for the image's message.
+
+    ``not_found`` and ``unavailable`` are permanent (an error row; the message is deleted). ``denied``
+    and ``transient`` hand the message back (no row; the dead-letter queue after ``maxReceiveCount``).
+    """
+    if code in _UNAVAILABLE:
+        return UNAVAILABLE
+    if code in _NOT_FOUND or (status == "404" and not code.startswith(_KMS_PREFIX)):
+        return NOT_FOUND
+    if code in _DENIED or code.startswith(_KMS_PREFIX) or status == "403":
+        return DENIED
+    return TRANSIENT
 
 
 class RetryableImageError(Exception):
-    """A transient failure: leave the message for re-delivery rather than writing an error row."""
+    """A transient failure or a denial: hand the message back rather than write an error row."""
 
 
 @dataclass
@@ -140,20 +168,23 @@ class S3ImageLoader:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            if code in _UNAVAILABLE:
+            message = str(error.get("Message", ""))
+            kind = classify_s3_error(code, status)
+            if kind == UNAVAILABLE:
                 raise ImageError(
-                    "unavailable", f"{where}: {operation} says {code} (archived object)"
+                    "unavailable", f"{where}: {operation} says {code} (archived object: restore it first)"
                 ) from None
-            if code in _NOT_FOUND or status == "404":
+            if kind == NOT_FOUND:
                 raise ImageError("not_found", f"{where}: {operation} says {code or status}") from None
-            if code in _DENIED or status == "403":
-                raise ImageError(
-                    "access_denied",
-                    f"{where}: {operation} says {code or status}; grant the job role s3:GetObject "
-                    "(and s3:ListBucket, or S3 reports missing keys as 403)",
+            if kind == DENIED:
+                key = "its KMS key refuses" if code.startswith(_KMS_PREFIX) else "access is denied"
+                raise RetryableImageError(
+                    f"{where}: {operation} says {code or status} {message}".rstrip()
+                    + f": {key}, the image itself may be fine. Grant the job role s3:GetObject on the "
+                    "bucket and kms:Decrypt on the bucket's KMS key, and check the key is enabled and not "
+                    "pending deletion (s3:ListBucket too, or S3 reports a missing key as 403); then redrive "
+                    "the dead-letter queue"
                 ) from None
-            raise RetryableImageError(
-                f"{where}: {operation} failed: {code or status} {error.get('Message', '')}"
-            ) from None
+            raise RetryableImageError(f"{where}: {operation} failed: {code or status} {message}") from None
         except BotoCoreError as exc:
             raise RetryableImageError(f"{where}: {operation} failed: {exc}") from None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from faceidx_worker.fetch import LoadedImage, S3ImageLoader
 from faceidx_worker.loop import WorkerLoop
@@ -200,3 +202,52 @@ def test_the_batch_in_hand_at_a_stop_is_written_not_released(world, model, small
     assert [row["image_key"] for row in table.to_pylist()] == ["inhand.jpg"]
     assert queue_counts(world.sqs, world.queue_url) == (0, 0)  # written, so deleted
     assert result.summary["messages_deleted"] == 1
+
+
+def test_a_kms_denied_image_is_handed_back_until_the_dlq_and_never_written(
+    world, model, small_pack, assets_dir
+):
+    """Issue 12 item 7: GetObject on an SSE-KMS object the job role may not decrypt answers AccessDenied
+    (S3's real shape, from a botocore Stubber: moto does not enforce KMS). No error row is written: the
+    message goes back to the queue and, after maxReceiveCount receives, to the dead-letter queue, for a
+    redrive once the key policy is fixed. The other images are indexed."""
+    data = (assets_dir / "images" / "obama.jpg").read_bytes()
+    for key in ("plain.jpg", "kms-secret.jpg"):
+        world.put_image(key, data)
+    world.send(s3_event_body([s3_record(world.input_bucket, "plain.jpg", size=len(data))]))
+    world.send(s3_event_body([s3_record(world.input_bucket, "kms-secret.jpg", size=len(data))]))
+    denied_s3 = boto3.client(
+        "s3",
+        endpoint_url=world.url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stubber = Stubber(denied_s3)
+    for _ in range(6):  # one per receive; the redrive policy allows 3
+        stubber.add_client_error(
+            "get_object",
+            service_error_code="AccessDenied",
+            service_message="User: arn:aws:sts::123456789012:assumed-role/faceidx-job/i-0 is not authorized "
+            "to perform: kms:Decrypt on the resource associated with this ciphertext",
+            http_status_code=403,
+        )
+    stubber.activate()
+    denied = S3ImageLoader(
+        denied_s3, max_image_bytes=10_000_000, max_image_pixels=100_000_000, decode_min_side=1280
+    )
+
+    def load(ref):
+        return denied.load(ref) if ref.key.startswith("kms-") else loader.load(ref)
+
+    loop, loader = _loop(world, model, small_pack, load_image=load, RETRY_DELAY_SECONDS=0)
+    result = loop.run()
+    stubber.deactivate()
+    assert result.exit_code == 0
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    assert [row["image_key"] for row in table.to_pylist()] == ["plain.jpg"]  # no error row for the denied one
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    (dead,) = world.sqs.receive_message(QueueUrl=world.dlq_url)["Messages"]
+    assert "kms-secret.jpg" in dead["Body"]
+    assert result.summary["errors"] == 0
+    assert result.summary["retried"] == 3
