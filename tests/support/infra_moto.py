@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from faceidx.local.moto_server import REGION
+
 INPUT_BUCKET = "faceidx-test-photos"
 OUTPUT_BUCKET = "faceidx-test-index"
 OUTPUT_URI = f"s3://{OUTPUT_BUCKET}/faces-v1/"
@@ -33,9 +35,10 @@ class InfraAccount:
 
     moto: Any
     params: dict[str, Any]
+    region: str = REGION
 
     def client(self, service: str) -> Any:
-        return self.moto.client(service)
+        return self.moto.client(service, region_name=self.region)
 
 
 def keep_compute_resource_updates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +57,9 @@ def keep_compute_resource_updates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(BatchBackend, "update_compute_environment", update)
 
 
-def prepare_infra_account(moto: Any, monkeypatch: pytest.MonkeyPatch | None = None) -> InfraAccount:
+def prepare_infra_account(
+    moto: Any, monkeypatch: pytest.MonkeyPatch | None = None, region: str = REGION
+) -> InfraAccount:
     """Call on a freshly reset moto server, before any IAM call: buckets, network, service role.
 
     Tests pass ``monkeypatch`` (undone after the test). A script (the demo) passes none: the
@@ -67,18 +72,21 @@ def prepare_infra_account(moto: Any, monkeypatch: pytest.MonkeyPatch | None = No
     else:
         monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         keep_compute_resource_updates(monkeypatch)
-    s3 = moto.client("s3")
+    s3 = moto.client("s3", region_name=region)
     for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
-        s3.create_bucket(Bucket=bucket)
-    ec2 = moto.client("ec2")
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+    ec2 = moto.client("ec2", region_name=region)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(
         GroupName="faceidx-batch", Description="faceidx GPU workers", VpcId=vpc
     )["GroupId"]
-    service_role = moto.client("iam").create_service_linked_role(AWSServiceName="batch.amazonaws.com")[
-        "Role"
-    ]["Arn"]
+    service_role = moto.client("iam", region_name=region).create_service_linked_role(
+        AWSServiceName="batch.amazonaws.com"
+    )["Role"]["Arn"]
     params = {
         "input_bucket": INPUT_BUCKET,
         "output_uri": OUTPUT_URI,
@@ -88,4 +96,4 @@ def prepare_infra_account(moto: Any, monkeypatch: pytest.MonkeyPatch | None = No
         "service_role_arn": service_role,
         "dry_run": False,
     }
-    return InfraAccount(moto=moto, params=params)
+    return InfraAccount(moto=moto, params=params, region=region)

@@ -63,7 +63,13 @@ SPECS: tuple[SpecEntry, ...] = (
         "sqs queue",
         "QueueName",
         "ensure_queue",
-        {"url": "QUEUE_URL", "arn": "QUEUE_ARN", "account_id": "ACCOUNT_ID"},
+        {
+            "url": "QUEUE_URL",
+            "arn": "QUEUE_ARN",
+            "account_id": "ACCOUNT_ID",
+            "partition": "PARTITION",
+            "region": "REGION",
+        },
     ),
     SpecEntry(
         "sqs/work-queue-policy",

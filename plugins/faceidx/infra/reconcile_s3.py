@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faceidx.infra.arns import partition_of, s3_bucket_arn
 from faceidx.infra.diff import normalize_notifications
 from faceidx.infra.hook_base import InfraHookBase
 from faceidx.infra.reconcile_sqs import is_stand_in
@@ -31,7 +32,6 @@ class S3ReconcileMixin(InfraHookBase):
     def ensure_bucket_notification(self, spec: dict[str, Any], dry_run: bool = False) -> ResourceResult:
         bucket = spec["Bucket"]
         resource = f"event notification of S3 bucket {bucket}"
-        arn = f"arn:aws:s3:::{bucket}"
         held = self.call(
             "s3",
             "get_bucket_notification_configuration",
@@ -45,6 +45,9 @@ class S3ReconcileMixin(InfraHookBase):
         )
         current = {k: v for k, v in held.items() if k != "ResponseMetadata"}
         wanted = list(spec["NotificationConfiguration"].get("QueueConfigurations", []))
+        # The bucket is in the partition of the queue it notifies (a notification cannot cross one).
+        queue_arns = [c["QueueArn"] for c in wanted if not is_stand_in(c.get("QueueArn"))]
+        arn = s3_bucket_arn(partition_of(queue_arns[0]), bucket) if queue_arns else None
         our_ids = {c["Id"] for c in wanted}
         ours = [
             c

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from faceidx.infra.arns import parse_arn
 from faceidx.infra.diff import canonical_policy, diff, normalize_queue_attributes
 from faceidx.infra.hook_base import InfraHookBase
 from faceidx.infra.results import Action, FieldChange, ResourceResult, action_for
@@ -17,12 +18,25 @@ def is_stand_in(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("<") and value.endswith("known after create>")
 
 
+def queue_outputs(url: str, arn: str) -> dict[str, Any]:
+    """What later specs read from a queue: its URL and ARN, and the account, partition and region of
+    that ARN (``arn:${PARTITION}:...`` in the specs)."""
+    parsed = parse_arn(arn)
+    return {
+        "url": url,
+        "arn": arn,
+        "account_id": parsed.account_id,
+        "partition": parsed.partition,
+        "region": parsed.region,
+    }
+
+
 class SqsReconcileMixin(InfraHookBase):
     def _queue_outputs(self, url: str, resource: str) -> dict[str, Any]:
         arn = self.call("sqs", "get_queue_attributes", resource, QueueUrl=url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        return {"url": url, "arn": arn, "account_id": arn.split(":")[4]}
+        return queue_outputs(url, arn)
 
     def ensure_queue(self, spec: dict[str, Any], dry_run: bool = False) -> ResourceResult:
         name = spec["QueueName"]
@@ -65,11 +79,7 @@ class SqsReconcileMixin(InfraHookBase):
                 )
             if any(c.path.startswith("tags") for c in changes):
                 self.change("sqs", "tag_queue", resource, QueueUrl=url, Tags=tags_wanted)
-        outputs = {
-            "url": url,
-            "arn": attributes["QueueArn"],
-            "account_id": attributes["QueueArn"].split(":")[4],
-        }
+        outputs = queue_outputs(url, attributes["QueueArn"])
         return ResourceResult("sqs queue", name, action, outputs["arn"], changes, outputs, dry_run)
 
     def ensure_queue_policy(self, spec: dict[str, Any], dry_run: bool = False) -> ResourceResult:

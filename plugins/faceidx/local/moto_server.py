@@ -45,11 +45,11 @@ class MotoEndpoint:
         self._post("/moto-api/reset")
         self.configure()
 
-    def client(self, service: str, **kwargs: Any) -> Any:
+    def client(self, service: str, region_name: str = REGION, **kwargs: Any) -> Any:
         return boto3.client(
             service,
             endpoint_url=self.url,
-            region_name=REGION,
+            region_name=region_name,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
             config=Config(retries={"max_attempts": 2, "mode": "standard"}),
@@ -82,13 +82,13 @@ def start_moto_server(load_managed_policies: bool = False) -> MotoEndpoint:
     return endpoint
 
 
-def aws_connection_uri_json(endpoint_url: str) -> str:
+def aws_connection_uri_json(endpoint_url: str, region_name: str = REGION) -> str:
     """The ``aws_default`` connection as AIRFLOW_CONN_AWS_DEFAULT: endpoint in the extra, no code path."""
     return json.dumps(
         {
             "conn_type": "aws",
             "login": "testing",
             "password": "testing",
-            "extra": {"endpoint_url": endpoint_url, "region_name": REGION},
+            "extra": {"endpoint_url": endpoint_url, "region_name": region_name},
         }
     )

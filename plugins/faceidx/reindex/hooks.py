@@ -52,6 +52,10 @@ def _explain(err: ClientError, operation: str, resource: str, fixes: dict[str, s
 class ReindexS3Hook(S3Hook):
     """Lists candidate images and opens index files, honouring the connection's endpoint and region."""
 
+    def _bucket_arn(self, bucket: str) -> str:
+        """The bucket's ARN in the client's partition (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+        return f"arn:{self.get_conn().meta.partition}:s3:::{bucket}"
+
     def iter_objects(self, bucket: str, prefix: str) -> Iterator[ListedObject]:
         """Every object under ``prefix`` (paginated; nothing is held in memory)."""
         try:
@@ -64,7 +68,7 @@ class ReindexS3Hook(S3Hook):
                     "ListObjectsV2",
                     f"s3://{bucket}/{prefix}",
                     {
-                        "denied": f"Grant s3:ListBucket on arn:aws:s3:::{bucket} to the Airflow AWS "
+                        "denied": f"Grant s3:ListBucket on {self._bucket_arn(bucket)} to the Airflow AWS "
                         "connection.",
                         "missing": "Fix the bucket Param (or the Airflow Variable faceidx_input_bucket).",
                     },
@@ -88,8 +92,8 @@ class ReindexS3Hook(S3Hook):
                     "ListObjectsV2",
                     location.describe(),
                     {
-                        "denied": f"Grant s3:ListBucket on arn:aws:s3:::{location.bucket} to the Airflow AWS "
-                        "connection, or turn only_missing off.",
+                        "denied": f"Grant s3:ListBucket on {self._bucket_arn(location.bucket)} to the "
+                        "Airflow AWS connection, or turn only_missing off.",
                         "missing": "Fix the output_uri Param (or the Airflow Variable faceidx_output_uri).",
                     },
                     "Check output_uri and the aws_default connection, or turn only_missing off.",
@@ -110,8 +114,8 @@ class ReindexS3Hook(S3Hook):
                         "GetObject",
                         f"s3://{bucket}/{key}",
                         {
-                            "denied": f"Grant s3:GetObject on arn:aws:s3:::{bucket}/* to the Airflow AWS "
-                            "connection."
+                            "denied": f"Grant s3:GetObject on {self._bucket_arn(bucket)}/* to the Airflow "
+                            "AWS connection."
                         },
                         "Check output_uri, or turn only_missing off.",
                     )

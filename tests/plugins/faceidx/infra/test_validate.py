@@ -16,9 +16,11 @@ from faceidx.constants import (
     SECONDARY_JOB_QUEUE,
 )
 from faceidx.infra.checks import ERROR, WARNING
-from faceidx.infra.validate import InfraSpecError, validate_rendered, validate_specs
+from faceidx.infra.validate import InfraSpecError, stand_in, validate_rendered, validate_specs
 from faceidx.infra.values import MissingValuesError, example_params
 
+# The partition is read from the first queue ARN, so offline it is a stand-in.
+PARTITION = stand_in("PARTITION")
 CE_PRIMARY = "batch/compute-environment-primary"
 CE_SECONDARY = "batch/compute-environment-secondary"
 JOB = "batch/job-definition"
@@ -90,10 +92,10 @@ def test_job_definition_matches_the_worker_contract(rendered):
 def test_job_role_policy_is_least_privilege(rendered):
     policy = json.loads(rendered["iam/job-role-policy"]["PolicyDocument"])
     grants = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]}
-    assert grants["ReadInputImages"] == ("s3:GetObject", "arn:aws:s3:::acme-photos/*")
+    assert grants["ReadInputImages"] == ("s3:GetObject", f"arn:{PARTITION}:s3:::acme-photos/*")
     assert grants["WriteIndexUnderOutputPrefixOnly"] == (
         "s3:PutObject",
-        "arn:aws:s3:::acme-face-index/faces-v1/*",
+        f"arn:{PARTITION}:s3:::acme-face-index/faces-v1/*",
     )
     assert sorted(grants["WorkTheQueue"][0]) == sorted(
         ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
@@ -106,7 +108,7 @@ def test_queue_policy_lets_only_the_input_bucket_send(rendered):
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Condition"]["ArnEquals"] == {"aws:SourceArn": "arn:aws:s3:::acme-photos"}
+    assert statement["Condition"]["ArnEquals"] == {"aws:SourceArn": f"arn:{PARTITION}:s3:::acme-photos"}
 
 
 def test_original_design_job_definition_is_rejected_with_both_explanations(spec_dir):

@@ -103,3 +103,21 @@ def test_entries_that_keep_failing_are_reported(moto):
         stub.assert_no_pending_responses()
     assert report.sent == 0
     assert [(f.entry_id, f.code) for f in report.failed] == [("0", "InternalError")]
+
+
+@pytest.mark.parametrize(("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")])
+def test_access_denied_names_the_bucket_arn_in_the_connections_partition(monkeypatch, region, partition):
+    from tests.support.moto_server import aws_connection_uri_json
+
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_uri_json("http://127.0.0.1:9"))
+    hook = ReindexS3Hook(aws_conn_id="aws_default", region_name=region)
+    with Stubber(hook.get_conn()) as stubber:
+        stubber.add_client_error(
+            "list_objects_v2",
+            service_error_code="AccessDenied",
+            service_message="Access Denied",
+            http_status_code=403,
+        )
+        with pytest.raises(ReindexAwsError) as caught:
+            list(hook.iter_objects("photos", "a/"))
+    assert f"Grant s3:ListBucket on arn:{partition}:s3:::photos " in str(caught.value)
