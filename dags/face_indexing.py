@@ -53,6 +53,7 @@ from faceidx.constants import (
     SECONDARY_JOB_QUEUE,
     VAR_QUEUE_URL,
 )
+from faceidx.params import optional_param
 from faceidx.sensors.sqs import SqsQueueDepthSensor
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
@@ -122,10 +123,8 @@ def _wait(role: str) -> BatchSensor:
         "execution_timeout": timedelta(minutes=10),
     },
     params={
-        "queue_url": Param(
-            "",
-            type="string",
-            description=f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}.",
+        "queue_url": optional_param(
+            f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."
         ),
         "primary_job_queue": Param(PRIMARY_JOB_QUEUE, type="string", minLength=1),
         "secondary_job_queue": Param(SECONDARY_JOB_QUEUE, type="string", minLength=1),
@@ -147,10 +146,9 @@ def _wait(role: str) -> BatchSensor:
         "max_message_age_seconds": Param(
             3600, type="integer", minimum=1, description="Warn when the oldest waiting image is older."
         ),
-        "queue_health_callback": Param(
-            "",
-            type="string",
-            description="Dotted path of a callable(health, context), called on a queue-health warning.",
+        "queue_health_callback": optional_param(
+            "Dotted path of a callable(health, context), called on a queue-health warning. "
+            "Empty: no callback (the warning is still logged)."
         ),
         "spot_price_per_hour": Param(
             0.21,

@@ -34,18 +34,20 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from faceidx.constants import DEFAULT_AWS_CONN_ID
-from faceidx.infra.values import DRY_RUN_PARAM, VALUES
+from faceidx.infra.values import DRY_RUN_PARAM, VALUES, InfraValue
+from faceidx.params import optional_list_param, optional_param
+
+def _describe(value: InfraValue) -> str:
+    fallback = f"Empty: the Airflow Variable {value.variable}"
+    if value.default:
+        return f"{value.description} {fallback}, else {value.default!r}."
+    if value.optional:
+        return f"{value.description} {fallback}, else left out."
+    return f"{value.description} {fallback}; one of the two must be set (the run fails at validate)."
+
 
 PARAMS: dict[str, Param] = {
-    value.param: Param(
-        value.empty,
-        type="array" if value.is_list else "string",
-        description=(
-            f"{value.description} Empty: the Airflow Variable {value.variable}"
-            + (f", else {value.default!r}." if value.default else ".")
-        ),
-        **({"items": {"type": "string"}} if value.is_list else {}),
-    )
+    value.param: (optional_list_param if value.is_list else optional_param)(_describe(value))
     for value in VALUES
 }
 PARAMS[DRY_RUN_PARAM] = Param(

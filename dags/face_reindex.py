@@ -49,6 +49,7 @@ from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from faceidx.constants import DEFAULT_AWS_CONN_ID, REINDEX_ASSET_URI, VAR_OUTPUT_URI, VAR_QUEUE_URL
+from faceidx.params import optional_param
 from faceidx.reindex import DEFAULT_SUFFIXES, SELECT_MODES, VAR_INPUT_BUCKET
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_REINDEX_SCHEDULE", "@daily")
@@ -76,13 +77,9 @@ def _param_or_variable(param: str, variable: str) -> str:
         "execution_timeout": timedelta(minutes=30),
     },
     params={
-        "bucket": Param(
-            "", type="string", description=f"Input bucket. Empty: the Airflow Variable {VAR_INPUT_BUCKET}."
-        ),
-        "prefix": Param(
-            "",
-            type="string",
-            description="Key prefix template, e.g. uploads/{{ ds }}/ ({{ ds }} = the day the interval "
+        "bucket": optional_param(f"Input bucket. Empty: the Airflow Variable {VAR_INPUT_BUCKET}."),
+        "prefix": optional_param(
+            "Key prefix template, e.g. uploads/{{ ds }}/ ({{ ds }} = the day the interval "
             "starts). Empty: the whole bucket, filtered by LastModified.",
         ),
         "select_by": Param(
@@ -101,13 +98,9 @@ def _param_or_variable(param: str, variable: str) -> str:
         "only_missing": Param(
             True, type="boolean", description="Skip images the index holds as ok with the same ETag."
         ),
-        "queue_url": Param(
-            "", type="string", description=f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."
-        ),
-        "output_uri": Param(
-            "",
-            type="string",
-            description="The index (the worker's OUTPUT_URI), read by only_missing. Empty: the Airflow "
+        "queue_url": optional_param(f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."),
+        "output_uri": optional_param(
+            "The index (the worker's OUTPUT_URI), read by only_missing. Empty: the Airflow "
             f"Variable {VAR_OUTPUT_URI}.",
         ),
         "dry_run": Param(

@@ -83,3 +83,24 @@ def test_import_creates_no_client_and_no_heavy_import(path):
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["heavy"] == [], f"{path.name} imports {result['heavy']} at parse time"
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
+def test_every_param_default_passes_its_own_schema(dagbag, path):
+    """What the UI's trigger form checks before it enables *Trigger*: each default against its schema.
+
+    An empty string default on a ``type="string"`` Param passes jsonschema but the form treats the
+    empty field as missing, so an empty default must be ``None`` with ``"null"`` in the type list.
+    The browser tests (tests/ui) prove the form itself.
+    """
+    import jsonschema
+
+    dag = dagbag.get_dag(path.stem)
+    for name, param in dag.params.items():
+        schema = param.schema
+        jsonschema.validate(param.value, schema)
+        if param.value in ("", []):
+            pytest.fail(f"{path.stem}.{name}: an empty default must be None (a nullable Param)")
+        if param.value is None:
+            assert "null" in schema["type"], f"{path.stem}.{name}: a None default needs type null"
+            assert "Empty" in (param.description or ""), f"{name} must say what empty means"
