@@ -123,9 +123,7 @@ def _wait(role: str) -> BatchSensor:
         "execution_timeout": timedelta(minutes=10),
     },
     params={
-        "queue_url": optional_param(
-            f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."
-        ),
+        "queue_url": optional_param(f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."),
         "primary_job_queue": Param(PRIMARY_JOB_QUEUE, type="string", minLength=1),
         "secondary_job_queue": Param(SECONDARY_JOB_QUEUE, type="string", minLength=1),
         "job_definition": Param(JOB_DEFINITION, type="string", minLength=1),

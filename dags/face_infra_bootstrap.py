@@ -37,6 +37,7 @@ from faceidx.constants import DEFAULT_AWS_CONN_ID
 from faceidx.infra.values import DRY_RUN_PARAM, VALUES, InfraValue
 from faceidx.params import optional_list_param, optional_param
 
+
 def _describe(value: InfraValue) -> str:
     fallback = f"Empty: the Airflow Variable {value.variable}"
     if value.default:
