@@ -6,7 +6,9 @@
   dead-letter queue, and queues every announced image for download. Messages received after a stop
   request are released at once. When nothing is in flight its poll never outlasts the idle deadline.
 * The **heartbeat** extends the visibility of every tracked message each ``HEARTBEAT_SECONDS``, so a
-  long batch or a slow flush never lets SQS hand a message to another worker.
+  long batch or a slow flush never lets SQS hand a message to another worker. It stops for good
+  when the loop's progress watchdog says no image has finished for ``PROGRESS_TIMEOUT_SECONDS``: a
+  stuck lane must not hold its messages for hours.
 
 A failure of the receiver (SQS still failing after botocore's retries) is reported to the loop, which
 stops the worker with a non-zero exit code; it never dies silently in its thread.
@@ -52,6 +54,7 @@ class SqsIntake:
         idle_seconds_left: Callable[[], float | None],
         on_work: Callable[[], None],
         on_fatal: Callable[[BaseException], None],
+        may_extend: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.queue = work_queue
@@ -64,6 +67,7 @@ class SqsIntake:
         self.idle_seconds_left = idle_seconds_left
         self.on_work = on_work
         self.on_fatal = on_fatal
+        self.may_extend = may_extend
         self.queue_looked_empty = False  # the last poll returned nothing
         self.last_poll_count = 0  # messages the last poll returned
         self.receive_started_at: float | None = None  # set while a ReceiveMessage call is running
@@ -166,6 +170,8 @@ class SqsIntake:
 
     def _heartbeat_loop(self) -> None:
         while not self.stop.wait(self.settings.heartbeat_seconds):
+            if not self.may_extend():  # the progress watchdog fired: let SQS have the messages back
+                return
             with self.sqs_lock:
                 active: list[Any] = [t.message for t in self.tracker.active() if not t.finished]
                 if not active:

@@ -17,10 +17,13 @@ looks drained (a poll came back empty, or, after a short batch, has waited half 
 with every received image computed: a drained queue is written and deleted at once, while a steady
 backlog never drains, so files stay large while there is work.
 
-Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``) stops receiving, lets the
-lanes finish the batch in hand, flushes what is finished, deletes what is written, releases everything
-else with visibility 0 and returns. A fatal error (the sink or SQS failing after botocore's retries)
-releases what it can and returns exit code 1: no unwritten message is ever deleted.
+Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``, running for
+``MAX_RUN_SECONDS``) stops receiving, lets the lanes finish the batch in hand, flushes what is
+finished, deletes what is written, releases everything else with visibility 0 and returns exit code 0.
+A fatal error (the sink or SQS failing after botocore's retries) releases what it can and returns exit
+code 1: no unwritten message is ever deleted. The progress watchdog (no image finished for
+``PROGRESS_TIMEOUT_SECONDS`` while images wait: a lane is stuck) stops the heartbeat, stops the same
+way and returns exit code 4, so the job fails and AWS Batch may retry it.
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ from faceidx_worker.queue import SqsWorkQueue
 from faceidx_worker.rows import outcome_rows
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
-from faceidx_worker.tracking import BusyClock, MessageTracker, RunStats, WorkItem
+from faceidx_worker.tracking import BusyClock, MessageTracker, ProgressWatchdog, RunStats, WorkItem
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
+EXIT_STALLED = 4
 
 INFERENCE_FAILURE_LIMIT = 8  # consecutive inference_error images that mean the model itself is broken
 _POLL = 0.2  # seconds a lane (or the loop) waits for its input before re-checking the state
@@ -113,6 +117,9 @@ class WorkerLoop:
         self._threads: list[threading.Thread] = []
         self._inference_failures = 0
         self._cpu_started = time.process_time()
+        self.watchdog = ProgressWatchdog(settings.progress_timeout_seconds, clock)
+        self._stalled: tuple[str, float, int] | None = None
+        self._stall_lock = threading.Lock()
         self.intake = SqsIntake(
             settings,
             work_queue=work_queue,
@@ -125,6 +132,7 @@ class WorkerLoop:
             idle_seconds_left=self._idle_seconds_left,
             on_work=self._touch,
             on_fatal=self._fail,
+            may_extend=self._may_extend,
         )
 
     # -- control ------------------------------------------------------------------------------
@@ -143,6 +151,48 @@ class WorkerLoop:
         if self._fatal is None:
             self._fatal = exc
         self.request_stop("error")
+
+    def _check_run_time(self) -> None:
+        limit = self.settings.max_run_seconds
+        ran = self.clock() - self._started
+        if limit > 0 and ran >= limit and not self.stopping:
+            log.info(
+                "MAX_RUN_SECONDS (%ss) reached after %ss with %s images indexed: stop receiving, write "
+                "what is finished, release the %s messages still held (visibility 0) for the next worker, "
+                "exit 0 before the job's attemptDurationSeconds timeout kills the container",
+                f"{limit:g}",
+                round(ran),
+                self.stats.images,
+                self.tracker.count(),
+            )
+            self.request_stop("max_run_time")
+
+    def _may_extend(self) -> bool:
+        """``False`` once the progress watchdog fired (the heartbeat stops); fires it when due."""
+        with self._stall_lock:
+            if self._stalled is not None:
+                return False
+            self._stalled = self.watchdog.stalled()
+            if self._stalled is None:
+                return True
+        lane, waited, images = self._stalled
+        log.error(
+            "%s has been computing a batch of %s images for %ss with none finished (PROGRESS_TIMEOUT_SECONDS "
+            "%s): the lane is stuck, most likely in a hung native call (GPU driver, CUDA/cuDNN). Stopped "
+            "extending visibility; writing what is finished, releasing the %s messages still held "
+            "(visibility 0) and exiting %s so the job fails and AWS Batch may retry it. If the same images "
+            "stall every worker, they reach the dead-letter queue after maxReceiveCount receives. Check the "
+            "host (nvidia-smi, Xid errors in the instance log), or raise PROGRESS_TIMEOUT_SECONDS if a "
+            "batch is legitimately this slow",
+            lane,
+            images,
+            round(waited),
+            f"{self.watchdog.bound:g}",
+            self.tracker.count(),
+            EXIT_STALLED,
+        )
+        self.request_stop("stalled")
+        return False
 
     # -- threads ------------------------------------------------------------------------------
     def _touch(self) -> None:
@@ -213,6 +263,14 @@ class WorkerLoop:
         return [(item, loaded) for item, loaded in batch if not item.tracked.finished]
 
     def _compute(self, batch: list[tuple[WorkItem, LoadedImage]]) -> ComputedBatch:
+        lane = threading.current_thread().name
+        self.watchdog.started(lane, len(batch))
+        try:
+            return self._compute_batch(batch)
+        finally:
+            self.watchdog.finished(lane)
+
+    def _compute_batch(self, batch: list[tuple[WorkItem, LoadedImage]]) -> ComputedBatch:
         started = time.perf_counter()
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
@@ -296,8 +354,8 @@ class WorkerLoop:
         self.stats.retried += 1
         tracked = self.tracker.give_up(item)
         log.warning(
-            "transient failure on s3://%s/%s: %s. Its message %s goes back to the queue in %ss; after "
-            "maxReceiveCount receives SQS moves it to the dead-letter queue",
+            "no row for s3://%s/%s, it may be readable later: %s. Its message %s goes back to the queue "
+            "in %ss; after maxReceiveCount receives SQS moves it to the dead-letter queue",
             item.ref.bucket,
             item.ref.key,
             loaded.retryable,
@@ -367,12 +425,16 @@ class WorkerLoop:
                 self._busy.settle(self.tracker.count)
                 if self._idle_expired():
                     self.request_stop("idle")
+                self._check_run_time()
+                self._may_extend()  # fires the progress watchdog even between heartbeats
             if self._fatal is not None:  # no point waiting for the lanes
                 raise self._fatal
             self._finish_lanes()
             if self._fatal is not None:  # a lane failed while finishing
                 raise self._fatal
             self._flush()  # what is finished is written before anything is released
+            if self._stalled is not None:
+                exit_code = EXIT_STALLED
         except QueueConfigError as exc:
             log.error("%s: fix QUEUE_URL (or the region/endpoint) and resubmit", exc)
             exit_code = EXIT_BAD_CONFIG
@@ -388,7 +450,7 @@ class WorkerLoop:
         finally:
             self._shutdown()
         reason = self._stop_reason or "stopped"
-        summary = self._summary(reason)
+        summary = self._summary(reason, exit_code)
         emit_event(summary)
         self.metrics.final(
             images_per_second=summary["images_per_s"],
@@ -435,7 +497,7 @@ class WorkerLoop:
             )
         self._busy.settle(lambda: 0)  # whatever was still in flight was released above
 
-    def _summary(self, reason: str) -> dict[str, Any]:
+    def _summary(self, reason: str, exit_code: int) -> dict[str, Any]:
         run_seconds = self.clock() - self._started
         busy = min(self._busy.seconds(), run_seconds)
         idle = run_seconds - busy
@@ -470,4 +532,5 @@ class WorkerLoop:
             "dag_id": s.dag_id,
             "dag_run_id": s.dag_run_id,
             "exit_reason": reason,
+            "exit_code": exit_code,
         }

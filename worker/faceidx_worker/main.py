@@ -1,8 +1,9 @@
 """Entry point: settings -> model -> AWS clients -> loop, and the process's exit code.
 
-Exit codes: 0 idle or stopped by a signal (work handed back); 1 persistent failure (nothing unwritten
-was deleted); 2 bad configuration (the message names the variable); 3 ``REQUIRE_GPU`` set but ONNX
-Runtime's CUDA provider is not the active one; 128+N a second signal N (exit at once).
+Exit codes: 0 idle, ``MAX_RUN_SECONDS`` reached or stopped by a signal (work handed back); 1 persistent
+failure (nothing unwritten was deleted); 2 bad configuration (the message names the variable); 3
+``REQUIRE_GPU`` set but ONNX Runtime's CUDA provider is not the active one; 4 an inference lane stuck
+for ``PROGRESS_TIMEOUT_SECONDS`` (its messages released); 128+N a second signal N (exit at once).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
 
     from faceidx_worker.fetch import S3ImageLoader
-    from faceidx_worker.loop import WorkerLoop
+    from faceidx_worker.loop import EXIT_STALLED, WorkerLoop
     from faceidx_worker.metrics import EmfMetrics
     from faceidx_worker.queue import SqsWorkQueue
     from faceidx_worker.sink import ParquetSink
@@ -178,7 +179,15 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         settings.decode_threads,
         settings.download_threads,
     )
-    return loop.run().exit_code
+    exit_code = loop.run().exit_code
+    if exit_code == EXIT_STALLED:
+        # The stuck lane is still inside its call. Interpreter shutdown would tear ONNX Runtime down
+        # under it (or wait on it): leave at once, the summary and the release are already done.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+    return exit_code
 
 
 def install_signal_handlers(loop: Any) -> None:

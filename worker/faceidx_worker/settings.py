@@ -18,6 +18,13 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _MIB = 1024 * 1024
 
+# Below the job definition's 4 h timeout (infra/batch/job-definition.json, attemptDurationSeconds
+# 14400), which kills the container and is not retried: the worker hands over cleanly 30 min before.
+MAX_RUN_SECONDS = 3.5 * 3600.0
+# A batch takes seconds on a GPU and well under a minute on a CPU: ten minutes in which no image
+# finishes while images wait means a lane is stuck (a hung native call), not slow.
+PROGRESS_TIMEOUT_SECONDS = 600.0
+
 
 class SettingsError(ValueError):
     """A configuration value is missing or invalid. ``variable`` names the environment variable."""
@@ -58,6 +65,8 @@ class WorkerSettings:
     det_size: int = 640
     det_small_size: int = 128
     max_idle_seconds: float = 60.0
+    max_run_seconds: float = MAX_RUN_SECONDS
+    progress_timeout_seconds: float = PROGRESS_TIMEOUT_SECONDS
     allowed_buckets: frozenset[str] | None = None
     max_image_bytes: int = 50 * _MIB
     max_image_pixels: int = 100_000_000
@@ -231,6 +240,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> WorkerSettings:
         det_size=det_size,
         det_small_size=det_small_size,
         max_idle_seconds=_number(env, "MAX_IDLE_SECONDS", 60.0, float, low=0),
+        max_run_seconds=_number(env, "MAX_RUN_SECONDS", MAX_RUN_SECONDS, float, low=0),
+        progress_timeout_seconds=_number(
+            env, "PROGRESS_TIMEOUT_SECONDS", PROGRESS_TIMEOUT_SECONDS, float, low=0
+        ),
         allowed_buckets=allowed,
         max_image_bytes=_number(env, "MAX_IMAGE_BYTES", 50 * _MIB, int, low=1),
         max_image_pixels=_number(env, "MAX_IMAGE_PIXELS", 100_000_000, int, low=1),

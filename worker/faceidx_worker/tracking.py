@@ -153,3 +153,39 @@ class MessageTracker:
                 tracked.finished = True
             self._active = []
             return remaining
+
+
+class ProgressWatchdog:
+    """Notices an inference lane stuck in one batch: ``bound`` seconds without finishing its images.
+
+    Each lane calls :meth:`started` before it computes a batch and :meth:`finished` after. The loop and
+    the heartbeat (which must not keep extending the messages of a stuck lane) ask :meth:`stalled`.
+    Per lane, so one hung lane is noticed while the others keep indexing, and a quiet queue or a slow
+    download never counts. ``bound`` 0 switches the watchdog off.
+    """
+
+    def __init__(self, bound: float, clock: Callable[[], float]) -> None:
+        self.bound = bound
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._computing: dict[str, tuple[float, int]] = {}  # lane -> (started at, images)
+
+    def started(self, lane: str, images: int) -> None:
+        with self._lock:
+            self._computing[lane] = (self._clock(), images)
+
+    def finished(self, lane: str) -> None:
+        with self._lock:
+            self._computing.pop(lane, None)
+
+    def stalled(self) -> tuple[str, float, int] | None:
+        """(lane, seconds, images) of the lane computing longest, once past the bound; else ``None``."""
+        if self.bound <= 0:
+            return None
+        with self._lock:
+            if not self._computing:
+                return None
+            now = self._clock()
+            lane, (since, images) = min(self._computing.items(), key=lambda item: item[1][0])
+        waited = now - since
+        return (lane, waited, images) if waited >= self.bound else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -9,6 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from faceidx_worker.events import ImageRef
 from faceidx_worker.fetch import LoadedImage, S3ImageLoader
 from faceidx_worker.loop import WorkerLoop
 from faceidx_worker.metrics import EmfMetrics
@@ -57,6 +59,19 @@ def _loop(world, model, small_pack, load_image=None, **env):
         sink=ParquetSink(settings.output, s3_client=world.s3, max_seconds=settings.flush_max_seconds),
         metrics=EmfMetrics(enabled=False, namespace="x", environment="local", model_pack="small_pack"),
     ), loader
+
+
+def _run_within(loop, seconds):
+    """``loop.run()``, failing (after a SIGTERM-like stop) instead of hanging when it outlives ``seconds``."""
+    results = []
+    runner = threading.Thread(target=lambda: results.append(loop.run()))
+    runner.start()
+    runner.join(seconds)
+    if runner.is_alive():
+        loop.request_stop("test_timeout")
+        runner.join(60)
+        pytest.fail(f"the loop was still running after {seconds}s")
+    return results[0]
 
 
 def test_transient_failures_go_back_to_the_queue_and_end_in_the_dlq(world, model, small_pack, assets_dir):
@@ -251,3 +266,117 @@ def test_a_kms_denied_image_is_handed_back_until_the_dlq_and_never_written(
     assert "kms-secret.jpg" in dead["Body"]
     assert result.summary["errors"] == 0
     assert result.summary["retried"] == 3
+
+
+class _HangsOnOneImage:
+    """The real model, except that detecting the image of ``shape`` blocks (a hung native call)."""
+
+    def __init__(self, model, shape):
+        self._model = model
+        self.shape = shape
+        self.hung = threading.Event()
+        self.unblock = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def detect(self, pixels):
+        if pixels.shape == self.shape:
+            self.hung.set()
+            self.unblock.wait(120)
+        return self._model.detect(pixels)
+
+
+def test_a_hung_lane_releases_what_the_worker_holds_and_exits_4(world, model, small_pack, assets_dir, caplog):
+    """Issue 12 item 11: one of two lanes hangs in its model call while the other keeps indexing. With
+    a visibility of 600 s, the hung image's message comes back at once only because the watchdog
+    stopped the worker and released it; the other images are written and deleted, and the exit code
+    is non-zero so the job fails (AWS Batch may retry it)."""
+    images = assets_dir / "images"
+    world.put_image("hang.jpg", (images / "lfw_Rob_Lowe_0001.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "hang.jpg")]))
+    good = [f"good{number}.jpg" for number in range(4)]
+    for key in good:
+        world.put_image(key, (images / "obama.jpg").read_bytes())
+        world.send(s3_event_body([s3_record(world.input_bucket, key)]))
+    loop, loader = _loop(
+        world,
+        model,
+        small_pack,
+        VISIBILITY_TIMEOUT=600,
+        HEARTBEAT_SECONDS=0.3,
+        PROGRESS_TIMEOUT_SECONDS=4,
+        INFERENCE_THREADS=2,
+        IMAGE_BATCH=1,
+        MAX_IDLE_SECONDS=600,
+    )
+    hanging = _HangsOnOneImage(
+        model, loader.load(ImageRef(world.input_bucket, "hang.jpg")).image.pixels.shape
+    )
+    loop.model = hanging
+    started = time.monotonic()
+    try:
+        result = _run_within(loop, 60)
+    finally:
+        hanging.unblock.set()
+    assert hanging.hung.is_set()
+    assert result.exit_code == 4
+    assert result.exit_reason == "stalled"
+    assert result.summary["exit_code"] == 4
+    assert time.monotonic() - started < 60  # the watchdog's 4 s, the lanes' join, the release
+    assert queue_counts(world.sqs, world.queue_url) == (1, 0)  # released at once, not held for 600 s
+    (back,) = world.sqs.receive_message(QueueUrl=world.queue_url)["Messages"]
+    assert "hang.jpg" in back["Body"]
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    assert sorted(row["image_key"] for row in table.to_pylist()) == good  # the other lane's work is kept
+    (line,) = [
+        r for r in caplog.records if r.levelname == "ERROR" and "PROGRESS_TIMEOUT_SECONDS" in r.message
+    ]
+    assert "inference-" in line.message
+    assert "Stopped extending visibility" in line.message
+
+
+def test_max_run_time_hands_over_under_steady_inflow_and_exits_0(
+    world, model, small_pack, assets_dir, caplog
+):
+    """Issue 12 item 3: a queue that never goes idle. At MAX_RUN_SECONDS the worker stops receiving,
+    writes and deletes what it finished, releases the rest at once (visibility 600 s otherwise) and exits
+    0 before a job timeout could kill it. Nothing is lost: every message sent is either indexed and
+    deleted or visible in the queue for the next worker."""
+    caplog.set_level(logging.INFO, logger="faceidx_worker")
+    data = (assets_dir / "images" / "obama.jpg").read_bytes()
+    sent: list[str] = []
+    feeding = threading.Event()
+    feeding.set()
+
+    def feed():
+        number = 0
+        while feeding.is_set():
+            key = f"inflow/{number:04d}.jpg"
+            world.put_image(key, data)
+            world.send(s3_event_body([s3_record(world.input_bucket, key, size=len(data))]))
+            sent.append(key)
+            number += 1
+            time.sleep(0.1)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    loop, _ = _loop(world, model, small_pack, VISIBILITY_TIMEOUT=600, MAX_RUN_SECONDS=6, MAX_IDLE_SECONDS=600)
+    started = time.monotonic()
+    try:
+        result = _run_within(loop, 40)
+    finally:
+        feeding.clear()
+        feeder.join(10)
+    assert result.exit_code == 0
+    assert result.exit_reason == "max_run_time"
+    assert 6 <= time.monotonic() - started < 40
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    indexed = [row["image_key"] for row in table.to_pylist()]
+    assert indexed, "it indexed nothing before the hand-over"
+    assert len(indexed) == len(set(indexed))
+    visible, in_flight = queue_counts(world.sqs, world.queue_url)
+    assert in_flight == 0  # nothing it held stays hidden
+    assert visible == len(sent) - len(indexed)  # the rest waits, none lost, none both written and queued
+    assert result.summary["messages_deleted"] == len(indexed)
+    assert any("MAX_RUN_SECONDS" in r.message for r in caplog.records)

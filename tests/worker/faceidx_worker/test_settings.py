@@ -38,6 +38,15 @@ def test_defaults_follow_the_contract(base, tmp_path):
     assert settings.job_id == "local"
     assert settings.queue_role == "local"
     assert settings.metrics_enabled is True
+    # below the job definition's attemptDurationSeconds (4 h), which kills without a retry
+    assert settings.max_run_seconds == 3.5 * 3600
+    assert settings.progress_timeout_seconds == 600
+
+
+def test_run_limits_can_be_changed_or_switched_off(base):
+    settings = load_settings({**base, "MAX_RUN_SECONDS": "5400", "PROGRESS_TIMEOUT_SECONDS": "0"})
+    assert settings.max_run_seconds == 5400
+    assert settings.progress_timeout_seconds == 0
 
 
 def test_values_are_parsed(base):
@@ -79,6 +88,9 @@ def test_values_are_parsed(base):
         ("DET_SIZE", "650"),
         ("DET_SMALL_SIZE", "640"),
         ("MAX_IDLE_SECONDS", "-1"),
+        ("MAX_RUN_SECONDS", "-1"),
+        ("MAX_RUN_SECONDS", "3h"),
+        ("PROGRESS_TIMEOUT_SECONDS", "-5"),
         ("MAX_IMAGE_BYTES", "0"),
         ("MAX_IMAGE_PIXELS", "lots"),
         ("REQUIRE_GPU", "maybe"),

@@ -7,7 +7,7 @@ import threading
 
 from faceidx_worker.intake import DRAIN_SIGNAL_SECONDS, SqsIntake
 from faceidx_worker.settings import load_settings
-from faceidx_worker.tracking import BusyClock, MessageTracker, RunStats
+from faceidx_worker.tracking import BusyClock, MessageTracker, ProgressWatchdog, RunStats
 
 
 class FakeClock:
@@ -82,3 +82,22 @@ def test_a_slow_poll_after_a_full_batch_is_not_taken_for_a_drained_queue(tmp_pat
     intake.receive_started_at = clock.now
     clock.now += 10 * DRAIN_SIGNAL_SECONDS
     assert not intake.queue_seems_drained()
+
+
+def test_the_watchdog_fires_for_the_lane_stuck_longest_and_only_past_the_bound():
+    clock = FakeClock()
+    watchdog = ProgressWatchdog(10, clock)
+    assert watchdog.stalled() is None  # no lane computing: a quiet queue is never a stall
+    watchdog.started("inference-0", 4)
+    clock.now += 6
+    watchdog.started("inference-1", 2)
+    clock.now += 3
+    assert watchdog.stalled() is None  # 9 s: a slow batch, not a stuck lane
+    watchdog.finished("inference-1")  # the other lane keeps finishing batches ...
+    watchdog.started("inference-1", 2)
+    clock.now += 1
+    assert watchdog.stalled() == ("inference-0", 10, 4)  # ... which does not hide the stuck one
+    watchdog.finished("inference-0")
+    assert watchdog.stalled() is None
+    clock.now += 100
+    assert ProgressWatchdog(0, clock).stalled() is None  # 0 = off
