@@ -151,9 +151,11 @@ class WorkerRun:
 
 @dataclass
 class WorkerProcess:
-    """The worker started exactly as the job definition does: ``python run_detection_service.py``."""
+    """The worker started exactly as the job definition does: ``python run_detection_service.py``
+    (or ``script``, a stand-in entry point that wraps it, run from the same folder)."""
 
     env: dict[str, str]
+    script: Path | None = None
     process: subprocess.Popen[str] | None = None
     text_lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
@@ -161,7 +163,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "run_detection_service.py"],
+            [sys.executable, str(self.script or "run_detection_service.py")],
             cwd=WORKER_DIR,
             env=self.env,
             stdout=subprocess.PIPE,
