@@ -9,11 +9,13 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck demo bench soak simulate parse-times lock clean
+.PHONY: help venv test test-fast lint fmt typecheck demo up down bench soak simulate parse-times lock clean browser
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
-	@echo "make test      - lint + type check + the whole test suite"
+	@echo "make test      - lint + type check + the whole test suite (browser tests included)"
+	@echo "make up        - the whole product in a browser, no Docker (http://127.0.0.1:8080)"
+	@echo "make down      - stop what make up started"
 	@echo "make lint      - ruff lint and format check, hadolint"
 	@echo "make fmt       - ruff format and autofix"
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
@@ -50,7 +52,7 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -58,6 +60,24 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+up: $(STAMP)
+	@$(MAKE) --no-print-directory down >/dev/null
+	$(PY) scripts/up.py
+
+down:
+	@if [ -f .faceidx-up.pid ]; then \
+		pid=$$(cat .faceidx-up.pid); kill -TERM $$pid 2>/dev/null || true; \
+		for i in $$(seq 60); do kill -0 $$pid 2>/dev/null || break; sleep 1; done; \
+		rm -f .faceidx-up.pid; echo "make up stopped"; \
+	fi
+
+# Debian's chromium for the browser tests (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null || { \
+		echo "installing Debian's chromium for the browser tests ..."; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-liberation >/dev/null; }
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_worker.py

@@ -10,7 +10,10 @@ and the log servers, go down with it), logs to a file under the temporary AIRFLO
 :meth:`AirflowStack.diagnostics` gathers those files for a failing test.
 
 Authentication is the simple auth manager with one ``admin`` user whose random password is written
-to the passwords file beforehand; ``POST /auth/token`` turns it into a JWT for the REST API.
+to the passwords file beforehand; ``POST /auth/token`` turns it into a JWT for the REST API, and the
+UI's own login form takes the same user and password.
+
+Used by ``make up`` (``faceidx.local.product``), the live REST API tests and the browser tests.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from urllib.parse import quote
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
@@ -260,6 +263,58 @@ class AirflowStack:
                 return last
             time.sleep(interval)
         raise AirflowStackError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last}")
+
+    # --- DAGs and runs --------------------------------------------------------------------------
+
+    def wait_parsed(self, dag_ids: tuple[str, ...], timeout: float = 120.0) -> None:
+        """Until the dag-processor has serialized each DAG (the UI and a trigger need it)."""
+        for dag_id in dag_ids:
+            self.wait_for(
+                f"{dag_id} to be parsed and serialized",
+                lambda dag_id=dag_id: self.api("GET", f"/dags/{dag_id}/details", expect=(200, 404)).get(
+                    "dag_id"
+                ),
+                timeout=timeout,
+            )
+
+    def unpause(self, dag_id: str) -> None:
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """A manual run now, with ``conf``; returns its run id."""
+        run = self.api(
+            "POST",
+            f"/dags/{dag_id}/dagRuns",
+            retry_post=True,
+            json={"logical_date": None, "conf": conf or {}},
+        )
+        return str(run["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self.api("GET", f"/dags/{dag_id}/dagRuns/{quote_id(run_id)}")["state"])
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float) -> str:
+        """Until the run has finished; returns ``success`` or ``failed``."""
+        return str(
+            self.wait_for(
+                f"{dag_id} run {run_id} to finish",
+                lambda: state if (state := self.run_state(dag_id, run_id)) in ("success", "failed") else None,
+                timeout=timeout,
+            )
+        )
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        instances = self.api("GET", f"/dags/{dag_id}/dagRuns/{quote_id(run_id)}/taskInstances")
+        return {ti["task_id"]: ti["state"] for ti in instances["task_instances"]}
+
+    def ensure_pool(self, name: str, slots: int, description: str) -> None:
+        """Create the pool, or set its slots when it exists."""
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
+        found = self.api("GET", f"/pools/{quote_id(name)}", expect=(200, 404))
+        if isinstance(found, dict) and found.get("name") == name:
+            self.api("PATCH", f"/pools/{quote_id(name)}", json=body)
+        else:
+            self.api("POST", "/pools", json=body, retry_post=True)
 
     # --- diagnostics ------------------------------------------------------------------------------
 

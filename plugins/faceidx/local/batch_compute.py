@@ -76,6 +76,7 @@ class LocalBatchCompute:
         self._threads: list[threading.Thread] = []
         self._original: Any = None
         self._stop = threading.Event()
+        self._processes: set[subprocess.Popen[str]] = set()
 
     # moto hook -----------------------------------------------------------------------------------
     def install(self) -> LocalBatchCompute:
@@ -115,6 +116,21 @@ class LocalBatchCompute:
             BatchSimpleBackend._mark_job_as_finished = self._original  # type: ignore[method-assign]
             self._original = None
         self._stop.set()
+
+    def terminate(self, grace: float = 10.0) -> None:
+        """Stop the worker processes still running: SIGTERM (as Batch does), SIGKILL after ``grace``."""
+        with self._lock:
+            processes = list(self._processes)
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
     def __enter__(self) -> LocalBatchCompute:
         return self.install()
@@ -194,6 +210,8 @@ class LocalBatchCompute:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        with self._lock:
+            self._processes.add(process)
         assert process.stdout is not None
         for raw in process.stdout:
             line = raw.rstrip("\n")
@@ -204,6 +222,8 @@ class LocalBatchCompute:
             if self.on_line:
                 self.on_line(run, line)
         run.exit_code = process.wait()
+        with self._lock:
+            self._processes.discard(process)
         run.stopped = time.time()
         job.exit_code = run.exit_code
         if run.exit_code != 0:

@@ -1,0 +1,212 @@
+"""What a data engineer does in the real Airflow UI, in a real browser, against the whole product.
+
+In file order, on one product (see conftest.py): trigger ``face_infra_bootstrap`` from its form with
+only ``dry_run`` turned off; upload photos and trigger ``face_indexing`` with its defaults; read the
+``plan``, ``worker_logs`` and ``report`` task logs in the UI; have the form refuse a bad Param; and
+backfill two days of ``face_reindex`` from the Backfill form. Every test asserts on what the page
+shows and on what moto holds. Screenshots go to ``ui-output/`` (``FACEIDX_SCREENSHOTS``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from faceidx.local.product import INPUT_BUCKET, OUTPUT_BUCKET, LocalProduct
+from faceidx_worker.events import MessageKind, parse_body
+from tests.ui.pages import field, new_run, open_task_log, open_trigger_form, runs
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.assets, pytest.mark.timeout(600)]
+
+PHOTOS = ("t1.jpg", "obama.jpg", "biden.jpg", "two_people.jpg", "no_face.png")
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+BACKFILL_DAYS = [TODAY - timedelta(days=3), TODAY - timedelta(days=2)]
+
+
+def _wait_success(product: LocalProduct, dag_id: str, run_id: str, timeout: float) -> None:
+    assert product.stack is not None
+    state = product.stack.wait_run(dag_id, run_id, timeout)
+    assert state == "success", product.stack.task_states(dag_id, run_id)
+
+
+def _index_rows(product: LocalProduct) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    assert product.moto is not None
+    s3 = product.moto.client("s3")
+    rows: list[dict] = []
+    for item in s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", []):
+        if item["Key"].endswith(".parquet"):
+            body = s3.get_object(Bucket=OUTPUT_BUCKET, Key=item["Key"])["Body"].read()
+            rows.extend(pq.read_table(io.BytesIO(body)).to_pylist())
+    return rows
+
+
+def test_bootstrap_from_its_form_with_only_dry_run_off(page, product, shots):
+    assert product.moto is not None
+    dialog = open_trigger_form(page, product, "face_infra_bootstrap")
+    dry_run = field(dialog, "dry_run")
+    assert dry_run.is_checked(), "dry_run is on by default"
+    dialog.locator("label:has([name='element_dry_run'])").click()  # the switch a user clicks
+    assert not dry_run.is_checked()
+    trigger = dialog.get_by_role("button", name="Trigger")
+    assert trigger.is_enabled(), "the form must accept the default Params"
+    before = {r["dag_run_id"] for r in runs(product, "face_infra_bootstrap")}
+    trigger.click()
+    run_id = new_run(product, "face_infra_bootstrap", before)
+    _wait_success(product, "face_infra_bootstrap", run_id, timeout=300)
+
+    # what the bootstrap created, as moto holds it
+    sqs = product.moto.client("sqs")
+    queues = sqs.list_queues().get("QueueUrls", [])
+    assert any(url.endswith("/faceidx-work") for url in queues)
+    assert any(url.endswith("/faceidx-work-dlq") for url in queues)
+    batch = product.moto.client("batch")
+    assert {q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]} == {
+        "face-recognition-primary-queue",
+        "face-recognition-secondary-queue",
+    }
+    notification = product.moto.client("s3").get_bucket_notification_configuration(Bucket=INPUT_BUCKET)
+    assert notification["QueueConfigurations"], "the input bucket notifies the work queue"
+
+    # the grid shows the run's tasks as succeeded
+    page.goto(f"{product.url}/dags/face_infra_bootstrap/runs/{run_id}")
+    page.get_by_text("summary", exact=True).first.wait_for()
+    page.get_by_text(re.compile("success", re.I)).first.wait_for()
+    page.screenshot(path=str(shots / "bootstrap-run.png"))
+
+
+@pytest.fixture(scope="module")
+def indexing_run(product: LocalProduct, assets_dir: Path) -> dict:
+    """Filled by the indexing test, read by the log tests."""
+    return {}
+
+
+def test_indexing_from_its_form_with_defaults_indexes_the_uploads(
+    page, product, assets_dir, shots, indexing_run
+):
+    keys = product.upload([assets_dir / "images" / name for name in PHOTOS])
+    assert product.wait_queue(len(keys)) >= len(keys), "S3 notifications fill the work queue"
+    dialog = open_trigger_form(page, product, "face_indexing")
+    dialog.screenshot(path=str(shots / "indexing-trigger-form.png"))
+    trigger = dialog.get_by_role("button", name="Trigger")
+    assert trigger.is_enabled(), "the form must accept the default Params"
+    before = {r["dag_run_id"] for r in runs(product, "face_indexing")}
+    trigger.click()
+    run_id = new_run(product, "face_indexing", before)
+    _wait_success(product, "face_indexing", run_id, timeout=300)
+    indexing_run["run_id"] = run_id
+
+    rows = _index_rows(product)
+    assert {r["image_key"] for r in rows} == set(keys), "every upload is in the index"
+    faces = {r["image_key"]: 0 for r in rows}
+    for row in rows:
+        if row["status"] == "ok" and row["face_index"] is not None:
+            faces[row["image_key"]] += 1
+    expected = json.loads((assets_dir / "expected.json").read_text())["images"]
+    assert faces["photos/t1.jpg"] == expected["t1.jpg"]["faces"]
+    assert faces["photos/no_face.png"] == 0
+
+    page.goto(f"{product.url}/dags/face_indexing/runs/{run_id}")
+    page.get_by_text("worker_logs", exact=True).first.wait_for()
+    page.screenshot(path=str(shots / "indexing-run-grid.png"))
+
+
+@pytest.mark.parametrize(
+    ("task_id", "expected", "shot"),
+    [
+        ("plan", ["face_indexing scaling decision", "primary", "secondary"], "log-plan-decision-table.png"),
+        (
+            "worker_logs",
+            ["Workers (one row per plain job or array child", "images/s"],
+            "log-worker-table.png",
+        ),
+        ("report", ["face_indexing run summary", "images indexed"], "log-run-summary.png"),
+    ],
+)
+def test_task_logs_show_the_tables(page, product, indexing_run, shots, task_id, expected, shot):
+    if "run_id" not in indexing_run:
+        pytest.fail("the indexing test did not leave a run to read (it failed first)")
+    open_task_log(page, product, "face_indexing", indexing_run["run_id"], task_id)
+    for text in expected:
+        page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / shot))
+
+
+def test_a_bad_param_is_refused_by_the_form(page, product):
+    before = runs(product, "face_indexing")
+    dialog = open_trigger_form(page, product, "face_indexing")
+    box = field(dialog, "secondary_max_array")
+    box.fill("20000")
+    box.blur()
+    message = dialog.get_by_text(re.compile(r"10000|maximum|less than|at most", re.I)).first
+    message.wait_for()
+    trigger = dialog.get_by_role("button", name="Trigger")
+    assert trigger.is_disabled(), "the form must refuse a value above the Param's maximum"
+    trigger.click(force=True)  # a determined click submits nothing either
+    page.wait_for_timeout(2000)
+    assert runs(product, "face_indexing") == before
+
+
+def test_backfill_two_days_from_the_form_queues_their_images(page, product, assets_dir, shots):
+    from moto.s3.models import s3_backends
+
+    from faceidx.local.moto_server import ACCOUNT_ID
+
+    assert product.moto is not None and product.stack is not None
+    # Nothing consumes the queue meanwhile: what the backfill queued stays there to be read.
+    product.stack.api("PATCH", "/dags/face_indexing", json={"is_paused": True})
+    sqs, url = product.moto.client("sqs"), product.queue_url()
+    sqs.purge_queue(QueueUrl=url)
+    photo = assets_dir / "images" / "obama.jpg"
+    expected: list[str] = []
+    bucket = s3_backends[ACCOUNT_ID]["aws"].get_bucket(INPUT_BUCKET)
+    for day in [*BACKFILL_DAYS, TODAY - timedelta(days=4)]:
+        for key in product.upload([photo], prefix=f"archive/{day:%Y-%m-%d}/"):
+            bucket.keys[key].last_modified = (day + timedelta(hours=8)).replace(tzinfo=None)
+            if day in BACKFILL_DAYS:
+                expected.append(key)
+    sqs.purge_queue(QueueUrl=url)  # the uploads' own S3 events: the backfill must queue them again
+    product.stack.unpause("face_reindex")
+
+    dialog = open_trigger_form(page, product, "face_reindex")
+    dialog.get_by_text("Backfill", exact=True).click()
+    inputs = dialog.locator("input[type='datetime-local']")
+    inputs.nth(0).fill(f"{BACKFILL_DAYS[0]:%Y-%m-%dT%H:%M}")
+    inputs.nth(1).fill(f"{BACKFILL_DAYS[-1]:%Y-%m-%dT%H:%M}")
+    run_backfill = dialog.get_by_role("button", name="Run Backfill")
+    dialog.get_by_text(re.compile(r"2 runs? will be triggered", re.I)).first.wait_for()
+    dialog.screenshot(path=str(shots / "reindex-backfill-form.png"))
+    assert run_backfill.is_enabled(), "a date range is all the backfill form needs"
+    run_backfill.click()
+
+    done = product.stack.wait_for(
+        "the two backfill runs to finish",
+        lambda: (
+            found
+            if len(found := runs(product, "face_reindex", "backfill")) == 2
+            and all(r["state"] in ("success", "failed") for r in found)
+            else None
+        ),
+        timeout=240,
+    )
+    assert sorted(r["data_interval_start"][:10] for r in done) == [f"{d:%Y-%m-%d}" for d in BACKFILL_DAYS]
+    assert [r["state"] for r in done] == ["success", "success"], done
+
+    bodies = []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages", []
+    ):
+        bodies.extend(m["Body"] for m in batch)
+    parsed = [parse_body(body) for body in bodies]
+    assert all(p.kind == MessageKind.IMAGES for p in parsed)
+    assert sorted(p.images[0].key for p in parsed) == sorted(expected), "one message per image of the days"
+
+    page.goto(f"{product.url}/dags/face_reindex")
+    page.get_by_text("queue_images", exact=True).first.wait_for()
+    page.screenshot(path=str(shots / "reindex-backfill-grid.png"))
