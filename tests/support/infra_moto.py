@@ -11,6 +11,8 @@ moto server runs in this process):
   as ``service_role_arn``: the same role AWS would use.
 - moto 5.2 accepts UpdateComputeEnvironment's ``computeResources`` but drops them (a TODO in moto);
   ``keep_compute_resource_updates`` stores them, as AWS does, so tests can check the state.
+- moto 5.2 ignores a job queue's ``jobStateTimeLimitActions`` on create and update and never
+  describes them; ``keep_job_queue_time_limit_actions`` stores and describes them, as AWS does.
 """
 
 from __future__ import annotations
@@ -57,6 +59,39 @@ def keep_compute_resource_updates(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(BatchBackend, "update_compute_environment", update)
 
 
+def keep_job_queue_time_limit_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.batch.models import JobQueue
+    from moto.batch.responses import BatchResponse
+
+    key = "jobStateTimeLimitActions"
+
+    def storing(original: Any, name_param: str) -> Any:
+        def handler(self: Any) -> str:
+            result = original(self)
+            actions = self._get_param(key)
+            if actions is not None:
+                queue = self.batch_backend.get_job_queue(self._get_param(name_param))
+                queue.faceidx_time_limit_actions = actions
+            return result
+
+        return handler
+
+    original_describe = JobQueue.describe
+
+    def describe(self: Any) -> dict[str, Any]:
+        described = original_describe(self)
+        actions = getattr(self, "faceidx_time_limit_actions", None)
+        if actions is not None:
+            described[key] = actions
+        return described
+
+    monkeypatch.setattr(
+        BatchResponse, "createjobqueue", storing(BatchResponse.createjobqueue, "jobQueueName")
+    )
+    monkeypatch.setattr(BatchResponse, "updatejobqueue", storing(BatchResponse.updatejobqueue, "jobQueue"))
+    monkeypatch.setattr(JobQueue, "describe", describe)
+
+
 def prepare_infra_account(
     moto: Any, monkeypatch: pytest.MonkeyPatch | None = None, region: str = REGION
 ) -> InfraAccount:
@@ -72,6 +107,7 @@ def prepare_infra_account(
     else:
         monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         keep_compute_resource_updates(monkeypatch)
+        keep_job_queue_time_limit_actions(monkeypatch)
     s3 = moto.client("s3", region_name=region)
     for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
         if region == "us-east-1":

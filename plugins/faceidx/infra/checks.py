@@ -22,6 +22,24 @@ MAX_QUEUE_ENVIRONMENTS = 3
 SERVICE_LINKED_ROLE_PATH = ":role/aws-service-role/batch.amazonaws.com/"
 FAMILY_MEMORY_EXAMPLE_MIB = 15000
 
+# The GPU AMI faceidx runs on. Amazon Linux 2 ECS AMIs (ECS_AL2, ECS_AL2_NVIDIA) lose support on
+# June 30, 2026; an environment with no ec2Configuration was given AL2 if created before January 12, 2026.
+GPU_IMAGE_TYPE = "ECS_AL2023_NVIDIA"
+AL2_IMAGE_TYPES = frozenset({"ECS_AL2", "ECS_AL2_NVIDIA"})
+
+# jobStateTimeLimitActions: the statusReason values AWS Batch can act on (its user guide, "Automatic
+# remediation with jobStateTimeLimitActions"); SERVICE_ROLE_PERMISSIONS, ACTION_REQUIRED and
+# UNDETERMINED are not among them. botocore's model types `reason` only as a string.
+TIME_LIMIT_REASONS = frozenset(
+    {
+        "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+        "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+        "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        "MISCONFIGURATION:EC2_INSTANCE_CONFIGURATION_UNSUPPORTED",
+    }
+)
+TIME_LIMIT_SECONDS = (600, 86_400)  # the bounds AWS documents for maxTimeSeconds
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -220,6 +238,23 @@ def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
                 "Set minvCpus to 0 so the environment scales to zero when the workers exit.",
             )
         )
+    images = [str(c.get("imageType")) for c in resources.get("ec2Configuration") or []]
+    if ce.get("type", "MANAGED") == "MANAGED" and images != [GPU_IMAGE_TYPE]:
+        on_al2 = not images or any(i in AL2_IMAGE_TYPES for i in images)
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"ec2Configuration imageType is {', '.join(images) or 'not set'}"
+                + (
+                    ": Amazon Linux 2 ECS AMIs lose support on June 30, 2026, and an environment created "
+                    "without ec2Configuration may run AL2."
+                    if on_al2
+                    else f", not the GPU AMI faceidx is built and tested on ({GPU_IMAGE_TYPE})."
+                ),
+                f'Set computeResources.ec2Configuration to [{{"imageType": "{GPU_IMAGE_TYPE}"}}].',
+            )
+        )
     role = ce.get("serviceRole")
     if role and not is_service_linked_role(str(role)):
         findings.append(
@@ -259,6 +294,7 @@ def check_job_queue(name: str, queue: dict[str, Any], environment_names: set[str
                 "Remove the extra entries from computeEnvironmentOrder.",
             )
         )
+    findings.extend(check_time_limit_actions(name, queue.get("jobStateTimeLimitActions") or []))
     orders = [item.get("order") for item in order]
     if len(set(orders)) != len(orders):
         findings.append(
@@ -267,6 +303,46 @@ def check_job_queue(name: str, queue: dict[str, Any], environment_names: set[str
                 name,
                 f"computeEnvironmentOrder repeats an order value ({orders}).",
                 "Give each compute environment its own order (1, 2, 3).",
+            )
+        )
+    return findings
+
+
+def check_time_limit_actions(name: str, actions: list[dict[str, Any]]) -> list[Finding]:
+    """Each action names a reason AWS Batch acts on, within 600..86400 s; every reason at most once."""
+    findings: list[Finding] = []
+    low, high = TIME_LIMIT_SECONDS
+    reasons = [str(a.get("reason")) for a in actions]
+    for action in actions:
+        reason, seconds = str(action.get("reason")), action.get("maxTimeSeconds")
+        if reason not in TIME_LIMIT_REASONS:
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"jobStateTimeLimitActions reason {reason!r} is not one AWS Batch acts on: jobs stuck "
+                    "for it would never be cancelled.",
+                    f"Use one of {', '.join(sorted(TIME_LIMIT_REASONS))}.",
+                )
+            )
+        if not isinstance(seconds, int) or not low <= seconds <= high:
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"jobStateTimeLimitActions maxTimeSeconds for {reason} is {seconds!r}; AWS takes "
+                    f"{low} to {high}.",
+                    f"Give a whole number of seconds from {low} (10 min) to {high} (24 h).",
+                )
+            )
+    repeated = sorted({r for r in reasons if reasons.count(r) > 1})
+    if repeated:
+        findings.append(
+            Finding(
+                ERROR,
+                name,
+                f"jobStateTimeLimitActions names {', '.join(repeated)} more than once.",
+                "Keep one action per reason.",
             )
         )
     return findings

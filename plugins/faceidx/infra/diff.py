@@ -118,9 +118,38 @@ def normalize_compute_environment(ce: dict[str, Any]) -> dict[str, Any]:
             resources[key] = sorted(resources[key])
     if "instanceRole" in resources:
         resources["instanceRole"] = name_of(resources["instanceRole"])
+    if "ec2Configuration" in resources:
+        resources["ec2Configuration"] = normalize_ec2_configuration(resources["ec2Configuration"])
     if resources:
         out["computeResources"] = resources
     return out
+
+
+EC2_CONFIGURATION_FIELDS = ("imageType", "imageIdOverride", "imageKubernetesVersion")
+
+
+def normalize_ec2_configuration(configurations: Any) -> list[dict[str, Any]]:
+    """The AMI choices, by image type, without what AWS adds on describe (``batchImageStatus``)."""
+    return sorted(
+        ({k: c[k] for k in EC2_CONFIGURATION_FIELDS if k in c} for c in configurations or []),
+        key=lambda c: str(c.get("imageType")),
+    )
+
+
+def normalize_time_limit_actions(actions: Any) -> list[dict[str, Any]]:
+    """jobStateTimeLimitActions by reason (AWS keeps no order that matters)."""
+    return sorted(
+        (
+            {
+                "reason": a.get("reason"),
+                "state": a.get("state"),
+                "maxTimeSeconds": int(a.get("maxTimeSeconds", 0)),
+                "action": a.get("action"),
+            }
+            for a in actions or []
+        ),
+        key=lambda a: str(a["reason"]),
+    )
 
 
 def normalize_job_queue(queue: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +164,8 @@ def normalize_job_queue(queue: dict[str, Any]) -> dict[str, Any]:
             ),
             key=lambda item: item["order"],
         )
+    if "jobStateTimeLimitActions" in queue:
+        out["jobStateTimeLimitActions"] = normalize_time_limit_actions(queue["jobStateTimeLimitActions"])
     return out
 
 

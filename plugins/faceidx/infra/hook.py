@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from faceidx.infra.hook_base import InfraReconcileError
 from faceidx.infra.reconcile_batch import BatchReconcileMixin
+from faceidx.infra.reconcile_compute import ComputeEnvironmentReconcileMixin
 from faceidx.infra.reconcile_iam import IamReconcileMixin
 from faceidx.infra.reconcile_s3 import S3ReconcileMixin
 from faceidx.infra.reconcile_sqs import SqsReconcileMixin
@@ -17,5 +18,11 @@ from faceidx.infra.reconcile_sqs import SqsReconcileMixin
 __all__ = ["InfraReconcileError", "InfraReconcileHook"]
 
 
-class InfraReconcileHook(IamReconcileMixin, SqsReconcileMixin, S3ReconcileMixin, BatchReconcileMixin):
+class InfraReconcileHook(
+    IamReconcileMixin,
+    SqsReconcileMixin,
+    S3ReconcileMixin,
+    ComputeEnvironmentReconcileMixin,
+    BatchReconcileMixin,
+):
     """IAM, SQS, S3 notification and AWS Batch reconcile through one Airflow AWS connection."""

@@ -51,6 +51,37 @@ JOB_QUEUE_WAITERS: dict[str, Any] = {
 }
 
 
+# Batch has no official waiters for these either. "Settled": the environment has left CREATING /
+# UPDATING, VALID or INVALID (the caller reads which). "Deleted": it is no longer listed (or DELETED).
+COMPUTE_ENVIRONMENT_WAITERS: dict[str, Any] = {
+    "version": 2,
+    "waiters": {
+        "ComputeEnvironmentSettled": {
+            "operation": "DescribeComputeEnvironments",
+            "delay": 15,
+            "maxAttempts": 80,
+            "acceptors": [
+                {"argument": "computeEnvironments[].status", "expected": "VALID", "matcher": "pathAll",
+                 "state": "success"},
+                {"argument": "computeEnvironments[].status", "expected": "INVALID", "matcher": "pathAny",
+                 "state": "success"},
+                {"argument": "length(computeEnvironments[?status != 'DELETED']) == `0`", "expected": True,
+                 "matcher": "path", "state": "failure"},
+            ],
+        },
+        "ComputeEnvironmentDeleted": {
+            "operation": "DescribeComputeEnvironments",
+            "delay": 15,
+            "maxAttempts": 80,
+            "acceptors": [
+                {"argument": "length(computeEnvironments[?status != 'DELETED']) == `0`", "expected": True,
+                 "matcher": "path", "state": "success"},
+            ],
+        },
+    },
+}  # fmt: skip
+
+
 class InfraReconcileError(RuntimeError):
     """An ensure_* could not finish. The message names the resource, AWS's answer and the fix."""
 
@@ -149,17 +180,72 @@ class InfraHookBase(AwsBaseHook):
             ) from err
         return items
 
-    def _wait(self, waiter: Any, resource: str, describe: Any, **kwargs: Any) -> None:
+    def _wait(
+        self, waiter: Any, resource: str, describe: Any, goal: str = "become VALID", **kwargs: Any
+    ) -> None:
         try:
             waiter.wait(**kwargs)
         except WaiterError as err:
             error = (err.last_response or {}).get("Error")
             state = f"AWS answered {error.get('Code')}: {error.get('Message')}" if error else describe()
             raise InfraReconcileError(
-                f"{resource} did not become VALID ({err.kwargs.get('reason', err)}); {state}. Fix the cause "
-                "(often a missing instance profile, subnet or security group, or an IAM change still "
-                "propagating), then rerun face_infra_bootstrap."
+                f"{resource} did not {goal} ({err.kwargs.get('reason', err)}); {state}. Fix the cause "
+                "(often a missing instance profile, subnet or security group) in the Params or infra/, then "
+                "rerun face_infra_bootstrap: a changed spec is applied as an update, and an INVALID "
+                "compute environment that matches its spec is deleted and created again."
             ) from err
+
+    def _compute_environment_waiter(self, name: str) -> Any:
+        model = dict(COMPUTE_ENVIRONMENT_WAITERS["waiters"][name])
+        model.update(delay=self.waiter_delay, maxAttempts=self.waiter_max_attempts)
+        return botocore.waiter.create_waiter_with_client(
+            name,
+            botocore.waiter.WaiterModel({"version": 2, "waiters": {name: model}}),
+            self.client_for("batch"),
+        )
+
+    def describe_compute_environment(self, name: str) -> dict[str, Any] | None:
+        """The environment as described now (None when absent or DELETED)."""
+        found = self.call(
+            "batch",
+            "describe_compute_environments",
+            f"compute environment {name}",
+            computeEnvironments=[name],
+        )
+        live = [ce for ce in found.get("computeEnvironments", []) if ce.get("status") != "DELETED"]
+        return live[0] if live else None
+
+    def wait_compute_environment_settled(self, name: str) -> dict[str, Any]:
+        """Wait until the environment is VALID or INVALID (not CREATING/UPDATING); return it."""
+        resource = f"compute environment {name}"
+        self._wait(
+            self._compute_environment_waiter("ComputeEnvironmentSettled"),
+            resource,
+            lambda: self._status(
+                self.call("batch", "describe_compute_environments", name, computeEnvironments=[name]).get(
+                    "computeEnvironments", []
+                )
+            ),
+            goal="become VALID or INVALID",
+            computeEnvironments=[name],
+        )
+        found = self.describe_compute_environment(name)
+        if found is None:
+            raise InfraReconcileError(f"{resource} disappeared while faceidx waited for it.")
+        return found
+
+    def wait_compute_environment_deleted(self, name: str) -> None:
+        self._wait(
+            self._compute_environment_waiter("ComputeEnvironmentDeleted"),
+            f"compute environment {name}",
+            lambda: self._status(
+                self.call("batch", "describe_compute_environments", name, computeEnvironments=[name]).get(
+                    "computeEnvironments", []
+                )
+            ),
+            goal="finish deleting",
+            computeEnvironments=[name],
+        )
 
     @staticmethod
     def _status(items: list[dict[str, Any]]) -> str:

@@ -2,8 +2,11 @@
 
 The ECS agent registers less memory than the instance has: the kernel, the agent and the NVIDIA driver
 keep some. On g4dn.xlarge (16 GiB installed) ECS registers about 15.3 to 15.7 GiB, so a job asking for
-16384 MiB is never placed and sits in RUNNABLE. We take the low end of that range as a margin for the
-whole family: **allocatable = installed x (1 - 6.5 %)**, rounded down to whole MiB.
+16384 MiB is never placed and sits in RUNNABLE. We take the low end of that range as a margin for
+every family: **allocatable = installed x (1 - 6.5 %)**, rounded down to whole MiB.
+
+g4dn (NVIDIA T4), g5 (A10G) and g6 (L4) are x86 GPU families that the ECS-optimized Amazon Linux 2023
+GPU AMI (``ECS_AL2023_NVIDIA``) supports. Not every region offers g5 or g6.
 
 | type | vCPUs | GPUs | installed MiB | allocatable MiB |
 | --- | --- | --- | --- | --- |
@@ -14,6 +17,22 @@ whole family: **allocatable = installed x (1 - 6.5 %)**, rounded down to whole M
 | g4dn.12xlarge | 48 | 4 | 196,608 | 183,828 |
 | g4dn.16xlarge | 64 | 1 | 262,144 | 245,104 |
 | g4dn.metal | 96 | 8 | 393,216 | 367,656 |
+| g5.xlarge | 4 | 1 | 16,384 | 15,319 |
+| g5.2xlarge | 8 | 1 | 32,768 | 30,638 |
+| g5.4xlarge | 16 | 1 | 65,536 | 61,276 |
+| g5.8xlarge | 32 | 1 | 131,072 | 122,552 |
+| g5.12xlarge | 48 | 4 | 196,608 | 183,828 |
+| g5.16xlarge | 64 | 1 | 262,144 | 245,104 |
+| g5.24xlarge | 96 | 4 | 393,216 | 367,656 |
+| g5.48xlarge | 192 | 8 | 786,432 | 735,313 |
+| g6.xlarge | 4 | 1 | 16,384 | 15,319 |
+| g6.2xlarge | 8 | 1 | 32,768 | 30,638 |
+| g6.4xlarge | 16 | 1 | 65,536 | 61,276 |
+| g6.8xlarge | 32 | 1 | 131,072 | 122,552 |
+| g6.12xlarge | 48 | 4 | 196,608 | 183,828 |
+| g6.16xlarge | 64 | 1 | 262,144 | 245,104 |
+| g6.24xlarge | 96 | 4 | 393,216 | 367,656 |
+| g6.48xlarge | 192 | 8 | 786,432 | 735,313 |
 
 A type missing here fails validation with a message saying to add it (with its vCPUs, GPUs and
 installed memory) to ``INSTANCE_TYPES``.
@@ -49,6 +68,20 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("g4dn.12xlarge", 48, 4, 196_608),
         InstanceType("g4dn.16xlarge", 64, 1, 262_144),
         InstanceType("g4dn.metal", 96, 8, 393_216),
+        *(
+            InstanceType(f"{family}.{size}", vcpus, gpus, memory)
+            for family in ("g5", "g6")
+            for size, vcpus, gpus, memory in (
+                ("xlarge", 4, 1, 16_384),
+                ("2xlarge", 8, 1, 32_768),
+                ("4xlarge", 16, 1, 65_536),
+                ("8xlarge", 32, 1, 131_072),
+                ("12xlarge", 48, 4, 196_608),
+                ("16xlarge", 64, 1, 262_144),
+                ("24xlarge", 96, 4, 393_216),
+                ("48xlarge", 192, 8, 786_432),
+            )
+        ),
     )
 }
 

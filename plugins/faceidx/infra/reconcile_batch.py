@@ -1,19 +1,13 @@
-"""ensure_* for AWS Batch: compute environments, job queues and the job definition."""
+"""ensure_* for AWS Batch: job queues and the job definition (compute environments: reconcile_compute)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from faceidx.infra.compute_environment import plan_update
 from faceidx.infra.diff import diff, name_of, normalize_job_definition, normalize_job_queue
 from faceidx.infra.hook_base import InfraHookBase, InfraReconcileError
 from faceidx.infra.results import Action, ResourceResult, action_for
-
-REPLACE_HINT = (
-    "Not changed: AWS cannot apply this in place. Revert the spec, or set the environment DISABLED, "
-    "remove it from its job queues, delete it, and rerun face_infra_bootstrap to create it anew."
-)
 
 
 class BatchReconcileMixin(InfraHookBase):
@@ -32,37 +26,6 @@ class BatchReconcileMixin(InfraHookBase):
                 "face_infra_bootstrap to create it again."
             )
         return item
-
-    # -- compute environments -------------------------------------------------------------------
-    def ensure_compute_environment(self, spec: dict[str, Any], dry_run: bool = False) -> ResourceResult:
-        name = spec["computeEnvironmentName"]
-        resource = f"compute environment {name}"
-        kind = "batch compute environment"
-        current = self._describe_one(
-            "describe_compute_environments", "computeEnvironments", name, resource, computeEnvironments=[name]
-        )
-        if current is None:
-            if dry_run:
-                return ResourceResult(kind, name, Action.CREATED, dry_run=True)
-            arn = self.change("batch", "create_compute_environment", resource, **spec)[
-                "computeEnvironmentArn"
-            ]
-            self.wait_compute_environment_valid(name)
-            return ResourceResult(kind, name, Action.CREATED, arn, outputs={"arn": arn})
-        arn = current["computeEnvironmentArn"]
-        plan = plan_update(current, spec)
-        if plan.action is Action.NEEDS_REPLACEMENT:
-            return ResourceResult(
-                kind, name, plan.action, arn, plan.changes, {"arn": arn}, dry_run, REPLACE_HINT
-            )
-        if not dry_run:
-            if plan.update_request:
-                self.change("batch", "update_compute_environment", resource, **plan.update_request)
-            if plan.tags:
-                self.change("batch", "tag_resource", resource, resourceArn=arn, tags=plan.tags)
-            if plan.action is Action.UPDATED or current.get("status") != "VALID":
-                self.wait_compute_environment_valid(name)
-        return ResourceResult(kind, name, plan.action, arn, plan.changes, {"arn": arn}, dry_run)
 
     # -- job queues -----------------------------------------------------------------------------
     def _with_environment_arns(self, order: list[dict[str, Any]], resource: str) -> list[dict[str, Any]]:
@@ -105,7 +68,9 @@ class BatchReconcileMixin(InfraHookBase):
         if action is Action.UPDATED and not dry_run:
             changed = {c.path.split(".")[0] for c in changes}
             update: dict[str, Any] = {
-                k: spec[k] for k in ("state", "priority", "schedulingPolicyArn") if k in changed
+                k: spec[k]
+                for k in ("state", "priority", "schedulingPolicyArn", "jobStateTimeLimitActions")
+                if k in changed
             }
             if "computeEnvironmentOrder" in changed:
                 update["computeEnvironmentOrder"] = self._with_environment_arns(

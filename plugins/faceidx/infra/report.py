@@ -14,7 +14,8 @@ MAX_CHANGES_SHOWN = 4
 
 def differences(result: ResourceResult) -> str:
     if result.action is Action.CREATED:
-        return "new" if not result.dry_run else "absent: would be created"
+        created = "new" if not result.dry_run else "absent: would be created"
+        return f"{created}; {result.note}" if result.note else created
     if not result.changes:
         return result.note or "-"
     shown = [describe_change(c) for c in result.changes[:MAX_CHANGES_SHOWN]]

@@ -24,6 +24,8 @@ from faceidx.tables import format_table
 
 log = logging.getLogger(__name__)
 
+JOB_DEFINITION_SPEC = "batch/job-definition"
+
 STEP_TITLES = {
     "sqs": "SQS: dead-letter queue, work queue, queue policy",
     "iam": "IAM: instance role and profile, job role and its policy",
@@ -80,7 +82,11 @@ def run_step(
         known = {k: v for k, v in outputs.items() if v is not None}
         context = {**(stand_in_outputs() if dry_run else {}), **config["values"], **known}
         spec = render(templates[entry.key], context, f"infra/{entry.filename}")
-        result = getattr(hook, entry.ensure)(spec, dry_run=dry_run)
+        extra: dict[str, Any] = {}
+        if entry.operation == "CreateComputeEnvironment":
+            # Its updatePolicy is sized to the job's attempt timeout (a literal in the template).
+            extra["job_definition"] = templates[JOB_DEFINITION_SPEC]
+        result = getattr(hook, entry.ensure)(spec, dry_run=dry_run, **extra)
         for field, placeholder in entry.outputs.items():
             value = result.outputs.get(field)
             outputs[placeholder] = (

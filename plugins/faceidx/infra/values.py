@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 VARIABLE_PREFIX = "faceidx_"
+DEFAULT_INSTANCE_TYPES = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
 DRY_RUN_PARAM = "dry_run"
 
 
@@ -69,6 +70,16 @@ VALUES: tuple[InfraValue, ...] = (
         "WORKER_IMAGE",
         "The worker image built from worker/Dockerfile, pushed to ECR.",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/faceidx-worker:0.1.0",
+    ),
+    InfraValue(
+        "instance_types",
+        "INSTANCE_TYPES",
+        "GPU instance types the compute environments may launch (g4dn.xlarge first, larger GPU "
+        "families as fall-backs when spot capacity is short). Each is checked against the job's memory, "
+        "GPU and vCPUs; drop a type your region does not offer.",
+        list(DEFAULT_INSTANCE_TYPES),
+        default=list(DEFAULT_INSTANCE_TYPES),
+        is_list=True,
     ),
     InfraValue(
         "queue_name",

@@ -179,8 +179,10 @@ def test_unchanged_compute_environment_sends_nothing():
 
 
 def test_in_place_update_sends_only_what_changed():
-    plan = plan_update(_ce(), _ce(maxvCpus=32, subnets=["subnet-b", "subnet-a"]))
+    policy = {"terminateJobsOnUpdate": False, "jobExecutionTimeoutMinutes": 240}
+    plan = plan_update(_ce(), _ce(maxvCpus=32, subnets=["subnet-b", "subnet-a"]), policy)
     assert plan.update_request == {
         "computeEnvironment": "ce",
         "computeResources": {"maxvCpus": 32, "subnets": ["subnet-b", "subnet-a"]},
+        "updatePolicy": policy,
     }

@@ -46,6 +46,8 @@ def test_first_run_creates_everything_as_the_specs_say(bootstrap, account):
     )["Attributes"]["QueueArn"]
     work = sqs.get_queue_attributes(QueueUrl=_queue_url(account), AttributeNames=["All"])["Attributes"]
     assert work["VisibilityTimeout"] == "1800"
+    dlq = sqs.get_queue_attributes(QueueUrl=_queue_url(account, "faceidx-work-dlq"), AttributeNames=["All"])
+    assert int(dlq["Attributes"]["MessageRetentionPeriod"]) > int(work["MessageRetentionPeriod"])
     assert json.loads(work["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
     (statement,) = json.loads(work["Policy"])["Statement"]
     assert statement["Resource"] == work["QueueArn"]
@@ -98,7 +100,8 @@ def test_first_run_creates_everything_as_the_specs_say(bootstrap, account):
             max_vcpus,
             100,
         )
-        assert resources["instanceTypes"] == ["g4dn.xlarge"]
+        assert resources["instanceTypes"] == ["g4dn.xlarge", "g5.xlarge", "g6.xlarge"]
+        assert resources["ec2Configuration"] == [{"imageType": "ECS_AL2023_NVIDIA"}]
         assert resources["subnets"] == account.params["subnets"]
         assert resources["securityGroupIds"] == account.params["security_group_ids"]
         assert resources["instanceRole"] == profile["Arn"]
@@ -108,6 +111,15 @@ def test_first_run_creates_everything_as_the_specs_say(bootstrap, account):
         "face-recognition-primary-queue": 100,
         "face-recognition-secondary-queue": 50,
     }
+    for queue in queues.values():
+        assert {
+            a["reason"]: (a["state"], a["maxTimeSeconds"], a["action"])
+            for a in queue["jobStateTimeLimitActions"]
+        } == {
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY": ("RUNNABLE", 1800, "CANCEL"),
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE": ("RUNNABLE", 600, "CANCEL"),
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT": ("RUNNABLE", 600, "CANCEL"),
+        }
     assert queues["face-recognition-primary-queue"]["computeEnvironmentOrder"] == [
         {"order": 1, "computeEnvironment": environments[PRIMARY_COMPUTE_ENVIRONMENT]["computeEnvironmentArn"]}
     ]

@@ -83,18 +83,23 @@ def test_job_queue_waiter(hook):
         stubber.assert_no_pending_responses()
 
 
-def test_an_existing_environment_that_is_not_valid_is_waited_for(hook):
+def _held(status):
     spec = validate_specs({**example_params(), "service_role_arn": ""}, {}).rendered[
         "batch/compute-environment-primary"
     ]
     spec["computeResources"]["instanceRole"] = "arn:aws:iam::123456789012:instance-profile/p"
     held = _ce(
-        "UPDATING",
+        status,
         type="MANAGED",
         state="ENABLED",
         computeResources=dict(spec["computeResources"]),
         tags=spec["tags"],
     )
+    return spec, held
+
+
+def test_an_existing_environment_still_being_created_is_waited_for(hook):
+    spec, held = _held("CREATING")
     client = hook.client_for("batch")
     with Stubber(client) as stubber:
         _describe(stubber, held)  # ensure: describe
@@ -102,6 +107,21 @@ def test_an_existing_environment_that_is_not_valid_is_waited_for(hook):
         result = hook.ensure_compute_environment(spec)
         stubber.assert_no_pending_responses()
     assert str(result.action) == "unchanged"
+
+
+def test_an_existing_environment_being_updated_is_reported_not_waited_for(hook):
+    # An infrastructure update stays UPDATING while running jobs drain (hours): waiting for VALID
+    # would fail the task although nothing is wrong.
+    spec, held = _held("UPDATING")
+    client = hook.client_for("batch")
+    with Stubber(client) as stubber:
+        _describe(stubber, held)
+        result = hook.ensure_compute_environment(spec)
+        stubber.assert_no_pending_responses()
+    assert (str(result.action), result.note) == (
+        "unchanged",
+        "an update is still in progress (status UPDATING).",
+    )
 
 
 def test_an_environment_being_deleted_is_not_recreated(hook):
