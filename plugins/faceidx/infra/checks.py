@@ -380,6 +380,8 @@ def check_job_definition(name: str, job_definition: dict[str, Any], job: JobReso
 
 
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# An IAM policy grants on a key ARN; a key id, an alias or an alias ARN matches no key there.
+KMS_KEY_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 
 
 def check_values(values: dict[str, Any]) -> list[Finding]:
@@ -410,6 +412,21 @@ def check_values(values: dict[str, Any]) -> list[Finding]:
                     f"{bucket!r} is not a valid S3 bucket name.",
                     "Use the bucket's name only (3-63 lower-case letters, digits, dots or hyphens), "
                     "without s3:// for input_bucket.",
+                )
+            )
+    for placeholder, param in (
+        ("INPUT_KMS_KEY_ARN", "input_kms_key_arn"),
+        ("OUTPUT_KMS_KEY_ARN", "output_kms_key_arn"),
+    ):
+        key = str(values.get(placeholder) or "")
+        if key and not KMS_KEY_ARN.match(key):
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"Param {param}",
+                    f"{key!r} is not a KMS key ARN: an IAM policy on a key id or an alias grants nothing.",
+                    "Give the key's ARN, arn:<partition>:kms:<region>:<account>:key/<key id> "
+                    "(aws kms describe-key --key-id <alias or id> --query KeyMetadata.Arn).",
                 )
             )
     image = str(values.get("WORKER_IMAGE", ""))

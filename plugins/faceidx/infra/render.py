@@ -3,7 +3,8 @@
 - A string that is exactly ``"${NAME}"`` becomes the value itself, keeping its type (a list of
   subnets stays a list).
 - A placeholder inside a longer string is replaced by the value's text.
-- An optional value left empty (``SERVICE_ROLE_ARN``) removes the key that holds it.
+- An optional value left empty (``SERVICE_ROLE_ARN``) removes the key that holds it; a dict in a list
+  that holds it (a policy statement on ``${INPUT_KMS_KEY_ARN}``) is removed whole.
 - Policy documents written as JSON objects become the JSON strings the API takes.
 """
 
@@ -79,14 +80,25 @@ def _fill(node: Any, values: Mapping[str, Any], where: str) -> Any:
             out[key] = filled
         return out
     if isinstance(node, list):
-        return [
-            item
-            for item in (_fill(c, values, f"{where}[{i}]") for i, c in enumerate(node))
-            if item is not _DROP
-        ]
+        items = []
+        for index, child in enumerate(node):
+            filled = _fill(child, values, f"{where}[{index}]")
+            if filled is _DROP or (isinstance(child, dict) and _drops_a_key(child, values)):
+                continue
+            items.append(filled)
+        return items
     if isinstance(node, str):
         return _fill_string(node, values, where)
     return node
+
+
+def _drops_a_key(node: dict[str, Any], values: Mapping[str, Any]) -> bool:
+    """Whether a direct value of ``node`` is an optional placeholder left empty."""
+    for child in node.values():
+        whole = PLACEHOLDER.fullmatch(child) if isinstance(child, str) else None
+        if whole and whole.group(1) in OPTIONAL_PLACEHOLDERS and values.get(whole.group(1)) in ("", None, []):
+            return True
+    return False
 
 
 def unknown_placeholders(templates: Mapping[str, Any]) -> dict[str, set[str]]:

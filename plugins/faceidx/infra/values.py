@@ -127,6 +127,28 @@ VALUES: tuple[InfraValue, ...] = (
     ),
 )
 
+KMS_VALUES: tuple[InfraValue, ...] = (
+    InfraValue(
+        "input_kms_key_arn",
+        "INPUT_KMS_KEY_ARN",
+        "ARN of the KMS key that encrypts the input bucket's objects (SSE-KMS). Empty: they are not "
+        "KMS-encrypted, and the job role gets no KMS permission.",
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        default="",
+        optional=True,
+    ),
+    InfraValue(
+        "output_kms_key_arn",
+        "OUTPUT_KMS_KEY_ARN",
+        "ARN of the KMS key of the output bucket's default encryption (SSE-KMS). Empty: not KMS; the job "
+        "role gets no KMS permission for it.",
+        "arn:aws:kms:us-east-1:123456789012:key/0987dcba-09fe-87dc-65ba-ab0987654321",
+        default="",
+        optional=True,
+    ),
+)
+VALUES = VALUES + KMS_VALUES
+
 VALUES_BY_PARAM: dict[str, InfraValue] = {v.param: v for v in VALUES}
 
 # Filled from other values, never supplied.
@@ -215,7 +237,9 @@ def resolve_values(params: Mapping[str, Any], variables: Mapping[str, Any]) -> d
         if _is_empty(raw) and not value.optional:
             missing.append(value)
             continue
-        if value.is_list:
+        if _is_empty(raw):
+            resolved[value.placeholder] = value.empty
+        elif value.is_list:
             resolved[value.placeholder] = parse_list(raw)
         else:
             resolved[value.placeholder] = "" if raw is None else str(raw).strip()
@@ -229,5 +253,6 @@ def resolve_values(params: Mapping[str, Any], variables: Mapping[str, Any]) -> d
 
 
 def example_params() -> dict[str, Any]:
-    """Every Param with its example value: what the README and the demo show."""
-    return {v.param: v.example for v in VALUES}
+    """Every Param with its example value: what the README and the demo show. The optional KMS keys
+    are left out: an account without SSE-KMS buckets (the common case) sets neither."""
+    return {v.param: v.example for v in VALUES if v not in KMS_VALUES}
