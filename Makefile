@@ -43,7 +43,7 @@ lock:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint worker/Dockerfile docker/airflow.Dockerfile
+	$(VENV)/bin/hadolint worker/Dockerfile docker/airflow.Dockerfile docker/moto-batch.Dockerfile
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff format .

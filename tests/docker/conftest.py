@@ -42,6 +42,14 @@ def moto_env(services: dict[str, Any]) -> dict[str, str]:
     return dc.parse_env_file(dc.REPO / path)
 
 
+FAKE_WORKER = """\
+import json, os, sys
+keys = ("AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_ENDPOINT_URL", "QUEUE_URL", "REQUIRE_GPU")
+print(json.dumps({"event": "summary", **{k: os.environ.get(k) for k in keys}}), flush=True)
+sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,7 +91,19 @@ def compose_moto(services: dict[str, Any], tmp_path: Path) -> Iterator[str]:
     """
     port = free_port()
     service_env = {k: v or "" for k, v in dc.environment(services["moto"]).items()}
-    env = {**os.environ, **service_env, "MOTO_HOST": "127.0.0.1", "MOTO_PORT": str(port)}
+    # What the image holds in /app and /opt/faceidx: a stand-in worker (it prints its environment
+    # and exits with $FAKE_EXIT) and the faceidx.local package.
+    worker_dir = tmp_path / "app"
+    worker_dir.mkdir()
+    (worker_dir / "run_detection_service.py").write_text(FAKE_WORKER)
+    env = {
+        **os.environ,
+        **service_env,
+        "MOTO_HOST": "127.0.0.1",
+        "MOTO_PORT": str(port),
+        "FACEIDX_WORKER_DIR": str(worker_dir),
+        "PYTHONPATH": str(dc.REPO / "plugins"),
+    }
     argv = [sys.executable, str(dc.REPO / "docker" / "moto_serve.py")]
     process = start_moto(argv, env, port, tmp_path / "moto_serve.log")
     try:

@@ -301,13 +301,27 @@ def test_one_variable_switches_every_aws_service_to_another_env_file() -> None:
         assert dc.env_files(switched["services"][name]) == [("/home/me/faceidx-aws.env", True)], name
 
 
-def test_moto_service_runs_the_mounted_launcher_on_loopback(services: dict[str, Any]) -> None:
-    moto = services["moto"]
+def test_moto_service_runs_the_launcher_with_the_local_batch_stand_in(services: dict[str, Any]) -> None:
+    """The moto service is built on the worker image and runs submitted jobs as worker processes."""
+    import re
     from importlib.metadata import version
 
-    assert moto["image"] == f"motoserver/moto:{version('moto')}", "pin moto's image to the tested release"
-    script = moto["entrypoint"][-1]
-    assert {m.target: m.source for m in dc.mounts(moto)}[script] == "./docker/moto_serve.py"
+    moto = services["moto"]
+    assert moto["build"]["dockerfile"] == "docker/moto-batch.Dockerfile"
+    assert moto["build"]["context"] == "."
+    assert moto["build"]["args"]["WORKER_IMAGE"] == services["worker"]["image"], "FROM the worker image"
+    env = dc.environment(moto)
+    assert env["FACEIDX_LOCAL_BATCH"] == "1", "submitted jobs must run workers, not succeed at once"
+    assert env["FACEIDX_REQUIRE_GPU"] == "0"
+    dockerfile = (dc.REPO / "docker" / "moto-batch.Dockerfile").read_text()
+    assert re.search(r"^ARG WORKER_IMAGE=faceidx-worker:local$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{WORKER_IMAGE\}$", dockerfile, re.M)
+    assert f'"moto[server]=={version("moto")}"' in dockerfile, "pin moto to the tested release"
+    assert "COPY docker/moto_serve.py /faceidx/moto_serve.py" in dockerfile
+    assert moto["entrypoint"] == ["python", "/faceidx/moto_serve.py"]
+    ignored = (dc.REPO / "docker" / "moto-batch.Dockerfile.dockerignore").read_text().split()
+    for copied in ("plugins/faceidx/local", "docker/moto_serve.py"):
+        assert f"!{copied}" in ignored, f"{copied} must be in the build context"
     assert [str(port) for port in moto["ports"]] == [f"127.0.0.1:5000:{_moto_port(services)}"]
 
 

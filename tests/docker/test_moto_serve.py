@@ -46,13 +46,7 @@ def test_launcher_keeps_batch_without_docker_across_a_reset(
     assert _healthcheck(services, int(compose_moto.rsplit(":", 1)[1])).returncode == 0
 
 
-def test_launcher_jobs_succeed_without_a_container(compose_moto: str) -> None:
-    """What the compose stack relies on: moto accepts face_indexing's Batch jobs and finishes them."""
-    import boto3
-
-    def client(service: str) -> Any:
-        return boto3.client(service, endpoint_url=compose_moto, region_name="us-east-1")
-
+def _batch_world(client: Any) -> Any:
     role = client("iam").create_role(RoleName="faceidx-batch-service", AssumeRolePolicyDocument="{}")["Role"][
         "Arn"
     ]
@@ -71,15 +65,74 @@ def test_launcher_jobs_succeed_without_a_container(compose_moto: str) -> None:
         type="container",
         containerProperties={
             "image": "faceidx-worker:test",
-            "command": ["true"],
+            "command": ["python", "run_detection_service.py"],
             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
         },
     )
-    job = batch.submit_job(jobName="faceidx-job-1", jobQueue="faceidx-queue", jobDefinition="faceidx-job")[
-        "jobId"
-    ]
-    [described] = batch.describe_jobs(jobs=[job])["jobs"]
-    assert described["status"] == "SUCCEEDED"
+    return batch
+
+
+def _wait_finished(batch: Any, job_id: str) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        [job] = batch.describe_jobs(jobs=[job_id])["jobs"]
+        if job["status"] in ("SUCCEEDED", "FAILED"):
+            return dict(job)
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} still {job['status']} after 60 s")
+
+
+def _log_lines(client: Any, job: dict[str, Any]) -> list[dict[str, Any]]:
+    events = client("logs").get_log_events(
+        logGroupName="/aws/batch/job", logStreamName=job["container"]["logStreamName"]
+    )["events"]
+    return [json.loads(e["message"]) for e in events]
+
+
+def test_launcher_runs_each_job_and_array_child_as_a_worker_process(compose_moto: str) -> None:
+    """What the compose stack relies on: face_indexing's jobs run real workers, not an instant SUCCEEDED."""
+    import boto3
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=compose_moto, region_name="us-east-1")
+
+    batch = _batch_world(client)
+    environment = [{"name": "QUEUE_URL", "value": "http://moto:5000/123456789012/faceidx-work"}]
+    plain = batch.submit_job(
+        jobName="plain",
+        jobQueue="faceidx-queue",
+        jobDefinition="faceidx-job",
+        containerOverrides={"environment": environment},
+    )["jobId"]
+    job = _wait_finished(batch, plain)
+    assert job["status"] == "SUCCEEDED"
+    [line] = _log_lines(client, job)
+    assert line["AWS_BATCH_JOB_ID"] == plain
+    assert line["QUEUE_URL"] == environment[0]["value"], "the job's own environment reaches the worker"
+    assert line["AWS_ENDPOINT_URL"].startswith("http://localhost:"), "workers reach moto in-container"
+    assert line["REQUIRE_GPU"] == "0"
+
+    array = batch.submit_job(
+        jobName="array", jobQueue="faceidx-queue", jobDefinition="faceidx-job", arrayProperties={"size": 2}
+    )["jobId"]
+    assert _wait_finished(batch, array)["status"] == "SUCCEEDED"
+    indexes = sorted(
+        _log_lines(client, _wait_finished(batch, f"{array}:{i}"))[0]["AWS_BATCH_JOB_ARRAY_INDEX"]
+        for i in range(2)
+    )
+    assert indexes == ["0", "1"]
+
+    failing = batch.submit_job(
+        jobName="failing",
+        jobQueue="faceidx-queue",
+        jobDefinition="faceidx-job",
+        containerOverrides={"environment": [{"name": "FAKE_EXIT", "value": "3"}]},
+    )["jobId"]
+    failed = _wait_finished(batch, failing)
+    assert failed["status"] == "FAILED"
+    assert "exit code 3" in failed["statusReason"]
 
 
 def test_healthcheck_fails_on_a_plain_moto_server(services: dict[str, Any], tmp_path: Path) -> None:
