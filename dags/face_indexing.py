@@ -11,7 +11,8 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
    policy, decision and the reason for it.
 4. **choose**: branches to `submit_primary` and/or `submit_secondary`, or to `nothing_to_submit`.
 5. **submit_primary / submit_secondary**: `BatchOperator`s that only submit. A secondary deficit of
-   1 is a plain job, 2 or more an array job. They are never retried by Airflow (a retry would submit
+   1 is a plain job, 2 or more an array job. Each runs one at a time across runs and counts the
+   queue's active jobs again right before SubmitJob, so two runs never submit for the same deficit. They are never retried by Airflow (a retry would submit
    a second job). **wait_primary / wait_secondary** (`BatchSensor`, deferrable) then wait for the
    jobs in the triggerer, never in a worker slot; they may be retried safely.
 6. **worker_logs**: reads every worker's CloudWatch log stream (each array child: the parent has
@@ -53,6 +54,7 @@ from faceidx.constants import (
     SECONDARY_JOB_QUEUE,
     VAR_QUEUE_URL,
 )
+from faceidx.operators.batch import BatchDeficitSubmitOperator
 from faceidx.params import optional_param
 from faceidx.sensors.sqs import SqsQueueDepthSensor
 
@@ -63,8 +65,11 @@ QUEUE_URL = "{{ params.queue_url or var.value.get('" + VAR_QUEUE_URL + "', '') }
 
 
 def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
-    return BatchOperator(
+    return BatchDeficitSubmitOperator(
         task_id=f"submit_{role}",
+        role=role,
+        target=decision[f"{role}_target"],
+        planned=f"{{{{ ti.xcom_pull(task_ids='plan')['{role}']['workers'] }}}}",
         job_name=decision[f"{role}_job_name"],
         job_queue=f"{{{{ params.{queue_param} }}}}",
         job_definition="{{ params.job_definition }}",
@@ -89,6 +94,8 @@ def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
         wait_for_completion=False,
         deferrable=False,
         retries=0,
+        # Count-then-submit runs one run at a time per queue: the operator recounts before SubmitJob.
+        max_active_tis_per_dag=1,
         execution_timeout=timedelta(minutes=5),
     )
 

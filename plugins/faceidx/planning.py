@@ -147,6 +147,12 @@ def _submission(role: QueueRole, deficit: int) -> Submission | None:
     return Submission(role=role, workers=size, array_size=size)
 
 
+def still_open(role: QueueRole, planned: int, target: int, active_now: int) -> Submission | None:
+    """The submission left to make when the submit task runs: the plan's, shrunk by the workers that
+    appeared since the plan counted (another run's submit). ``None`` when nothing is left."""
+    return _submission(role, min(planned, target - active_now))
+
+
 def plan_submissions(
     visible: int,
     in_flight: int,

@@ -13,8 +13,8 @@ import pendulum
 import pytest
 
 from faceidx.constants import REINDEX_ASSET_URI
-from faceidx_worker.events import MessageKind, parse_body
 from faceidx.local.airflow_stack import quote_id
+from faceidx_worker.events import MessageKind, parse_body
 from tests.support.reindex_moto import create_resources, day_uploads, drain
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

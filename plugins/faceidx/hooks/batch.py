@@ -81,11 +81,11 @@ class BatchActiveJobsHook(BatchClientHook):
         parents = 0
         for job_id, listed_status in listed.items():
             job = described.get(job_id, {})
-            children = (job.get("arrayProperties") or {}).get("statusSummary")
-            if children is not None:
+            array = job.get("arrayProperties") or {}
+            if "size" in array or "statusSummary" in array:
                 parents += 1
-                for state in ACTIVE_JOB_STATES:
-                    by_state[state] += int(children.get(state, 0))
+                for state, count in array_active_children(job, listed_status).items():
+                    by_state[state] += count
                 continue
             status = job.get("status", listed_status)
             if status in by_state:
@@ -93,6 +93,26 @@ class BatchActiveJobsHook(BatchClientHook):
         return ActiveJobCount(
             job_queue=job_queue, workers=sum(by_state.values()), by_state=by_state, array_parents=parents
         )
+
+
+def array_active_children(parent: dict[str, Any], listed_status: str = "SUBMITTED") -> dict[str, int]:
+    """Unfinished children of an array parent, by state: ``size - SUCCEEDED - FAILED`` in all.
+
+    Right after SubmitJob, and for a while after, the parent's ``statusSummary`` is empty or stale
+    (AWS fills it asynchronously), so its per-state counts can sum to less than the children that are
+    still to run. The children it does not account for are counted in the parent's own state (or the
+    state ListJobs gave it), never dropped: dropping them would let the next run submit them again.
+    """
+    array = parent.get("arrayProperties") or {}
+    summary = {k: int(v) for k, v in (array.get("statusSummary") or {}).items()}
+    size = int(array.get("size") or sum(summary.values()))
+    counts = {state: summary.get(state, 0) for state in ACTIVE_JOB_STATES}
+    unfinished = max(0, size - summary.get("SUCCEEDED", 0) - summary.get("FAILED", 0))
+    unaccounted = unfinished - sum(counts.values())
+    if unaccounted > 0:
+        state = parent.get("status", listed_status)
+        counts[state if state in counts else "SUBMITTED"] += unaccounted
+    return {state: n for state, n in counts.items()}
 
 
 def child_job_ids(job: dict[str, Any]) -> list[str]:

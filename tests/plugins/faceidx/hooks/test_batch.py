@@ -80,3 +80,56 @@ def test_access_denied_fails_and_never_reads_as_zero(moto):
             hook.count_active_jobs(PRIMARY_JOB_QUEUE)
     assert "not authorized to perform: batch:ListJobs" in str(err.value)
     assert "batch:ListJobs and batch:DescribeJobs" in str(err.value)
+
+
+# --- a just-submitted array parent: Batch's statusSummary is empty, then stale ------------------------
+
+
+def _stubbed_count(parent: dict, listed_status: str = "PENDING"):
+    hook = BatchActiveJobsHook(aws_conn_id="aws_default", region_name="us-east-1")
+    client = hook.client
+    with Stubber(client) as stub:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+            summaries = (
+                [{"jobId": parent["jobId"], "jobName": "face-indexing-secondary", "status": status}]
+                if status == listed_status
+                else []
+            )
+            stub.add_response(
+                "list_jobs",
+                {"jobSummaryList": summaries},
+                {"jobQueue": SECONDARY_JOB_QUEUE, "jobStatus": status},
+            )
+        stub.add_response("describe_jobs", {"jobs": [parent]}, {"jobs": [parent["jobId"]]})
+        return hook.count_active_jobs(SECONDARY_JOB_QUEUE)
+
+
+def _parent(status: str, size: int, summary: dict[str, int] | None) -> dict:
+    array: dict = {"size": size}
+    if summary is not None:
+        array["statusSummary"] = summary
+    return {
+        "jobId": "8f1c2e9a-0000-4000-8000-000000000001",
+        "jobName": "face-indexing-secondary",
+        "jobQueue": f"arn:aws:batch:us-east-1:123456789012:job-queue/{SECONDARY_JOB_QUEUE}",
+        "status": status,
+        "startedAt": 0,
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/face-recognition-job:1",
+        "arrayProperties": array,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "summary", "expected"),
+    [
+        ("PENDING", None, 8),  # just submitted: no statusSummary at all yet
+        ("PENDING", {}, 8),  # an empty one
+        ("PENDING", {"RUNNABLE": 3}, 8),  # stale: 5 children not counted anywhere yet
+        ("PENDING", {"RUNNING": 4, "SUCCEEDED": 3, "FAILED": 1}, 4),  # up to date
+        ("PENDING", {"SUCCEEDED": 8}, 0),
+    ],
+)
+def test_an_array_parent_counts_size_minus_finished_children(moto, status, summary, expected):
+    count = _stubbed_count(_parent(status, 8, summary))
+    assert count.workers == expected
+    assert count.array_parents == 1
