@@ -22,3 +22,7 @@ ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 
 # face_reindex emits this Asset after queueing a backfill; face_indexing is also scheduled on it.
 REINDEX_ASSET_URI = "faceidx://work-queue/reindexed"
+
+# The worker's exit code when an inference lane made no progress (PROGRESS_TIMEOUT_SECONDS): it has
+# released every message it held, and its job must be retried on a fresh container.
+WORKER_EXIT_STALLED = 4

@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from faceidx.constants import WORKER_EXIT_STALLED
 from faceidx.infra.instance_types import MEMORY_MARGIN, InstanceType, expand
 
 ERROR = "error"
@@ -374,6 +375,22 @@ def check_job_definition(name: str, job_definition: dict[str, Any], job: JobReso
                 "its job.",
                 'Add retryStrategy {"attempts": 3, "evaluateOnExit": [{"onStatusReason": "Host EC2*", '
                 '"action": "RETRY"}, {"onReason": "*", "action": "EXIT"}]}.',
+            )
+        )
+    stalled_retry = any(
+        str(rule.get("onExitCode", "")) == str(WORKER_EXIT_STALLED)
+        and str(rule.get("action")).upper() == "RETRY"
+        for rule in retries
+    )
+    if not stalled_retry:
+        findings.append(
+            Finding(
+                WARNING,
+                f"job definition {name}",
+                f"does not retry exit code {WORKER_EXIT_STALLED}: a worker whose inference stalled "
+                "(PROGRESS_TIMEOUT_SECONDS) fails its job instead of trying again on a fresh container.",
+                f'Add {{"onExitCode": "{WORKER_EXIT_STALLED}", "action": "RETRY"}} to '
+                "retryStrategy.evaluateOnExit, before the catch-all EXIT rule.",
             )
         )
     return findings

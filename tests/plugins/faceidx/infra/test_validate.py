@@ -82,6 +82,7 @@ def test_job_definition_matches_the_worker_contract(rendered):
         "attempts": 3,
         "evaluateOnExit": [
             {"onStatusReason": "Host EC2*", "action": "RETRY"},
+            {"onExitCode": "4", "action": "RETRY"},  # the worker's stalled-lane exit
             {"onReason": "*", "action": "EXIT"},
         ],
     }
