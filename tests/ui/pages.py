@@ -22,9 +22,31 @@ def open_trigger_form(page: Any, product: LocalProduct, dag_id: str) -> Any:
     """The DAG page's *Trigger* dialog, fully rendered; returns the dialog."""
     page.goto(f"{product.url}/dags/{dag_id}")
     page.get_by_role("button", name="Trigger").first.click()
-    dialog = page.get_by_role("dialog")
+    dialog = page.locator("[role=dialog][data-scope=dialog][data-part=content]")  # not a date popover
     dialog.get_by_text("Run Parameters").wait_for()
     return dialog
+
+
+def pick_datetime(page: Any, dialog: Any, label: str, when: Any) -> None:
+    """Set the date-time field ``label`` (``From``, ``To``) through its picker, as a user types it."""
+    group = dialog.get_by_role("group").filter(has=page.get_by_text(label, exact=True))
+    group.get_by_test_id("datetime-input").click()
+    picker = page.locator("[data-scope=popover][data-part=content][data-state=open]")
+    picker.get_by_placeholder("YYYY/MM/DD").fill(f"{when:%Y/%m/%d}")
+    picker.get_by_placeholder("HH:mm").fill(f"{when:%H:%M}")
+    page.keyboard.press("Escape")
+    group.get_by_text(f"{when:%b} {when.day:02d}, {when:%Y}").wait_for()
+
+
+def set_configuration_json(page: Any, dialog: Any, conf: dict[str, Any]) -> None:
+    """Replace the run's conf in *Advanced Options* -> *Configuration JSON* (a Monaco editor)."""
+    import json
+
+    dialog.get_by_role("button", name="Advanced Options").click()
+    dialog.locator(".monaco-editor .view-lines").last.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(json.dumps(conf))
 
 
 def field(dialog: Any, param: str) -> Any:
@@ -45,7 +67,7 @@ def new_run(product: LocalProduct, dag_id: str, before: set[str], timeout: float
     assert product.stack is not None
     found = product.stack.wait_for(
         f"a new {dag_id} run",
-        lambda: [r["dag_run_id"] for r in runs(product, dag_id) if r["dag_run_id"] not in before],
+        lambda: [r["dag_run_id"] for r in runs(product, dag_id, "manual") if r["dag_run_id"] not in before],
         timeout=timeout,
         interval=1.0,
     )
