@@ -89,6 +89,10 @@ soak: $(STAMP)
 simulate: $(STAMP)
 	$(PY) benchmarks/simulate.py
 
+metrics: $(STAMP)
+	$(PY) scripts/code_metrics.py
+	duplicates --most 10 || true
+
 parse-times: $(STAMP)
 	$(PY) scripts/dag_parse_times.py
 

@@ -12,9 +12,10 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
 4. **choose**: branches to `submit_primary` and/or `submit_secondary`, or to `nothing_to_submit`.
 5. **submit_primary / submit_secondary**: `BatchOperator`s that only submit. A secondary deficit of
    1 is a plain job, 2 or more an array job. Each runs one at a time across runs and counts the
-   queue's active jobs again right before SubmitJob, so two runs never submit for the same deficit. They are never retried by Airflow (a retry would submit
-   a second job). **wait_primary / wait_secondary** (`BatchSensor`, deferrable) then wait for the
-   jobs in the triggerer, never in a worker slot; they may be retried safely.
+   queue's active jobs again right before SubmitJob, so two runs never submit for the same deficit.
+   They are never retried by Airflow (a retry would submit a second job). **wait_primary /
+   wait_secondary** (`BatchSensor`, deferrable) then wait for the jobs in the triggerer, never in a
+   worker slot; they may be retried safely.
 6. **worker_logs**: reads every worker's CloudWatch log stream (each array child: the parent has
    none) and logs a table (job, array index, status, images, faces, errors, images/s) plus the
    estimated GPU cost per environment.
