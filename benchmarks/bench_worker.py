@@ -56,9 +56,12 @@ TARGET_PIXELS = 12_000_000
 PACK_FILES = ("det_500m.onnx", "mobilefacenet_128d_dynbatch.onnx")
 TARGET_RATIO = 2.5
 ABLATIONS = {  # the worker's environment with one optimisation turned off
-    "one lane (INFERENCE_THREADS=1, ORT_THREADS=0)": {"INFERENCE_THREADS": "1", "ORT_THREADS": "0"},
-    "no PRelu rewrite (CPU_GRAPH_REWRITE=0)": {"CPU_GRAPH_REWRITE": "0"},
-    "full-resolution decode (DECODE_MIN_SIDE=0)": {"DECODE_MIN_SIDE": "0"},
+    "one lane (FACEIDX_INFERENCE_THREADS=1, FACEIDX_ORT_THREADS=0)": {
+        "FACEIDX_INFERENCE_THREADS": "1",
+        "FACEIDX_ORT_THREADS": "0",
+    },
+    "no PRelu rewrite (FACEIDX_CPU_GRAPH_REWRITE=0)": {"FACEIDX_CPU_GRAPH_REWRITE": "0"},
+    "full-resolution decode (FACEIDX_DECODE_MIN_SIDE=0)": {"FACEIDX_DECODE_MIN_SIDE": "0"},
 }
 TARGET_COSINE = 0.95
 
@@ -93,7 +96,7 @@ def build_corpus(variants: int, quality: int = 95, noise: float = 4.0) -> list[P
 
 
 def model_pack() -> Path:
-    from faceidx.local.demo_inputs import link_model_pack
+    from faceidx_dev.local.demo_inputs import link_model_pack
 
     return link_model_pack(ASSETS / "models", OUT / "packs" / "small_pack", PACK_FILES)
 
@@ -197,17 +200,17 @@ def run_worker(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
         {
-            "QUEUE_URL": queue_url,
-            "OUTPUT_URI": str(output),
-            "FACE_MODEL_DIR": str(pack),
-            "DET_THRESH": str(det_thresh),
+            "FACEIDX_QUEUE_URL": queue_url,
+            "FACEIDX_OUTPUT_URI": str(output),
+            "FACEIDX_MODEL_DIR": str(pack),
+            "FACEIDX_DET_THRESH": str(det_thresh),
             "AWS_ENDPOINT_URL": moto.url,
             "AWS_ACCESS_KEY_ID": "bench",
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "MAX_IDLE_SECONDS": "2",
-            "RECEIVE_WAIT_SECONDS": "1",
-            "METRICS_ENABLED": "0",
+            "FACEIDX_MAX_IDLE_SECONDS": "2",
+            "FACEIDX_RECEIVE_WAIT_SECONDS": "1",
+            "FACEIDX_METRICS_ENABLED": "0",
             **extra_env,
         }
     )

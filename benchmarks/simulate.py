@@ -24,10 +24,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from faceidx.planning import ScalingPolicy
-from faceidx.simulation.engine import SimulationConfig, SimulationResult
-from faceidx.simulation.policies import OriginalDesignRule, PlannerRule
-from faceidx.simulation.report import (
+from faceidx.indexing.planning import ScalingPolicy
+from faceidx_dev.simulation.engine import SimulationConfig, SimulationResult
+from faceidx_dev.simulation.policies import OriginalDesignRule, PlannerRule
+from faceidx_dev.simulation.report import (
     DEFAULT_SPOT_USD_PER_HOUR,
     goal_checks,
     goals_table,
@@ -36,7 +36,7 @@ from faceidx.simulation.report import (
     seed_sweep,
     sweep_table,
 )
-from faceidx.simulation.traces import burst, standard_traces
+from faceidx_dev.simulation.traces import burst, standard_traces
 
 ROOT = Path(__file__).resolve().parents[1]
 COLORS = {"original rule": "tab:red", "our planner": "tab:blue"}

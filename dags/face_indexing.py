@@ -7,7 +7,7 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
    message. An empty queue skips the run (shown as *skipped*, not failed).
 2. **count_active_jobs**: counts the Batch jobs already SUBMITTED/PENDING/RUNNABLE/STARTING/RUNNING on
    both queues; array jobs count by their unfinished children.
-3. **plan**: applies the scaling rule (`faceidx.planning`) and logs a table: depth, active jobs,
+3. **plan**: applies the scaling rule (`faceidx.indexing.planning`) and logs a table: depth, active jobs,
    policy, decision and the reason for it.
 4. **choose**: branches to `submit_primary` and/or `submit_secondary`, or to `nothing_to_submit`.
 5. **submit_primary / submit_secondary**: `BatchOperator`s that only submit. A secondary deficit of
@@ -46,7 +46,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from faceidx.constants import (
+from faceidx.common.constants import (
     DEFAULT_AWS_CONN_ID,
     JOB_DEFINITION,
     PRIMARY_JOB_QUEUE,
@@ -55,9 +55,9 @@ from faceidx.constants import (
     SECONDARY_JOB_QUEUE,
     VAR_QUEUE_URL,
 )
-from faceidx.operators.batch import BatchDeficitSubmitOperator
-from faceidx.params import optional_param
-from faceidx.sensors.sqs import SqsQueueDepthSensor
+from faceidx.common.params import optional_param
+from faceidx.indexing.operators import BatchDeficitSubmitOperator
+from faceidx.indexing.sensors import SqsQueueDepthSensor
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
 BATCH_POLL_SECONDS = int(os.environ.get("FACEIDX_BATCH_POLL_SECONDS", "30"))
@@ -77,7 +77,7 @@ def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
         array_properties=decision[f"{role}_array_properties"],
         container_overrides={
             "environment": [
-                {"name": "QUEUE_URL", "value": QUEUE_URL},
+                {"name": "FACEIDX_QUEUE_URL", "value": QUEUE_URL},
                 {"name": "FACEIDX_QUEUE_ROLE", "value": role},
                 {"name": "FACEIDX_DAG_ID", "value": "{{ dag.dag_id }}"},
                 {"name": "FACEIDX_DAG_RUN_ID", "value": "{{ run_id }}"},
@@ -178,13 +178,13 @@ def face_indexing() -> None:
 
     @task
     def queue_health(queue_url: str, **context: Any) -> dict[str, Any]:
-        from faceidx.tasks.indexing import check_queue_health
+        from faceidx.indexing.tasks import check_queue_health
 
         return check_queue_health(context["params"], queue_url, DEFAULT_AWS_CONN_ID, context)
 
     @task
     def count_active_jobs(**context: Any) -> dict[str, Any]:
-        from faceidx.tasks.indexing import count_active_jobs as count
+        from faceidx.indexing.tasks import count_active_jobs as count
 
         return count(context["params"], DEFAULT_AWS_CONN_ID)
 
@@ -192,13 +192,13 @@ def face_indexing() -> None:
     def plan(
         depth: dict[str, int], active: dict[str, Any], health: dict[str, Any], **context: Any
     ) -> dict[str, Any]:
-        from faceidx.tasks.indexing import plan_run
+        from faceidx.indexing.tasks import plan_run
 
         return plan_run(depth, active, context["params"], context["run_id"], health)
 
     @task.branch
     def choose(decision: dict[str, Any]) -> list[str]:
-        from faceidx.tasks.indexing import choose_branches
+        from faceidx.indexing.tasks import choose_branches
 
         return choose_branches(decision)
 
@@ -207,7 +207,7 @@ def face_indexing() -> None:
     # Runs even when a job failed, so the failed worker's log lines are in this run's logs.
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def worker_logs(**context: Any) -> dict[str, Any]:
-        from faceidx.tasks.indexing import collect_worker_logs
+        from faceidx.indexing.tasks import collect_worker_logs
 
         decision = context["ti"].xcom_pull(task_ids="plan")
         if not decision:
@@ -216,7 +216,7 @@ def face_indexing() -> None:
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def report(decision: dict[str, Any], workers: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.tasks.indexing import report_run
+        from faceidx.indexing.tasks import report_run
 
         return report_run(decision, workers)
 

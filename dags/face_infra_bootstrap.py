@@ -33,9 +33,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from faceidx.constants import DEFAULT_AWS_CONN_ID
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID
+from faceidx.common.params import optional_list_param, optional_param
 from faceidx.infra.values import DRY_RUN_PARAM, VALUES, InfraValue
-from faceidx.params import optional_list_param, optional_param
 
 
 def _describe(value: InfraValue) -> str:
@@ -83,37 +83,37 @@ def face_infra_bootstrap() -> None:
     # A spec problem is not transient: retrying cannot help.
     @task(retries=0)
     def validate(**context: Any) -> dict[str, Any]:
-        from faceidx.infra.steps import read_variables, validate_step
+        from faceidx.infra.tasks import read_variables, validate_step
 
         return validate_step(context["params"], read_variables())
 
     @task
     def ensure_sqs(config: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("sqs", config, _hook())
 
     @task
     def ensure_iam(config: dict[str, Any], sqs: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("iam", config, _hook(), [sqs])
 
     @task
     def ensure_bucket_notification(config: dict[str, Any], sqs: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("bucket_notification", config, _hook(), [sqs])
 
     @task
     def ensure_compute_environments(config: dict[str, Any], iam: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("compute_environments", config, _hook(), [iam])
 
     @task
     def ensure_job_queues(config: dict[str, Any], environments: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("job_queues", config, _hook(), [environments])
 
@@ -121,19 +121,19 @@ def face_infra_bootstrap() -> None:
     def ensure_job_definition(
         config: dict[str, Any], sqs: dict[str, Any], iam: dict[str, Any]
     ) -> dict[str, Any]:
-        from faceidx.infra.steps import run_step
+        from faceidx.infra.tasks import run_step
 
         return run_step("job_definition", config, _hook(), [sqs, iam])
 
     @task
     def publish_variables(config: dict[str, Any], sqs: dict[str, Any]) -> dict[str, str]:
-        from faceidx.infra.steps import publish_variables as publish
+        from faceidx.infra.tasks import publish_variables as publish
 
         return publish(config, sqs)
 
     @task
     def summary(config: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
-        from faceidx.infra.steps import summarize
+        from faceidx.infra.tasks import summarize
 
         return summarize(config, steps)
 

@@ -48,8 +48,8 @@ import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from faceidx.constants import DEFAULT_AWS_CONN_ID, REINDEX_ASSET_URI, VAR_OUTPUT_URI, VAR_QUEUE_URL
-from faceidx.params import optional_param
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, REINDEX_ASSET_URI, VAR_OUTPUT_URI, VAR_QUEUE_URL
+from faceidx.common.params import optional_param
 from faceidx.reindex import DEFAULT_SUFFIXES, SELECT_MODES, VAR_INPUT_BUCKET
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_REINDEX_SCHEDULE", "@daily")
@@ -111,7 +111,7 @@ def _param_or_variable(param: str, variable: str) -> str:
 def face_reindex() -> None:
     @task(execution_timeout=timedelta(hours=2))
     def queue_images(bucket: str, queue_url: str, output_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.reindex.run import queue_task
+        from faceidx.reindex.tasks import queue_task
 
         return queue_task(
             context["params"],
@@ -127,7 +127,7 @@ def face_reindex() -> None:
 
     @task(outlets=[REINDEXED], execution_timeout=timedelta(minutes=5))
     def signal_indexing(summary: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from faceidx.reindex.run import asset_extra, signal_reason
+        from faceidx.reindex.tasks import asset_extra, signal_reason
 
         reason = signal_reason(summary)
         if reason is not None:

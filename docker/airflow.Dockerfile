@@ -25,4 +25,4 @@ COPY --chown=airflow:0 plugins/faceidx /opt/airflow/plugins/faceidx
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 infra /opt/airflow/infra
 RUN pip install --no-cache-dir --no-deps --editable /opt/airflow \
-    && python -c "import faceidx.triggers.sqs"
+    && python -c "import faceidx.indexing.triggers"

@@ -11,9 +11,9 @@ FROM ${WORKER_IMAGE}
 USER 0:0
 # moto pinned to the release the tests run (requirements.lock); the worker's own pins stay as they are.
 RUN uv pip install --python /opt/venv/bin/python "moto[server]==5.2.5"
-# The stand-in is plain Python with no dependency beyond moto: only the local/ package is copied.
-COPY plugins/faceidx/__init__.py /opt/faceidx/faceidx/__init__.py
-COPY plugins/faceidx/local /opt/faceidx/faceidx/local
+# The stand-in is plain Python with no dependency beyond moto: only faceidx_dev.local is copied.
+COPY dev/faceidx_dev/__init__.py /opt/faceidx/faceidx_dev/__init__.py
+COPY dev/faceidx_dev/local /opt/faceidx/faceidx_dev/local
 COPY docker/moto_serve.py /faceidx/moto_serve.py
 ENV PYTHONPATH=/opt/faceidx \
     FACEIDX_LOCAL_BATCH=1 \

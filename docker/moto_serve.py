@@ -10,7 +10,7 @@ survive container restarts and ``/moto-api/reset`` (the reset clears the backend
 
 With ``FACEIDX_LOCAL_BATCH=1`` (the compose ``moto`` service's image, docker/moto-batch.Dockerfile,
 sets it) submitted jobs are not marked SUCCEEDED at once: the local Batch stand-in
-(``faceidx.local.batch_compute``, the one ``make up`` and ``make demo`` use) runs each job, or each
+(``faceidx_dev.local.batch_compute``, the one ``make up`` and ``make demo`` use) runs each job, or each
 array child, as a worker process in ``$FACEIDX_WORKER_DIR`` (the worker image's /app), streams its
 output to the job's CloudWatch log stream, and ends the job by the worker's exit code.
 ``FACEIDX_LOCAL_BATCH_PARALLEL`` (default 2) caps how many run at once.
@@ -32,12 +32,12 @@ from moto.server import main
 log = logging.getLogger("faceidx.moto_serve")
 
 # What every local worker gets on top of the job's own environment (logged at start).
-LOCAL_WORKER_OVERRIDES = {"MAX_IDLE_SECONDS": "15", "RECEIVE_WAIT_SECONDS": "5"}
+LOCAL_WORKER_OVERRIDES = {"FACEIDX_MAX_IDLE_SECONDS": "15", "FACEIDX_RECEIVE_WAIT_SECONDS": "5"}
 
 
 def local_batch(port: str) -> Any:
     """The local Batch stand-in, installed in this process's moto backends (FACEIDX_LOCAL_BATCH=1)."""
-    from faceidx.local.batch_compute import LocalBatchCompute
+    from faceidx_dev.local.batch_compute import LocalBatchCompute
 
     worker_dir = Path(os.environ.get("FACEIDX_WORKER_DIR", "/app"))
     if not (worker_dir / "run_detection_service.py").is_file():
@@ -45,7 +45,7 @@ def local_batch(port: str) -> Any:
             f"FACEIDX_LOCAL_BATCH=1 but {worker_dir} has no run_detection_service.py: run this in the "
             "image built from docker/moto-batch.Dockerfile, or set FACEIDX_WORKER_DIR to worker/"
         )
-    overrides = {**LOCAL_WORKER_OVERRIDES, "REQUIRE_GPU": os.environ.get("FACEIDX_REQUIRE_GPU", "0")}
+    overrides = {**LOCAL_WORKER_OVERRIDES, "FACEIDX_REQUIRE_GPU": os.environ.get("FACEIDX_REQUIRE_GPU", "0")}
     parallel = int(os.environ.get("FACEIDX_LOCAL_BATCH_PARALLEL", "2"))
     compute = LocalBatchCompute(f"http://localhost:{port}", worker_dir, overrides, max_parallel=parallel)
     log.info(

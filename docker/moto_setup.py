@@ -25,7 +25,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from faceidx.local.moto_setup import default_network, ensure_bucket, ensure_service_role
+# faceidx_dev is development code, not installed: mounted at /opt/faceidx-dev by compose, or beside
+# this file in a checkout.
+for _dev in (Path("/opt/faceidx-dev"), Path(__file__).resolve().parents[1] / "dev"):
+    if _dev.is_dir() and str(_dev) not in sys.path:
+        sys.path.insert(0, str(_dev))
+
+from faceidx_dev.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
 
 log = logging.getLogger("faceidx.moto_setup")
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dev")]
 
-from faceidx.tables import format_table  # noqa: E402
+from faceidx.common.tables import format_table  # noqa: E402
 
 PROBE = r"""
 import json, sys, time, runpy

@@ -6,7 +6,7 @@
    role), then runs ``face_infra_bootstrap`` for real: queue, DLQ, S3 notification, IAM, Batch;
 3. uploads photos under many keys; moto's own S3 notifications fill the queue;
 4. runs ``face_indexing`` with ``airflow dags test``; a local stand-in for Batch compute
-   (``faceidx.local.batch_compute``) runs each submitted job, or array child, as a worker process;
+   (``faceidx_dev.local.batch_compute``) runs each submitted job, or array child, as a worker process;
 5. prints what was indexed and one similarity query over the Parquet index.
 
 Environment: ``DEMO_IMAGES`` (default 240 photos), ``DEMO_SECONDARY_THRESHOLD`` (default 100, so the
@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dev")]
 
-from faceidx.index_query import deduplicate, nearest_faces, read_index  # noqa: E402
-from faceidx.local.batch_compute import LocalBatchCompute, LocalJobRun  # noqa: E402
-from faceidx.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
-from faceidx.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
-from faceidx.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
-from faceidx.tables import format_table  # noqa: E402
+from faceidx.common.tables import format_table  # noqa: E402
+from faceidx_dev.index_query import deduplicate, nearest_faces, read_index  # noqa: E402
+from faceidx_dev.local.batch_compute import LocalBatchCompute, LocalJobRun  # noqa: E402
+from faceidx_dev.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
+from faceidx_dev.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
+from faceidx_dev.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
 
 INPUT_BUCKET = "faceidx-demo-photos"
 OUTPUT_BUCKET = "faceidx-demo-index"
@@ -259,13 +259,13 @@ def main() -> int:
     say(f"S3 notifications queued {visible} messages ({count} images + the s3:TestEvent)")
 
     overrides = {
-        "FACE_MODEL_DIR": str(model_dir),
-        "REQUIRE_GPU": "0",  # no GPU here; the job definition asks for one on AWS
-        "MAX_IDLE_SECONDS": "8",
-        "RECEIVE_WAIT_SECONDS": "2",
-        "ORT_THREADS": "1",
-        "DOWNLOAD_THREADS": "2",
-        "FLUSH_MAX_SECONDS": "10",
+        "FACEIDX_MODEL_DIR": str(model_dir),
+        "FACEIDX_REQUIRE_GPU": "0",  # no GPU here; the job definition asks for one on AWS
+        "FACEIDX_MAX_IDLE_SECONDS": "8",
+        "FACEIDX_RECEIVE_WAIT_SECONDS": "2",
+        "FACEIDX_ORT_THREADS": "1",
+        "FACEIDX_DOWNLOAD_THREADS": "2",
+        "FACEIDX_FLUSH_MAX_SECONDS": "10",
     }
     say(
         "local Batch compute overrides (logged, not hidden): "

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "plugins"))
+sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dev")]
 
-from faceidx.local.demo_inputs import sample_photos  # noqa: E402
-from faceidx.local.product import INPUT_BUCKET, OUTPUT_URI, LocalProduct  # noqa: E402
+from faceidx_dev.local.demo_inputs import sample_photos  # noqa: E402
+from faceidx_dev.local.product import INPUT_BUCKET, OUTPUT_URI, LocalProduct  # noqa: E402
 
 WORK = Path(os.environ.get("FACEIDX_UP_DIR", REPO / ".faceidx-up"))
 PID_FILE = WORK.parent / f"{WORK.name}.pid"

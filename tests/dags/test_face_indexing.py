@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
-from faceidx.planning import plan_submissions
+from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from faceidx.indexing.planning import plan_submissions
 from tests.support.airflow_dags import FAST, run_dag, xcom
 from tests.support.batch import hold_jobs, jobs_submitted_by_dag, submit_held
 from tests.support.sqs import seed_messages

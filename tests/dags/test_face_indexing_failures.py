@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.airflow_dags import FAST, run_dag
 from tests.support.batch import create_batch_queues, jobs_submitted_by_dag
 from tests.support.sqs import create_queue, seed_messages

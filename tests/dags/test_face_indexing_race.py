@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
-from faceidx.hooks.batch import BatchActiveJobsHook
+from faceidx.aws.batch import BatchActiveJobsHook
+from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.batch import HELD_PREFIX, hold_jobs
 
 
 def _submit(dag, role: str, target: int, planned: int, array_size: int | None):
-    from faceidx.operators.batch import BatchDeficitSubmitOperator
+    from faceidx.indexing.operators import BatchDeficitSubmitOperator
 
     task = dag.get_task(f"submit_{role}")
     operator = BatchDeficitSubmitOperator(

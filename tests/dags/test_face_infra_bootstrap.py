@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.constants import PRIMARY_COMPUTE_ENVIRONMENT, VAR_OUTPUT_URI, VAR_QUEUE_URL
+from faceidx.common.constants import PRIMARY_COMPUTE_ENVIRONMENT, VAR_OUTPUT_URI, VAR_QUEUE_URL
 from faceidx.infra.values import VALUES
 from tests.support.airflow_dags import load_dag, run_dag, xcom
 from tests.support.infra_moto import OUTPUT_URI, prepare_infra_account

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from faceidx.constants import REINDEX_ASSET_URI
+from faceidx.common.constants import REINDEX_ASSET_URI
 from faceidx_worker.events import MessageKind, parse_body
 from tests.support.airflow_dags import load_dag
 from tests.support.reindex_backfill import forget_runs, run_backfill, task_states, xcom_value

@@ -44,7 +44,10 @@ def moto_env(services: dict[str, Any]) -> dict[str, str]:
 
 FAKE_WORKER = """\
 import json, os, sys
-keys = ("AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_ENDPOINT_URL", "QUEUE_URL", "REQUIRE_GPU")
+keys = (
+    "AWS_BATCH_JOB_ID", "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_ENDPOINT_URL",
+    "FACEIDX_QUEUE_URL", "FACEIDX_REQUIRE_GPU",
+)
 print(json.dumps({"event": "summary", **{k: os.environ.get(k) for k in keys}}), flush=True)
 sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
 """
@@ -92,7 +95,7 @@ def compose_moto(services: dict[str, Any], tmp_path: Path) -> Iterator[str]:
     port = free_port()
     service_env = {k: v or "" for k, v in dc.environment(services["moto"]).items()}
     # What the image holds in /app and /opt/faceidx: a stand-in worker (it prints its environment
-    # and exits with $FAKE_EXIT) and the faceidx.local package.
+    # and exits with $FAKE_EXIT) and the faceidx_dev.local package.
     worker_dir = tmp_path / "app"
     worker_dir.mkdir()
     (worker_dir / "run_detection_service.py").write_text(FAKE_WORKER)

@@ -77,7 +77,7 @@ def test_faceidx_is_installed_from_the_folder_compose_mounts_plugins_on(services
     assert 'package-dir]\n"" = "plugins"' in (REPO / "pyproject.toml").read_text(encoding="utf-8")
     assert str(Path(plugins_mount).parent) == project
     assert "--no-deps" in editable
-    assert "import faceidx.triggers" in editable, "the build proves the triggerer can import faceidx"
+    assert "import faceidx.indexing.triggers" in editable, "the build proves the triggerer can import faceidx"
 
 
 def test_image_layout_mirrors_the_compose_mounts(services: dict[str, Any]) -> None:

@@ -320,7 +320,7 @@ def test_moto_service_runs_the_launcher_with_the_local_batch_stand_in(services: 
     assert "COPY docker/moto_serve.py /faceidx/moto_serve.py" in dockerfile
     assert moto["entrypoint"] == ["python", "/faceidx/moto_serve.py"]
     ignored = (dc.REPO / "docker" / "moto-batch.Dockerfile.dockerignore").read_text().split()
-    for copied in ("plugins/faceidx/local", "docker/moto_serve.py"):
+    for copied in ("dev/faceidx_dev/local", "docker/moto_serve.py"):
         assert f"!{copied}" in ignored, f"{copied} must be in the build context"
     assert [str(port) for port in moto["ports"]] == [f"127.0.0.1:5000:{_moto_port(services)}"]
 
@@ -347,9 +347,9 @@ def test_worker_defaults_are_what_moto_setup_and_the_bootstrap_create(
     env = dc.environment(worker)
     assert env["AWS_ENDPOINT_URL"] == endpoint
     queue_name = VALUES_BY_PARAM["queue_name"].default
-    assert env["QUEUE_URL"] == f"{endpoint}/{ACCOUNT_ID}/{queue_name}"  # moto's URL for that queue
-    assert env["OUTPUT_URI"] == dc.load_docker_script("moto_setup").OUTPUT_URI
-    assert env["REQUIRE_GPU"] == "0", "a laptop has no GPU: the local worker must run on the CPU"
+    assert env["FACEIDX_QUEUE_URL"] == f"{endpoint}/{ACCOUNT_ID}/{queue_name}"  # moto's URL for that queue
+    assert env["FACEIDX_OUTPUT_URI"] == dc.load_docker_script("moto_setup").OUTPUT_URI
+    assert env["FACEIDX_REQUIRE_GPU"] == "0", "a laptop has no GPU: the local worker must run on the CPU"
     assert worker["build"] == {"context": "./worker", "dockerfile": "Dockerfile"}
     assert worker["profiles"] == ["worker"], "compose must not start workers by itself"
     assert worker["depends_on"]["moto"]["condition"] == "service_healthy"

@@ -99,7 +99,7 @@ def test_launcher_runs_each_job_and_array_child_as_a_worker_process(compose_moto
         return boto3.client(service, endpoint_url=compose_moto, region_name="us-east-1")
 
     batch = _batch_world(client)
-    environment = [{"name": "QUEUE_URL", "value": "http://moto:5000/123456789012/faceidx-work"}]
+    environment = [{"name": "FACEIDX_QUEUE_URL", "value": "http://moto:5000/123456789012/faceidx-work"}]
     plain = batch.submit_job(
         jobName="plain",
         jobQueue="faceidx-queue",
@@ -110,9 +110,9 @@ def test_launcher_runs_each_job_and_array_child_as_a_worker_process(compose_moto
     assert job["status"] == "SUCCEEDED"
     [line] = _log_lines(client, job)
     assert line["AWS_BATCH_JOB_ID"] == plain
-    assert line["QUEUE_URL"] == environment[0]["value"], "the job's own environment reaches the worker"
+    assert line["FACEIDX_QUEUE_URL"] == environment[0]["value"], "the job's environment reaches the worker"
     assert line["AWS_ENDPOINT_URL"].startswith("http://localhost:"), "workers reach moto in-container"
-    assert line["REQUIRE_GPU"] == "0"
+    assert line["FACEIDX_REQUIRE_GPU"] == "0"
 
     array = batch.submit_job(
         jobName="array", jobQueue="faceidx-queue", jobDefinition="faceidx-job", arrayProperties={"size": 2}

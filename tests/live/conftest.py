@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from faceidx.local.airflow_stack import AirflowStack
+from faceidx_dev.local.airflow_stack import AirflowStack
 from tests.support.moto_server import ACCOUNT_ID, MotoEndpoint, aws_connection_uri_json
 from tests.support.reindex_moto import INPUT_BUCKET, OUTPUT_URI, QUEUE_NAME
 

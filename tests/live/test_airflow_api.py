@@ -12,8 +12,8 @@ import json
 import pendulum
 import pytest
 
-from faceidx.constants import REINDEX_ASSET_URI
-from faceidx.local.airflow_stack import quote_id
+from faceidx.common.constants import REINDEX_ASSET_URI
+from faceidx_dev.local.airflow_stack import quote_id
 from faceidx_worker.events import MessageKind, parse_body
 from tests.support.reindex_moto import create_resources, day_uploads, drain
 

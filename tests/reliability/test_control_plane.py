@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.airflow_dags import load_dag, run_dag
 from tests.support.batch import create_batch_queues, jobs_submitted_by_dag
 from tests.support.moto_server import aws_connection_uri_json

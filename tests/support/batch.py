@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from faceidx.constants import JOB_DEFINITION, PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from faceidx.common.constants import JOB_DEFINITION, PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.moto_server import MotoEndpoint
 
 HELD_PREFIX = "held-"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from faceidx.local.moto_server import REGION
+from faceidx_dev.local.moto_server import REGION
 
 INPUT_BUCKET = "faceidx-test-photos"
 OUTPUT_BUCKET = "faceidx-test-index"

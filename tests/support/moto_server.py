@@ -1,6 +1,6 @@
 """The embedded moto server now lives in the package (``make demo`` uses it too); re-exported here."""
 
-from faceidx.local.moto_server import (
+from faceidx_dev.local.moto_server import (
     ACCOUNT_ID,
     REGION,
     MotoEndpoint,

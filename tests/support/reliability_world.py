@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faceidx.index_query import DEDUP_KEY, deduplicate
+from faceidx_dev.index_query import DEDUP_KEY, deduplicate
 from faceidx_worker.events import MessageKind, parse_body
 from tests.support.moto_server import ACCOUNT_ID, REGION, MotoEndpoint
 from tests.support.worker_harness import read_output_table, s3_event_body, s3_record, worker_env
@@ -76,7 +76,7 @@ class ReliabilityWorld:
 
     def env(self, model_dir: Path, endpoint: str | None = None, **extra: Any) -> dict[str, str]:
         """The worker's environment; ``endpoint`` is where its AWS calls go (moto, or a fault proxy)."""
-        settings = {"DET_THRESH": DET_THRESH, **extra}
+        settings = {"FACEIDX_DET_THRESH": DET_THRESH, **extra}
         return worker_env(
             moto_url=endpoint or self.moto.url,
             queue_url=self.queue_url,

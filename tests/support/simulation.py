@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceidx.simulation.policies import Decision, Observation, SubmitRule
-from faceidx.simulation.traces import Trace
+from faceidx_dev.simulation.policies import Decision, Observation, SubmitRule
+from faceidx_dev.simulation.traces import Trace
 
 
 def make_trace(times: list[float], spot: float = 0.0, name: str = "hand-made") -> Trace:

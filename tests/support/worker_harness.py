@@ -29,8 +29,8 @@ ODD_PACK = ("scrfd_500m_bnkps_640.onnx", "mobilefacenet_128d_static.onnx")
 
 
 def make_model_pack(folder: Path, assets: Path, files: Iterable[str] = SMALL_PACK) -> Path:
-    """A FACE_MODEL_DIR-shaped folder of symlinks to the asset models (nothing is copied)."""
-    from faceidx.local.demo_inputs import link_model_pack
+    """A FACEIDX_MODEL_DIR-shaped folder of symlinks to the asset models (nothing is copied)."""
+    from faceidx_dev.local.demo_inputs import link_model_pack
 
     return link_model_pack(assets / "models", folder, files)
 
@@ -101,20 +101,20 @@ def worker_env(
     }
     env.update(
         {
-            "QUEUE_URL": queue_url,
-            "OUTPUT_URI": output_uri,
-            "FACE_MODEL_DIR": str(model_dir),
+            "FACEIDX_QUEUE_URL": queue_url,
+            "FACEIDX_OUTPUT_URI": output_uri,
+            "FACEIDX_MODEL_DIR": str(model_dir),
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true",
-            "MAX_IDLE_SECONDS": "2",
-            "RECEIVE_WAIT_SECONDS": "1",
-            "FLUSH_MAX_SECONDS": "1",
-            "DOWNLOAD_THREADS": "2",
-            "ORT_THREADS": "1",
-            "METRICS_ENABLED": "0",
+            "FACEIDX_MAX_IDLE_SECONDS": "2",
+            "FACEIDX_RECEIVE_WAIT_SECONDS": "1",
+            "FACEIDX_FLUSH_MAX_SECONDS": "1",
+            "FACEIDX_DOWNLOAD_THREADS": "2",
+            "FACEIDX_ORT_THREADS": "1",
+            "FACEIDX_METRICS_ENABLED": "0",
             "PYTHONUNBUFFERED": "1",
         }
     )

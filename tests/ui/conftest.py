@@ -1,5 +1,5 @@
 """The whole product on loopback for the browser tests: moto, the local Batch stand-in, the real
-Airflow (``faceidx.local.product.LocalProduct``), and Debian's Chromium driven by Playwright.
+Airflow (``faceidx_dev.local.product.LocalProduct``), and Debian's Chromium driven by Playwright.
 
 One product serves the whole module (starting Airflow costs about a minute on two cores); the tests
 run in file order, as a user would click: bootstrap, index, read the logs, backfill. A failing test
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from faceidx.local.product import LocalProduct
+from faceidx_dev.local.product import LocalProduct
 
 CHROMIUM = os.environ.get("FACEIDX_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]

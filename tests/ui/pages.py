@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceidx.local.airflow_stack import quote_id
-from faceidx.local.product import LocalProduct
+from faceidx_dev.local.airflow_stack import quote_id
+from faceidx_dev.local.product import LocalProduct
 
 
 def login(page: Any, product: LocalProduct) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from faceidx.local.product import INPUT_BUCKET, OUTPUT_BUCKET, LocalProduct
+from faceidx_dev.local.product import INPUT_BUCKET, OUTPUT_BUCKET, LocalProduct
 from faceidx_worker.events import MessageKind, parse_body
 from tests.ui.pages import (
     field,
@@ -185,7 +185,7 @@ def test_a_bad_param_is_refused_by_the_form(page, product, shots):
 def test_backfill_two_days_from_the_form_queues_their_images(page, product, assets_dir, shots):
     from moto.s3.models import s3_backends
 
-    from faceidx.local.moto_server import ACCOUNT_ID
+    from faceidx_dev.local.moto_server import ACCOUNT_ID
 
     assert product.moto is not None
     assert product.stack is not None

@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from faceidx.constants import WORKER_EXIT_STALLED
+from faceidx.common.constants import WORKER_EXIT_STALLED
 from faceidx.infra.instance_types import MEMORY_MARGIN, InstanceType, expand
 
 ERROR = "error"

@@ -17,7 +17,7 @@ import botocore.waiter
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, WaiterError
 
-from faceidx.constants import DEFAULT_AWS_CONN_ID
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID
 
 log = logging.getLogger(__name__)
 

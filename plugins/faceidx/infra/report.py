@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from faceidx.common.tables import format_table
 from faceidx.infra.diff import describe_change
 from faceidx.infra.results import Action, ResourceResult
-from faceidx.tables import format_table
 
 MAX_CHANGES_SHOWN = 4
 

@@ -31,7 +31,7 @@ def spec_dir(tmp_path: Path) -> Path:
 def bootstrap(account: InfraAccount) -> Callable[..., dict[str, Any]]:
     """Run every step in this process against moto: ``bootstrap(spec_dir=None, **param_overrides)``."""
     from faceidx.infra.hook import InfraReconcileHook
-    from faceidx.infra.steps import run_bootstrap
+    from faceidx.infra.tasks import run_bootstrap
 
     def run(spec_dir: Path | None = None, **overrides: Any) -> dict[str, Any]:
         params = {**account.params, **overrides}

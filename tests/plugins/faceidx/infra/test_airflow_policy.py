@@ -16,7 +16,7 @@ import botocore.client
 import botocore.session
 import pytest
 
-from faceidx.constants import PRIMARY_COMPUTE_ENVIRONMENT, PRIMARY_JOB_QUEUE
+from faceidx.common.constants import PRIMARY_COMPUTE_ENVIRONMENT, PRIMARY_JOB_QUEUE
 from faceidx.infra.airflow_policy import load_policy_template, partition_for_region, render_airflow_policy
 from faceidx.infra.render import KNOWN_PLACEHOLDERS, placeholders_in
 from tests.support.batch_status import patch_batch_status
@@ -118,10 +118,10 @@ def test_the_kms_statement_only_when_the_index_is_kms_encrypted():
 
 
 def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, policy, monkeypatch, spec_dir):
-    from faceidx.hooks.batch import BatchActiveJobsHook, BatchWorkerJobsHook
-    from faceidx.hooks.queue_health import read_queue_health
-    from faceidx.hooks.sqs import SqsQueueDepthHook
-    from faceidx.reindex.hooks import ReindexS3Hook, ReindexSqsHook
+    from faceidx.aws.batch import BatchActiveJobsHook, BatchWorkerJobsHook
+    from faceidx.aws.cloudwatch import read_queue_health
+    from faceidx.aws.s3 import ReindexS3Hook, ReindexSqsHook
+    from faceidx.aws.sqs import SqsQueueDepthHook
     from faceidx.reindex.index import parse_output_uri
 
     status = patch_batch_status(monkeypatch)

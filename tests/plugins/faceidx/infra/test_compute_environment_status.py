@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from faceidx.constants import (
+from faceidx.common.constants import (
     PRIMARY_COMPUTE_ENVIRONMENT,
     PRIMARY_JOB_QUEUE,
     SECONDARY_COMPUTE_ENVIRONMENT,

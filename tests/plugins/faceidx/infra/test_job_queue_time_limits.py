@@ -7,7 +7,7 @@ import copy
 
 import pytest
 
-from faceidx.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
+from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from faceidx.infra.checks import ERROR, TIME_LIMIT_REASONS
 from faceidx.infra.diff import diff, normalize_job_queue
 from faceidx.infra.validate import validate_rendered, validate_specs

@@ -12,7 +12,7 @@ import pytest
 
 from faceidx.infra.arns import ArnError, parse_arn, partition_of
 from faceidx.infra.hook import InfraReconcileHook
-from faceidx.infra.steps import run_bootstrap
+from faceidx.infra.tasks import run_bootstrap
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.infra_moto import INPUT_BUCKET, prepare_infra_account
 from tests.support.moto_server import aws_connection_uri_json

@@ -8,8 +8,12 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from faceidx.constants import JOB_DEFINITION, PRIMARY_COMPUTE_ENVIRONMENT, SECONDARY_COMPUTE_ENVIRONMENT
-from faceidx.infra.steps import run_bootstrap
+from faceidx.common.constants import (
+    JOB_DEFINITION,
+    PRIMARY_COMPUTE_ENVIRONMENT,
+    SECONDARY_COMPUTE_ENVIRONMENT,
+)
+from faceidx.infra.tasks import run_bootstrap
 from faceidx.infra.validate import InfraSpecError
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.infra_moto import INPUT_BUCKET, OUTPUT_URI, WORKER_IMAGE
@@ -136,11 +140,11 @@ def test_first_run_creates_everything_as_the_specs_say(bootstrap, account):
         "GPU": "1",
     }
     assert {e["name"]: e["value"] for e in container["environment"]} == {
-        "QUEUE_URL": _queue_url(account),
-        "OUTPUT_URI": OUTPUT_URI,
-        "FACE_MODEL_DIR": "/opt/models/buffalo_l",
-        "REQUIRE_GPU": "1",
-        "ALLOWED_BUCKETS": INPUT_BUCKET,
+        "FACEIDX_QUEUE_URL": _queue_url(account),
+        "FACEIDX_OUTPUT_URI": OUTPUT_URI,
+        "FACEIDX_MODEL_DIR": "/opt/models/buffalo_l",
+        "FACEIDX_REQUIRE_GPU": "1",
+        "FACEIDX_ALLOWED_BUCKETS": INPUT_BUCKET,
     }
     assert (job["propagateTags"], job["tags"]) == (True, {"project": "faceidx"})
     assert job["retryStrategy"]["attempts"] == 3

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from faceidx.constants import (
+from faceidx.common.constants import (
     JOB_DEFINITION,
     PRIMARY_COMPUTE_ENVIRONMENT,
     PRIMARY_JOB_QUEUE,
@@ -76,8 +76,9 @@ def test_job_definition_matches_the_worker_contract(rendered):
     }
     assert container["command"] == ["python", "run_detection_service.py"]
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env["REQUIRE_GPU"] == "1"
-    assert {"QUEUE_URL", "OUTPUT_URI", "FACE_MODEL_DIR", "ALLOWED_BUCKETS"} <= set(env)
+    assert env["FACEIDX_REQUIRE_GPU"] == "1"
+    worker = {"FACEIDX_QUEUE_URL", "FACEIDX_OUTPUT_URI", "FACEIDX_MODEL_DIR", "FACEIDX_ALLOWED_BUCKETS"}
+    assert worker <= set(env)
     assert job["retryStrategy"] == {
         "attempts": 3,
         "evaluateOnExit": [

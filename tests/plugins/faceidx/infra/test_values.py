@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.constants import VAR_OUTPUT_URI
+from faceidx.common.constants import VAR_OUTPUT_URI
 from faceidx.infra.values import (
     VALUES,
     InvalidValueError,

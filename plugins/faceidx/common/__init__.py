@@ -1,0 +1,1 @@
+"""Shared by every feature: names and constants, the log tables, Param builders."""

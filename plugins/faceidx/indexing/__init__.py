@@ -1,0 +1,1 @@
+"""face_indexing: queue depth, the scaling plan, Batch submissions and the run report."""

@@ -1,0 +1,320 @@
+"""The bodies of ``face_indexing``'s Python tasks: read AWS through hooks, decide with pure functions,
+and log every decision as a table. The DAG file only wires these together."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from faceidx.common.constants import JOB_NAME_PREFIX
+from faceidx.common.tables import format_table
+from faceidx.indexing.depth import QueueDepth
+from faceidx.indexing.planning import ScalingPlan, ScalingPolicy, plan_submissions
+
+log = logging.getLogger(__name__)
+
+ROLES = ("primary", "secondary")
+BRANCH_NOTHING = "nothing_to_submit"
+
+
+def count_active_jobs(params: dict[str, Any], aws_conn_id: str) -> dict[str, Any]:
+    """Active workers on both Batch queues. Any AWS error fails the task: never guess zero."""
+    from faceidx.aws.batch import BatchActiveJobsHook
+
+    hook = BatchActiveJobsHook(aws_conn_id=aws_conn_id)
+    counts = {role: hook.count_active_jobs(params[f"{role}_job_queue"]) for role in ROLES}
+    log.info(
+        "%s",
+        format_table(
+            ("role", "job queue", "active workers", "array parents", "by state"),
+            [
+                (
+                    role,
+                    c.job_queue,
+                    c.workers,
+                    c.array_parents,
+                    ", ".join(f"{k}={v}" for k, v in c.by_state.items() if v) or "none",
+                )
+                for role, c in counts.items()
+            ],
+            title="Active AWS Batch jobs (array jobs counted by unfinished children)",
+        ),
+    )
+    return {role: c.to_dict() for role, c in counts.items()}
+
+
+def job_name(role: str, run_id: str) -> str:
+    """A Batch job name for this run (letters, digits, - and _ only; at most 128 characters)."""
+    return f"{JOB_NAME_PREFIX}-{role}-{re.sub(r'[^A-Za-z0-9_-]', '-', run_id)}"[:128]
+
+
+def check_queue_health(
+    params: dict[str, Any], queue_url: str, aws_conn_id: str, context: Any
+) -> dict[str, Any]:
+    """Oldest message age and DLQ depth; warnings go to the log and the optional callback."""
+    from faceidx.aws.cloudwatch import read_queue_health
+    from faceidx.indexing.health import assess_queue_health
+
+    if queue_url:
+        health = read_queue_health(queue_url, int(params["max_message_age_seconds"]), aws_conn_id)
+    else:
+        health = assess_queue_health(
+            None,
+            None,
+            None,
+            int(params["max_message_age_seconds"]),
+            ["no queue URL configured (see sense_depth)"],
+        )
+    age = health.oldest_message_age_seconds
+    rows: list[tuple[str, Any]] = [
+        ("oldest message age (s)", "unknown" if age is None else round(age)),
+        ("max_message_age_seconds", health.max_message_age_seconds),
+        ("dead-letter queue", health.dlq_url or "none configured"),
+        ("dead-letter depth", health.dlq_depth),
+    ]
+    rows += [("note", note) for note in health.notes]
+    log.info("%s", format_table(("item", "value"), rows, title="Queue health"))
+    for warning in health.warnings:
+        log.warning("queue health: %s: %s", warning["check"], warning["message"])
+    callback_path = params.get("queue_health_callback") or ""
+    if health.warnings and callback_path:
+        from airflow.sdk.module_loading import import_string
+
+        log.info("calling queue_health_callback %s", callback_path)
+        import_string(callback_path)(health=health.to_dict(), context=context)
+    return health.to_dict()
+
+
+def decision_table(
+    plan: ScalingPlan,
+    depth: QueueDepth,
+    policy: ScalingPolicy,
+    dry_run: bool,
+    health: dict[str, Any] | None = None,
+) -> str:
+    rows: list[tuple[str, Any]] = [
+        ("depth: visible", depth.visible),
+        ("depth: in flight", depth.in_flight),
+        ("depth: delayed", depth.delayed),
+        ("active: primary", plan.active_primary),
+        ("active: secondary", plan.active_secondary),
+        ("policy: min_depth", policy.min_depth),
+        ("policy: secondary_threshold", policy.secondary_threshold),
+        ("policy: secondary_max_array", policy.secondary_max_array),
+        ("policy: primary capacity", f"{policy.primary_capacity} jobs ({policy.primary_max_vcpus} vCPU)"),
+        (
+            "policy: secondary capacity",
+            f"{policy.secondary_capacity} jobs ({policy.secondary_max_vcpus} vCPU)",
+        ),
+        ("target: primary", plan.primary_target),
+        ("target: secondary", plan.secondary_target),
+    ]
+    for role in ROLES:
+        sub = getattr(plan, role)
+        rows.append((f"decision: {role}", sub.shape if sub else "nothing"))
+    if health:
+        age = health.get("oldest_message_age_seconds")
+        rows.append(("queue: oldest message age (s)", "unknown" if age is None else round(age)))
+        rows.append(("queue: dead-letter depth", health.get("dlq_depth")))
+        rows.extend(("queue: WARNING", w["message"]) for w in health.get("warnings", []))
+    if dry_run:
+        rows.append(("dry_run", "yes: nothing will be submitted"))
+    for reason in plan.reasons:
+        rows.append(("reason", reason))
+    return format_table(("item", "value"), rows, title="face_indexing scaling decision")
+
+
+def plan_run(
+    depth: dict[str, int],
+    active: dict[str, Any],
+    params: dict[str, Any],
+    run_id: str,
+    health: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Apply the scaling rule. Returns the plan, the job names and ``array_properties`` for XCom."""
+    snapshot = QueueDepth.from_dict(depth)
+    policy = ScalingPolicy.from_mapping(params)
+    plan = plan_submissions(
+        visible=snapshot.visible,
+        in_flight=snapshot.in_flight,
+        active_primary=int(active["primary"]["workers"]),
+        active_secondary=int(active["secondary"]["workers"]),
+        policy=policy,
+    )
+    dry_run = bool(params.get("dry_run"))
+    log.info("%s", decision_table(plan, snapshot, policy, dry_run, health))
+    result = plan.to_dict()
+    result["depth"] = snapshot.to_dict()
+    result["dry_run"] = dry_run
+    result["job_queues"] = {role: params[f"{role}_job_queue"] for role in ROLES}
+    result["job_names"] = {role: job_name(role, run_id) for role in ROLES}
+    result["health"] = health
+    for role in ROLES:
+        sub = getattr(plan, role)
+        result[f"{role}_array_properties"] = sub.array_properties if sub else None
+        result[f"{role}_job_name"] = result["job_names"][role]
+    return result
+
+
+def choose_branches(decision: dict[str, Any]) -> list[str]:
+    """Task ids to follow: the submits the plan asks for, or ``nothing_to_submit``."""
+    if decision.get("dry_run"):
+        log.info("dry_run: the plan above is not submitted")
+        return [BRANCH_NOTHING]
+    chosen = [f"submit_{role}" for role in ROLES if decision.get(role)]
+    log.info("following %s", ", ".join(chosen) if chosen else BRANCH_NOTHING)
+    return chosen or [BRANCH_NOTHING]
+
+
+def collect_worker_logs(
+    decision: dict[str, Any] | None, params: dict[str, Any], aws_conn_id: str
+) -> dict[str, Any]:
+    """Find this run's jobs by name, read every worker's log stream, and estimate the GPU cost."""
+    from faceidx.aws.batch import BatchWorkerJobsHook
+    from faceidx.aws.logs import BatchWorkerLogsReader
+    from faceidx.indexing.worker_runs import estimate_cost, totals
+
+    if not decision or decision.get("dry_run"):
+        return {"jobs": {}, "workers": [], "totals": totals([]), "cost": {}}
+    batch = BatchWorkerJobsHook(aws_conn_id=aws_conn_id)
+    reader = BatchWorkerLogsReader(aws_conn_id=aws_conn_id)
+    client: Any = batch.client
+    jobs: dict[str, Any] = {}
+    workers = []
+    for role in ROLES:
+        if not decision.get(role):
+            continue
+        name = decision["job_names"][role]
+        found = client.list_jobs(
+            jobQueue=decision["job_queues"][role], filters=[{"name": "JOB_NAME", "values": [name]}]
+        ).get("jobSummaryList", [])
+        found = [j for j in found if ":" not in j["jobId"] and j["jobName"] == name]
+        if not found:
+            jobs[role] = {"job_name": name, "job_id": None, "status": "NOT SUBMITTED", "reason": None}
+            continue
+        job = found[0]
+        jobs[role] = {
+            "job_name": name,
+            "job_id": job["jobId"],
+            "status": job.get("status"),
+            "reason": job.get("statusReason"),
+        }
+        workers.extend(reader.worker_stats(role, job["jobId"]))
+
+    price = float(params.get("spot_price_per_hour", 0.21))
+    cost = estimate_cost(workers, price)
+    log.info(
+        "%s",
+        format_table(
+            ("job", "role", "array index", "status", "images", "faces", "errors", "images/s", "runtime s"),
+            [
+                (
+                    w.job_id,
+                    w.role,
+                    w.array_index,
+                    w.status + (" (no log)" if not w.log_found else " (partial log)" if w.partial else ""),
+                    w.images,
+                    w.faces,
+                    w.errors,
+                    None if w.images_per_s is None else round(float(w.images_per_s), 2),
+                    None if w.runtime_seconds is None else round(w.runtime_seconds),
+                )
+                for w in workers
+            ],
+            title="Workers (one row per plain job or array child; read from CloudWatch Logs)",
+        ),
+    )
+    log.info(
+        "%s",
+        format_table(
+            ("environment", "workers", "instance-seconds", "images", "USD", "USD per 1,000 images"),
+            [
+                (
+                    role,
+                    c["workers"],
+                    round(c["instance_seconds"]),
+                    c["images"],
+                    round(c["usd"], 4),
+                    None if c["usd_per_1000"] is None else round(c["usd_per_1000"], 4),
+                )
+                for role, c in cost.items()
+            ],
+            title=f"Estimated GPU cost at {price} USD per instance-hour (spot_price_per_hour Param)",
+        ),
+    )
+    return {"jobs": jobs, "workers": [w.to_dict() for w in workers], "totals": totals(workers), "cost": cost}
+
+
+def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict[str, Any]:
+    """The run summary an engineer reads first; also the run's XCom. Fails if a job failed."""
+    workers = workers or {"jobs": {}, "totals": {}, "cost": {}}
+    jobs = workers.get("jobs", {})
+    submitted = {}
+    for role in ROLES:
+        sub = decision.get(role)
+        if not sub or decision.get("dry_run"):
+            continue
+        job = jobs.get(role, {})
+        submitted[role] = {
+            "job_id": job.get("job_id"),
+            "job_queue": decision["job_queues"][role],
+            "array_size": sub.get("array_size"),
+            "workers": sub["workers"],
+            "status": job.get("status"),
+        }
+    counts = workers.get("totals", {})
+    cost = workers.get("cost", {})
+    usd = sum(c["usd"] for c in cost.values()) if cost else 0.0
+    health = decision.get("health") or {}
+    summary = {
+        "depth_before": decision["depth"],
+        "submitted": submitted,
+        "dry_run": bool(decision.get("dry_run")),
+        "images": counts.get("images", 0),
+        "faces": counts.get("faces", 0),
+        "error_rows": counts.get("errors", 0),
+        "cost_usd": round(usd, 6),
+        "cost_by_environment": cost,
+        "oldest_message_age_seconds": health.get("oldest_message_age_seconds"),
+        "dlq_depth": health.get("dlq_depth"),
+    }
+    jobs_cell = ", ".join(
+        f"{role}: {'array of ' + str(s['array_size']) if s['array_size'] else 'plain job'} "
+        f"on {s['job_queue']} ({s['status'] or 'unknown'})"
+        for role, s in submitted.items()
+    ) or ("none (dry run)" if summary["dry_run"] else "none")
+    age = summary["oldest_message_age_seconds"]
+    log.info(
+        "%s",
+        format_table(
+            ("item", "value"),
+            [
+                (
+                    "depth before (visible / in flight)",
+                    f"{decision['depth']['visible']:,} / {decision['depth']['in_flight']:,}",
+                ),
+                ("jobs submitted", jobs_cell),
+                ("images indexed", summary["images"]),
+                ("faces found", summary["faces"]),
+                ("error rows", summary["error_rows"]),
+                ("estimated GPU cost (USD)", round(usd, 4)),
+                ("oldest message age (s)", "unknown" if age is None else round(age)),
+                ("dead-letter depth", summary["dlq_depth"]),
+            ],
+            title="face_indexing run summary",
+        ),
+    )
+    failed = [
+        f"{role} job {s['job_id'] or '(not submitted)'} is {s['status']}"
+        for role, s in submitted.items()
+        if s["status"] in (None, "FAILED", "NOT SUBMITTED")
+    ]
+    if failed:
+        raise RuntimeError(
+            "Not every planned Batch job succeeded: "
+            + "; ".join(failed)
+            + ". Read the submit task's log and the worker table above; the messages of a failed worker "
+            "return to the queue after the visibility timeout, so nothing is lost."
+        )
+    return summary
