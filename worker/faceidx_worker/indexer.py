@@ -41,12 +41,17 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
     for item in loaded:
         if item.retryable is not None:
             raise ValueError(f"{item.ref.key}: a retryable failure has no outcome; leave its message instead")
+    batched = _detect_together(model, loaded, timings)
+    for item in loaded:
         if item.image is None or item.error is not None:
             detections.append(None)
             continue
         started = time.perf_counter()
         try:
-            boxes, landmarks = model.detect(item.image.pixels)
+            if id(item) in batched:
+                boxes, landmarks = batched[id(item)]
+            else:
+                boxes, landmarks = model.detect(item.image.pixels)
             timings.detect += time.perf_counter() - started
             started = time.perf_counter()
             image_crops = [model.align(item.image.pixels, points) for points in landmarks]
@@ -108,3 +113,31 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
             )
         )
     return IndexedBatch(outcomes=outcomes, timings=timings)
+
+
+def _detect_together(
+    model: FaceModel, loaded: Sequence[LoadedImage], timings: BatchTimings
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Detections of every decoded image in one ``detect_many`` call, keyed by ``id(item)``.
+
+    Models without ``detect_many`` (or a batch the detector fails on) get ``{}``: each image is then
+    detected on its own, so one odd image becomes its own ``inference_error`` row.
+    """
+    detect_many = getattr(model, "detect_many", None)
+    items = [item for item in loaded if item.image is not None and item.error is None]
+    if detect_many is None or len(items) < 2 or not getattr(model, "batch_detector", False):
+        return {}
+    started = time.perf_counter()
+    try:
+        found = detect_many([item.image.pixels for item in items if item.image is not None])
+    except Exception as exc:  # ORT's pybind errors share no useful base class
+        log.warning(
+            "batched detection of %s images failed (%s): detecting one at a time",
+            len(items),
+            exc,
+            exc_info=True,
+        )
+        return {}
+    finally:
+        timings.detect += time.perf_counter() - started
+    return {id(item): result for item, result in zip(items, found, strict=True)}

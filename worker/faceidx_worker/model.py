@@ -7,15 +7,20 @@ and loads nothing until :meth:`load` is called (sessions are heavy; settings err
   Each file is classified from its ONNX inputs/outputs as insightface's router does: >= 5 outputs is a
   detector; one square input of 112+ (multiple of 16, not the 192/96 landmark/attribute sizes) with
   one output is a recognizer; anything else (landmarks, gender/age) is ignored. Exactly one of each.
-* **Providers**: CUDA first when ONNX Runtime offers it, then CPU. ``active_provider`` is what the
-  created sessions really use (ORT silently falls back to CPU when CUDA cannot start).
+* **Providers**: CUDA first when the device has a GPU (:func:`faceidx_worker.accel.gpu_device_count`)
+  and ONNX Runtime offers it, then CPU; TensorRT (fp16) before CUDA when asked for. ``active_provider``
+  is what the created sessions really use (ORT silently falls back to CPU when CUDA cannot start).
+  Every session blocks between runs (no spinning threads); :mod:`faceidx_worker.accel` has the rest.
 * **Detection**: like insightface 2.1's ``FaceAnalysis`` with its default (auto) det size, two passes
   merged by NMS: ``DET_SIZE`` (640) and ``DET_SMALL_SIZE`` (128, finds faces that fill a small image).
   A detector with a fixed input size (``scrfd_500m_bnkps_640.onnx``) always gets its own size; the
-  small pass then shrinks the image into a corner of that fixed canvas.
+  small pass then shrinks the image into a corner of that fixed canvas. A detector whose export has
+  a batch axis (``worker/image/export_batched_detector.py``, run at image build time) gets a whole
+  batch per size in one call (:meth:`InsightFaceModelPack.detect_many`), the same boxes as one by one.
 * **Recognition**: aligned crops of many images go through one batched call (chunks of
   ``EMBED_BATCH``). A recognizer whose batch axis is fixed to 1, or that fails on a batch, is fed one
-  face at a time. Embeddings are L2-normalized float32.
+  face at a time. Embeddings are L2-normalized float32. Inputs go through an IO binding; on a GPU each
+  chunk is padded to a warmed batch-size bucket (powers of two up to ``EMBED_BATCH``).
 * **CPU sessions**: ONNX Runtime's CPU ``PRelu`` kernel is slow (half of MobileFaceNet's time), so on
   the CPU the recognizer's ``PRelu`` nodes are rewritten as ``Max(x, 0) + Min(x, 0) * slope``: the same
   floats, bit for bit, about 1.7x faster. ``CPU_GRAPH_REWRITE=0`` turns it off; GPU sessions always
@@ -31,6 +36,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from faceidx_worker.accel import (
+    AccelOptions,
+    batch_buckets,
+    bucket_for,
+    gpu_device_count,
+    pad_batch,
+    provider_name,
+    run_bound,
+    session_options,
+)
+from faceidx_worker.accel import choose_providers as choose_accel_providers
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +132,21 @@ def find_pack_files(model_dir: Path) -> PackFiles:
     return PackFiles(found["detection"][0], found["recognition"][0], tuple(found["other"]))
 
 
-def choose_providers(available: list[str] | None = None) -> list[str]:
-    """CUDA first when ONNX Runtime offers it, then CPU (never TensorRT/Azure implicitly)."""
+def choose_providers(available: list[str] | None = None, *, gpu_present: bool | None = None) -> list[str]:
+    """CUDA first when the device has a GPU and ONNX Runtime offers it, then CPU (names only)."""
     if available is None:
         import onnxruntime
 
         available = list(onnxruntime.get_available_providers())
-    return [CUDA, CPU] if CUDA in available else [CPU]
+    if gpu_present is None:
+        gpu_present = gpu_device_count() > 0
+    return [CUDA, CPU] if gpu_present and CUDA in available else [CPU]
+
+
+def has_batch_axis(session: Any) -> bool:
+    """An SCRFD session whose input batch is free and whose outputs are N x candidates x C."""
+    batch = session.get_inputs()[0].shape[0]
+    return not isinstance(batch, int) and all(len(o.shape) == 3 for o in session.get_outputs())
 
 
 def rewrite_prelu(model_bytes: bytes) -> tuple[bytes, int]:
@@ -182,8 +207,11 @@ class InsightFaceModelPack:
         det_small_size: int = 128,
         embed_batch: int = 64,
         ort_threads: int = 0,
-        providers: list[str] | None = None,
+        providers: list[Any] | None = None,
         cpu_graph_rewrite: bool = True,
+        det_batch: int = 16,
+        accel: AccelOptions | None = None,
+        gpu_present: bool | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.resolve().name
@@ -194,6 +222,14 @@ class InsightFaceModelPack:
         self.ort_threads = ort_threads
         self.requested_providers = providers
         self.cpu_graph_rewrite = cpu_graph_rewrite
+        self.det_batch = max(1, det_batch)
+        self.accel = accel or AccelOptions()
+        self.gpu_present = gpu_present
+        self.batch_detector = False  # set at load: the detector takes a whole batch per call
+        self.pad_to_buckets = False  # set at load: on a GPU, chunks run only at warmed batch sizes
+        self.embed_buckets = batch_buckets(max(1, embed_batch))
+        self.det_buckets = batch_buckets(self.det_batch)
+        self._anchor_cache: dict[tuple[int, int, int], np.ndarray] = {}
         self.rewritten_prelu = 0
         self.files: PackFiles | None = None
         self.detector: Any = None
@@ -213,15 +249,12 @@ class InsightFaceModelPack:
 
         onnxruntime.set_default_logger_severity(3)
         self.files = find_pack_files(self.model_dir)
-        providers = self.requested_providers or choose_providers()
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if self.ort_threads:
-            options.intra_op_num_threads = self.ort_threads
-        if CUDA not in providers:
-            # ONNX Runtime's CPU threads spin-wait between runs by default, stealing the cores the
-            # download/decode threads need; on the GPU path the sessions barely use CPU threads.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        gpu = self.gpu_present if self.gpu_present is not None else gpu_device_count() > 0
+        providers = self.requested_providers or choose_accel_providers(self.accel, gpu_present=gpu)
+        names = [provider_name(p) for p in providers]
+        # ONNX Runtime's threads spin-wait between runs by default: on the CPU they steal the cores
+        # the download/decode threads need, on the GPU they burn a core each while the device works.
+        options = session_options(threads=self.ort_threads)
         detector = model_zoo.get_model(str(self.files.detector), providers=providers, sess_options=options)
         recognizer = model_zoo.get_model(
             str(self.files.recognizer), providers=providers, sess_options=options
@@ -232,7 +265,7 @@ class InsightFaceModelPack:
             raise ModelPackError(f"{self.files.detector} gives no landmarks; the recognizer needs them")
         if not isinstance(recognizer, ArcFaceONNX):
             raise ModelPackError(f"{self.files.recognizer} did not load as an ArcFace recognizer")
-        if CUDA not in providers and self.cpu_graph_rewrite:
+        if CUDA not in names and self.cpu_graph_rewrite:
             rewritten, self.rewritten_prelu = rewrite_prelu(self.files.recognizer.read_bytes())
             if self.rewritten_prelu:
                 # ArcFaceONNX keeps reading its settings from the original file; only the session changes.
@@ -258,14 +291,19 @@ class InsightFaceModelPack:
         self.batch_one = isinstance(batch_axis, int) and batch_axis == 1
         self.detector = detector
         self.recognizer = recognizer
+        self.batch_detector = (
+            self.accel.batch_detect and self.static_size is None and has_batch_axis(detector.session)
+        )
+        self.pad_to_buckets = self.active_provider == CUDA
         self._warm_up()
         log.info(
-            "loaded model pack %s: detector %s (input %s, sizes %s), recognizer %s (%s-d, %s%s), "
+            "loaded model pack %s: detector %s (input %s, sizes %s, %s), recognizer %s (%s-d, %s%s), "
             "providers %s",
             self.name,
             self.files.detector.name,
             detector.input_shape,
             self.det_sizes,
+            f"batches of up to {self.det_batch}" if self.batch_detector else "one image a call",
             self.files.recognizer.name,
             self.embedding_size,
             "batch 1 only" if self.batch_one else "batched",
@@ -274,11 +312,24 @@ class InsightFaceModelPack:
         )
 
     def _warm_up(self) -> None:
-        """Build the per-size detector sessions and run the recognizer once, before the first message."""
+        """Build the per-size detector sessions and run the recognizer, before the first message.
+
+        On a GPU every batch-size bucket of both models runs once, so no production batch pays a
+        first-call algorithm search or allocation.
+        """
         blank = np.zeros((self.det_size, self.det_size, 3), dtype=np.uint8)
         self.detect(blank)
         size = self.recognizer.input_size[0]
-        self.recognizer.get_feat([np.zeros((size, size, 3), dtype=np.uint8)])
+        crop = np.zeros((size, size, 3), dtype=np.uint8)
+        if not self.pad_to_buckets:
+            self.embed([crop])
+            if self.batch_detector:
+                self.detect_many([blank])
+            return
+        for bucket in self.det_buckets if self.batch_detector else []:
+            self.detect_many([blank] * bucket)
+        for bucket in [1] if self.batch_one else self.embed_buckets:
+            self.embed([crop] * bucket)
 
     def session_providers(self) -> dict[str, list[str]]:
         self._require_loaded()
@@ -346,6 +397,94 @@ class InsightFaceModelPack:
         keep = self.detector.nms(pre_det)
         return pre_det[keep], kpss[keep]
 
+    def detect_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`detect` for each image; with a batch-axis detector, one call per chunk and size."""
+        self._require_loaded()
+        if not self.batch_detector:
+            return [self.detect(pixels) for pixels in images]
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for start in range(0, len(images), self.det_batch):
+            found.extend(self._detect_chunk(images[start : start + self.det_batch]))
+        return found
+
+    def _detect_chunk(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        import cv2
+
+        det = self.detector
+        per_image: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in images]
+        for width, height in self.det_sizes:
+            canvases, scales = [], []
+            for pixels in images:
+                canvas, scale = _letterbox(pixels, width, height)
+                canvases.append(canvas)
+                scales.append(scale)
+            blob = cv2.dnn.blobFromImages(
+                canvases, 1.0 / det.input_std, (width, height), (det.input_mean,) * 3, swapRB=True
+            )
+            count = blob.shape[0]
+            if self.pad_to_buckets:
+                blob = pad_batch(blob, bucket_for(count, self.det_buckets))
+            feeds = {det.input_name: np.ascontiguousarray(blob, dtype=np.float32)}
+            if self.accel.io_binding:
+                outs = run_bound(det.session, feeds, list(det.output_names))
+            else:
+                outs = det.session.run(det.output_names, feeds)
+            for index in range(count):
+                pre, kps = self._candidates(outs, index, width, height, scales[index])
+                if pre.shape[0]:
+                    per_image[index].append((pre, kps))
+        return [self._merge(kept) for kept in per_image]
+
+    def _anchors(self, rows: int, cols: int, stride: int) -> np.ndarray:
+        key = (rows, cols, stride)
+        centers = self._anchor_cache.get(key)
+        if centers is None:
+            ys, xs = np.mgrid[:rows, :cols]
+            grid = np.stack([xs, ys], axis=-1).astype(np.float32)
+            centers = (grid * stride).reshape((-1, 2))
+            if self.detector._num_anchors > 1:
+                centers = np.stack([centers] * self.detector._num_anchors, axis=1).reshape((-1, 2))
+            self._anchor_cache[key] = centers
+        return centers
+
+    def _candidates(
+        self, outs: list[np.ndarray], index: int, width: int, height: int, det_scale: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Image ``index`` of a batched run, decoded as ``SCRFD.forward`` + ``_detect_candidates`` do."""
+        from insightface.model_zoo.scrfd import distance2bbox, distance2kps
+
+        det = self.detector
+        fmc = det.fmc
+        scores_list, boxes_list, kps_list = [], [], []
+        for level, stride in enumerate(det._feat_stride_fpn):
+            scores = outs[level][index]
+            keep = np.where(scores >= self.det_thresh)[0]
+            if not keep.size:
+                continue
+            centers = self._anchors(height // stride, width // stride, stride)[keep]
+            boxes = distance2bbox(centers, outs[level + fmc][index][keep] * stride)
+            kpss = distance2kps(centers, outs[level + fmc * 2][index][keep] * stride)
+            scores_list.append(scores[keep])
+            boxes_list.append(boxes)
+            kps_list.append(kpss.reshape((kpss.shape[0], -1, 2)))
+        if not scores_list:
+            return np.empty((0, 5), dtype=np.float32), np.empty((0, 5, 2), dtype=np.float32)
+        scores = np.vstack(scores_list)
+        order = np.argsort(-scores.ravel(), kind="stable")
+        pre = np.hstack((np.vstack(boxes_list) / det_scale, scores)).astype(np.float32, copy=False)
+        return pre[order], (np.vstack(kps_list) / det_scale)[order]
+
+    def _merge(self, kept: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        """One image's candidates of every size, best first, through the detector's NMS (``SCRFD.detect``)."""
+        if not kept:
+            return np.empty((0, 5), dtype=np.float32), np.empty((0, 5, 2), dtype=np.float32)
+        pre = np.vstack([p for p, _ in kept]).astype(np.float32, copy=False)
+        kpss = np.vstack([k for _, k in kept])
+        order = np.argsort(-pre[:, 4], kind="stable")
+        pre, kpss = pre[order], kpss[order]
+        keep = self.detector.nms(pre)
+        return pre[keep].astype(np.float32, copy=False), kpss[keep].astype(np.float32, copy=False)
+
     def align(self, pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The recognizer's input crop: insightface ``norm_crop`` (similarity transform to the template)."""
         from insightface.utils import face_align
@@ -362,12 +501,12 @@ class InsightFaceModelPack:
         if not crops:
             return np.empty((0, max(self.embedding_size, 0)), dtype=np.float32)
         if self.batch_one:
-            return l2_normalize(np.vstack([self.recognizer.get_feat([crop]) for crop in crops]))
+            return l2_normalize(np.vstack([self._embed_chunk([crop]) for crop in crops]))
         parts = []
         for start in range(0, len(crops), self.embed_batch):
             chunk = crops[start : start + self.embed_batch]
             try:
-                parts.append(self.recognizer.get_feat(chunk))
+                parts.append(self._embed_chunk(chunk))
             except Exception as exc:  # ORT's pybind errors share no useful base class
                 if len(chunk) == 1:
                     raise
@@ -380,3 +519,39 @@ class InsightFaceModelPack:
                 self.batch_one = True
                 return self.embed(crops)
         return l2_normalize(np.vstack(parts))
+
+    def _embed_chunk(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Raw recognizer features for ``crops``: ``ArcFaceONNX.get_feat``'s blob, through the IO binding."""
+        import cv2
+
+        rec = self.recognizer
+        blob = cv2.dnn.blobFromImages(
+            crops, 1.0 / rec.input_std, tuple(rec.input_size), (rec.input_mean,) * 3, swapRB=True
+        )
+        blob = np.ascontiguousarray(blob, dtype=np.float32)
+        count = blob.shape[0]
+        if self.pad_to_buckets and not self.batch_one:
+            blob = pad_batch(blob, bucket_for(count, self.embed_buckets))
+        feeds = {rec.input_name: blob}
+        if self.accel.io_binding:
+            features = run_bound(rec.session, feeds, list(rec.output_names))[0]
+        else:
+            features = rec.session.run(rec.output_names, feeds)[0]
+        return np.asarray(features[:count])
+
+
+def _letterbox(pixels: np.ndarray, width: int, height: int) -> tuple[np.ndarray, float]:
+    """``pixels`` resized into the top-left corner of a ``width`` x ``height`` canvas, as SCRFD does."""
+    import cv2
+
+    im_ratio = float(pixels.shape[0]) / pixels.shape[1]
+    if im_ratio > float(height) / width:
+        new_height = height
+        new_width = int(new_height / im_ratio)
+    else:
+        new_width = width
+        new_height = int(new_width * im_ratio)
+    scale = float(new_height) / pixels.shape[0]
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    canvas[:new_height, :new_width] = cv2.resize(pixels, (new_width, new_height))
+    return canvas, scale
