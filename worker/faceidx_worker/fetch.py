@@ -130,7 +130,7 @@ class S3ImageLoader:
         if self.allowed_buckets is not None and ref.bucket not in self.allowed_buckets:
             raise ImageError(
                 "bucket_not_allowed",
-                f"s3://{ref.bucket}/{ref.key}: bucket {ref.bucket} is not in ALLOWED_BUCKETS",
+                f"s3://{ref.bucket}/{ref.key}: bucket {ref.bucket} is not in FACEIDX_ALLOWED_BUCKETS",
             )
         where = f"s3://{ref.bucket}/{ref.key}"
         size = ref.size
@@ -157,7 +157,8 @@ class S3ImageLoader:
     def _check_size(self, where: str, size: int, source: str) -> None:
         if size > self.max_image_bytes:
             raise ImageError(
-                "too_large", f"{where} is {size} bytes ({source}) > MAX_IMAGE_BYTES {self.max_image_bytes}"
+                "too_large",
+                f"{where} is {size} bytes ({source}) > FACEIDX_MAX_IMAGE_BYTES {self.max_image_bytes}",
             )
 
     @staticmethod

@@ -1,14 +1,15 @@
 """From SQS to the download queue: the receiver thread and the visibility heartbeat.
 
-* The **receiver** long-polls (``RECEIVE_WAIT_SECONDS``, ``RECEIVE_MAX_MESSAGES``) while fewer than
-  ``PREFETCH_MESSAGES`` messages still have images to compute. It deletes ``s3:TestEvent``s and other
-  events that ask for no work, logs malformed bodies with their message id and leaves them for the
-  dead-letter queue, and queues every announced image for download. Messages received after a stop
-  request are released at once. When nothing is in flight its poll never outlasts the idle deadline.
-* The **heartbeat** extends the visibility of every tracked message each ``HEARTBEAT_SECONDS``, so a
-  long batch or a slow flush never lets SQS hand a message to another worker. It stops for good
-  when the loop's progress watchdog says no image has finished for ``PROGRESS_TIMEOUT_SECONDS``: a
-  stuck lane must not hold its messages for hours.
+* The **receiver** long-polls (``FACEIDX_RECEIVE_WAIT_SECONDS``, ``FACEIDX_RECEIVE_MAX_MESSAGES``)
+  while fewer than ``FACEIDX_PREFETCH_MESSAGES`` messages still have images to compute. It deletes
+  ``s3:TestEvent``s and other events that ask for no work, logs malformed bodies with their message
+  id and leaves them for the dead-letter queue, and queues every announced image for download.
+  Messages received after a stop request are released at once. When nothing is in flight its poll
+  never outlasts the idle deadline.
+* The **heartbeat** extends the visibility of every tracked message each
+  ``FACEIDX_HEARTBEAT_SECONDS``, so a long batch or a slow flush never lets SQS hand a message to
+  another worker. It stops for good when the loop's progress watchdog says no image has finished for
+  ``FACEIDX_PROGRESS_TIMEOUT_SECONDS``: a stuck lane must not hold its messages for hours.
 
 A failure of the receiver (SQS still failing after botocore's retries) is reported to the loop, which
 stops the worker with a non-zero exit code; it never dies silently in its thread.
@@ -36,7 +37,7 @@ DRAIN_SIGNAL_SECONDS = 0.5  # a long poll unanswered this long means the queue i
 
 
 class QueueConfigError(RuntimeError):
-    """QUEUE_URL names a queue that does not exist (a configuration error: exit code 2)."""
+    """FACEIDX_QUEUE_URL names a queue that does not exist (a configuration error: exit code 2)."""
 
 
 class SqsIntake:
@@ -79,7 +80,7 @@ class SqsIntake:
         progress has waited ``DRAIN_SIGNAL_SECONDS`` unanswered.
 
         SQS answers a long poll as soon as a message is visible, so a poll still waiting after a short
-        batch means an empty queue; the loop need not wait up to ``RECEIVE_WAIT_SECONDS`` for it to
+        batch means an empty queue; the loop need not wait up to ``FACEIDX_RECEIVE_WAIT_SECONDS`` for it to
         return. After a full batch a slow answer is more likely a busy endpoint than an empty queue,
         and flushing on it would only make smaller files.
         """
@@ -128,7 +129,9 @@ class SqsIntake:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
                 self.on_fatal(
-                    QueueConfigError(f"QUEUE_URL: queue {self.settings.queue_url} does not exist ({code})")
+                    QueueConfigError(
+                        f"FACEIDX_QUEUE_URL: queue {self.settings.queue_url} does not exist ({code})"
+                    )
                 )
             else:
                 self.on_fatal(exc)

@@ -3,26 +3,26 @@
 Threads:
 
 * **intake** (:mod:`faceidx_worker.intake`): the SQS receiver and the visibility heartbeat;
-* **download pool** (``DOWNLOAD_THREADS``): fetch and decode (at most ``DECODE_THREADS`` decoding at
-  once), so the models never wait on S3 or libjpeg;
-* **inference lanes** (``INFERENCE_THREADS``): each takes up to ``IMAGE_BATCH`` decoded images,
-  detects, and embeds all their faces in batched calls. One lane on a GPU; on a CPU one per core, so
-  single-threaded model calls keep every core busy;
+* **download pool** (``FACEIDX_DOWNLOAD_THREADS``): fetch and decode (at most
+  ``FACEIDX_DECODE_THREADS`` decoding at once), so the models never wait on S3 or libjpeg;
+* **inference lanes** (``FACEIDX_INFERENCE_THREADS``): each takes up to ``FACEIDX_IMAGE_BATCH``
+  decoded images, detects, and embeds all their faces in batched calls. One lane on a GPU; on a CPU
+  one per core, so single-threaded model calls keep every core busy;
 * **the loop** (the main thread): does the book-keeping of computed batches (rows into the sink,
   hand-backs, counters, one JSON line per batch), and when the sink is due flushes it and deletes the
   messages whose images are all written. Only this thread touches the sink and deletes messages.
 
-Flushing: when the sink reaches ``FLUSH_MAX_BYTES`` or ``FLUSH_MAX_SECONDS``, or as soon as the queue
-looks drained (a poll came back empty, or, after a short batch, has waited half a second unanswered)
-with every received image computed: a drained queue is written and deleted at once, while a steady
-backlog never drains, so files stay large while there is work.
+Flushing: when the sink reaches ``FACEIDX_FLUSH_MAX_BYTES`` or ``FACEIDX_FLUSH_MAX_SECONDS``, or as
+soon as the queue looks drained (a poll came back empty, or, after a short batch, has waited half a
+second unanswered) with every received image computed: a drained queue is written and deleted at
+once, while a steady backlog never drains, so files stay large while there is work.
 
-Stopping: a stop request (SIGTERM/SIGINT, idle for ``MAX_IDLE_SECONDS``, running for
-``MAX_RUN_SECONDS``) stops receiving, lets the lanes finish the batch in hand, flushes what is
+Stopping: a stop request (SIGTERM/SIGINT, idle for ``FACEIDX_MAX_IDLE_SECONDS``, running for
+``FACEIDX_MAX_RUN_SECONDS``) stops receiving, lets the lanes finish the batch in hand, flushes what is
 finished, deletes what is written, releases everything else with visibility 0 and returns exit code 0.
 A fatal error (the sink or SQS failing after botocore's retries) releases what it can and returns exit
 code 1: no unwritten message is ever deleted. The progress watchdog (no image finished for
-``PROGRESS_TIMEOUT_SECONDS`` while images wait: a lane is stuck) stops the heartbeat, stops the same
+``FACEIDX_PROGRESS_TIMEOUT_SECONDS`` while images wait: a lane is stuck) stops the heartbeat, stops the same
 way and returns exit code 4, so the job fails and AWS Batch may retry it.
 """
 
@@ -157,9 +157,9 @@ class WorkerLoop:
         ran = self.clock() - self._started
         if limit > 0 and ran >= limit and not self.stopping:
             log.info(
-                "MAX_RUN_SECONDS (%ss) reached after %ss with %s images indexed: stop receiving, write "
-                "what is finished, release the %s messages still held (visibility 0) for the next worker, "
-                "exit 0 before the job's attemptDurationSeconds timeout kills the container",
+                "FACEIDX_MAX_RUN_SECONDS (%ss) reached after %ss with %s images indexed: stop receiving, "
+                "write what is finished, release the %s messages still held (visibility 0) for the next "
+                "worker, exit 0 before the job's attemptDurationSeconds timeout kills the container",
                 f"{limit:g}",
                 round(ran),
                 self.stats.images,
@@ -177,13 +177,13 @@ class WorkerLoop:
                 return True
         lane, waited, images = self._stalled
         log.error(
-            "%s has been computing a batch of %s images for %ss with none finished (PROGRESS_TIMEOUT_SECONDS "
-            "%s): the lane is stuck, most likely in a hung native call (GPU driver, CUDA/cuDNN). Stopped "
-            "extending visibility; writing what is finished, releasing the %s messages still held "
-            "(visibility 0) and exiting %s so the job fails and AWS Batch may retry it. If the same images "
-            "stall every worker, they reach the dead-letter queue after maxReceiveCount receives. Check the "
-            "host (nvidia-smi, Xid errors in the instance log), or raise PROGRESS_TIMEOUT_SECONDS if a "
-            "batch is legitimately this slow",
+            "%s has been computing a batch of %s images for %ss with none finished "
+            "(FACEIDX_PROGRESS_TIMEOUT_SECONDS %s): the lane is stuck, most likely in a hung native call "
+            "(GPU driver, CUDA/cuDNN). Stopped extending visibility; writing what is finished, releasing "
+            "the %s messages still held (visibility 0) and exiting %s so the job fails and AWS Batch may "
+            "retry it. If the same images stall every worker, they reach the dead-letter queue after "
+            "maxReceiveCount receives. Check the host (nvidia-smi, Xid errors in the instance log), or "
+            "raise FACEIDX_PROGRESS_TIMEOUT_SECONDS if a batch is legitimately this slow",
             lane,
             images,
             round(waited),
@@ -248,7 +248,7 @@ class WorkerLoop:
             self._fail(exc)
 
     def _gather(self) -> list[tuple[WorkItem, LoadedImage]]:
-        """Up to ``IMAGE_BATCH`` ready images, but no more than this lane's share of what is ready."""
+        """Up to ``FACEIDX_IMAGE_BATCH`` ready images, but no more than this lane's share of what is ready."""
         try:
             batch = [self._ready.get(timeout=_POLL)]
         except queue_module.Empty:
@@ -436,13 +436,13 @@ class WorkerLoop:
             if self._stalled is not None:
                 exit_code = EXIT_STALLED
         except QueueConfigError as exc:
-            log.error("%s: fix QUEUE_URL (or the region/endpoint) and resubmit", exc)
+            log.error("%s: fix FACEIDX_QUEUE_URL (or the region/endpoint) and resubmit", exc)
             exit_code = EXIT_BAD_CONFIG
             self.request_stop("error")
         except Exception as exc:
             log.exception(
                 "the worker is stopping on a persistent failure (%s): no unwritten message was deleted; "
-                "they return to the queue. Check the job role's SQS/S3 permissions and OUTPUT_URI",
+                "they return to the queue. Check the job role's SQS/S3 permissions and FACEIDX_OUTPUT_URI",
                 exc,
             )
             exit_code = EXIT_FAILURE

@@ -1,9 +1,10 @@
 """Entry point: settings -> model -> AWS clients -> loop, and the process's exit code.
 
-Exit codes: 0 idle, ``MAX_RUN_SECONDS`` reached or stopped by a signal (work handed back); 1 persistent
-failure (nothing unwritten was deleted); 2 bad configuration (the message names the variable); 3
-``REQUIRE_GPU`` set but ONNX Runtime's CUDA provider is not the active one; 4 an inference lane stuck
-for ``PROGRESS_TIMEOUT_SECONDS`` (its messages released); 128+N a second signal N (exit at once).
+Exit codes: 0 idle, ``FACEIDX_MAX_RUN_SECONDS`` reached or stopped by a signal (work handed back); 1
+persistent failure (nothing unwritten was deleted); 2 bad configuration (the message names the
+variable); 3 ``FACEIDX_REQUIRE_GPU`` set but ONNX Runtime's CUDA provider is not the active one; 4 an
+inference lane stuck for ``FACEIDX_PROGRESS_TIMEOUT_SECONDS`` (its messages released); 128+N a second
+signal N (exit at once).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from faceidx_worker.jsonlog import configure_logging, dumps, emit_event
-from faceidx_worker.settings import SettingsError, WorkerSettings, build_job_id, load_settings
+from faceidx_worker.settings import SettingsError, WorkerSettings, build_job_id, load_settings, read
 
 log = logging.getLogger("faceidx_worker")
 
@@ -41,9 +42,9 @@ def _startup_failure(env: Mapping[str, str], reason: str, code: int) -> int:
             "images_per_s": 0.0,
             "idle_seconds": 0.0,
             "job_id": build_job_id(env),
-            "queue_role": (env.get("FACEIDX_QUEUE_ROLE") or "local").lower(),
-            "dag_id": env.get("FACEIDX_DAG_ID", ""),
-            "dag_run_id": env.get("FACEIDX_DAG_RUN_ID", ""),
+            "queue_role": read(env, "queue_role").lower(),
+            "dag_id": read(env, "dag_id"),
+            "dag_run_id": read(env, "dag_run_id"),
             "exit_reason": reason,
             "exit_code": code,
         }
@@ -98,8 +99,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     settings = settings.with_thread_plan(gpu=gpu, cores=os.cpu_count() or 1)
     if settings.require_gpu and not gpu:
         log.error(
-            "REQUIRE_GPU is set but this ONNX Runtime offers no CUDAExecutionProvider (the CPU build is "
-            "installed?): refusing to run on the CPU. Install onnxruntime-gpu, or unset REQUIRE_GPU"
+            "FACEIDX_REQUIRE_GPU is set but this ONNX Runtime offers no CUDAExecutionProvider (the CPU "
+            "build is installed?): refusing to run on the CPU. Install onnxruntime-gpu, or unset "
+            "FACEIDX_REQUIRE_GPU"
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
     model = InsightFaceModelPack(
@@ -115,12 +117,12 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     try:
         model.load()
     except ModelPackError as exc:
-        log.error("bad configuration: FACE_MODEL_DIR: %s", exc)
+        log.error("bad configuration: FACEIDX_MODEL_DIR: %s", exc)
         return _startup_failure(env, "bad_config", EXIT_BAD_CONFIG)
     if settings.require_gpu and model.active_provider != CUDA:
         log.error(
-            "REQUIRE_GPU is set but the model sessions run on %s, not CUDAExecutionProvider: no GPU is "
-            "visible, or CUDA/cuDNN libraries are missing (check the job asks for a GPU in "
+            "FACEIDX_REQUIRE_GPU is set but the model sessions run on %s, not CUDAExecutionProvider: no "
+            "GPU is visible, or CUDA/cuDNN libraries are missing (check the job asks for a GPU in "
             "resourceRequirements and the image's CUDA 12 / cuDNN 9 base). Refusing to run on the CPU",
             model.session_providers(),
         )

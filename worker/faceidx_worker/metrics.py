@@ -1,8 +1,8 @@
 """Worker metrics in CloudWatch's embedded metric format (EMF): JSON log lines with an ``_aws`` key.
 
 CloudWatch Logs turns each line into metric data points, so the worker needs no PutMetricData call and
-no extra permission. Namespace ``METRICS_NAMESPACE`` (default ``faceidx``); dimensions ``environment``
-(``FACEIDX_QUEUE_ROLE``: primary, secondary or local) and ``model_pack``. ``METRICS_ENABLED=0`` turns
+no extra permission. Namespace ``FACEIDX_METRICS_NAMESPACE`` (default ``faceidx``); dimensions ``environment``
+(``FACEIDX_QUEUE_ROLE``: primary, secondary or local) and ``model_pack``. ``FACEIDX_METRICS_ENABLED=0`` turns
 the lines off.
 
 Lines and metrics (all values of one run add up to its ``summary`` line):

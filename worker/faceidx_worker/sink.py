@@ -2,7 +2,7 @@
 
 Rows accumulate in memory with an opaque *token* per image (the loop uses it to know which SQS
 messages are fully written). :meth:`ParquetSink.flush` writes one file per ``dt`` partition
-(``<OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet``, the date of ``indexed_at`` in UTC) and
+(``<FACEIDX_OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet``, the date of ``indexed_at`` in UTC) and
 returns the tokens whose rows are now durable: S3 acknowledged the PutObject, or the local file was
 fsynced and renamed into place. Only then may their messages be deleted.
 """

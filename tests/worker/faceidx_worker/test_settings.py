@@ -1,18 +1,29 @@
-"""Environment parsing: defaults, bounds, and a named variable for every bad value."""
+"""Environment parsing: the table, defaults, bounds, old names, and a named variable for every bad value."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import fields
+
 import pytest
 
-from faceidx_worker.settings import SettingsError, build_job_id, load_settings, parse_output_uri
+from faceidx_worker.settings import (
+    SETTINGS,
+    Derived,
+    SettingsError,
+    WorkerSettings,
+    build_job_id,
+    load_settings,
+    parse_output_uri,
+)
 
 
 @pytest.fixture
 def base(tmp_path):
     return {
-        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/faceidx-work",
-        "OUTPUT_URI": "s3://index-bucket/faces-v1/",
-        "FACE_MODEL_DIR": str(tmp_path),
+        "FACEIDX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/faceidx-work",
+        "FACEIDX_OUTPUT_URI": "s3://index-bucket/faces-v1/",
+        "FACEIDX_MODEL_DIR": str(tmp_path),
     }
 
 
@@ -44,7 +55,9 @@ def test_defaults_follow_the_contract(base, tmp_path):
 
 
 def test_run_limits_can_be_changed_or_switched_off(base):
-    settings = load_settings({**base, "MAX_RUN_SECONDS": "5400", "PROGRESS_TIMEOUT_SECONDS": "0"})
+    settings = load_settings(
+        {**base, "FACEIDX_MAX_RUN_SECONDS": "5400", "FACEIDX_PROGRESS_TIMEOUT_SECONDS": "0"}
+    )
     assert settings.max_run_seconds == 5400
     assert settings.progress_timeout_seconds == 0
 
@@ -53,12 +66,12 @@ def test_values_are_parsed(base):
     settings = load_settings(
         {
             **base,
-            "DET_THRESH": "0.6",
-            "DET_SIZE": "960",
-            "ALLOWED_BUCKETS": "a, b,,c",
-            "REQUIRE_GPU": "true",
-            "METRICS_ENABLED": "off",
-            "MODEL_NAME": "buffalo_l",
+            "FACEIDX_DET_THRESH": "0.6",
+            "FACEIDX_DET_SIZE": "960",
+            "FACEIDX_ALLOWED_BUCKETS": "a, b,,c",
+            "FACEIDX_REQUIRE_GPU": "true",
+            "FACEIDX_METRICS_ENABLED": "off",
+            "FACEIDX_MODEL_NAME": "buffalo_l",
             "FACEIDX_QUEUE_ROLE": "Secondary",
             "FACEIDX_DAG_RUN_ID": "manual__1",
         }
@@ -76,33 +89,33 @@ def test_values_are_parsed(base):
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("QUEUE_URL", None),
-        ("QUEUE_URL", "faceidx-work"),
-        ("OUTPUT_URI", None),
-        ("OUTPUT_URI", "s3:///prefix"),
-        ("OUTPUT_URI", "gs://bucket/x"),
-        ("FACE_MODEL_DIR", None),
-        ("FACE_MODEL_DIR", "/does/not/exist"),
-        ("DET_THRESH", "1.0"),
-        ("DET_THRESH", "half"),
-        ("DET_SIZE", "650"),
-        ("DET_SMALL_SIZE", "640"),
-        ("MAX_IDLE_SECONDS", "-1"),
-        ("MAX_RUN_SECONDS", "-1"),
-        ("MAX_RUN_SECONDS", "3h"),
-        ("PROGRESS_TIMEOUT_SECONDS", "-5"),
-        ("MAX_IMAGE_BYTES", "0"),
-        ("MAX_IMAGE_PIXELS", "lots"),
-        ("REQUIRE_GPU", "maybe"),
-        ("ALLOWED_BUCKETS", " , "),
-        ("RECEIVE_WAIT_SECONDS", "21"),
-        ("RECEIVE_MAX_MESSAGES", "11"),
-        ("DECODE_THREADS", "-1"),
-        ("INFERENCE_THREADS", "65"),
-        ("CPU_GRAPH_REWRITE", "sometimes"),
-        ("HEARTBEAT_SECONDS", "300"),
-        ("SHUTDOWN_GRACE_SECONDS", "30"),
-        ("LOG_LEVEL", "LOUD"),
+        ("FACEIDX_QUEUE_URL", None),
+        ("FACEIDX_QUEUE_URL", "faceidx-work"),
+        ("FACEIDX_OUTPUT_URI", None),
+        ("FACEIDX_OUTPUT_URI", "s3:///prefix"),
+        ("FACEIDX_OUTPUT_URI", "gs://bucket/x"),
+        ("FACEIDX_MODEL_DIR", None),
+        ("FACEIDX_MODEL_DIR", "/does/not/exist"),
+        ("FACEIDX_DET_THRESH", "1.0"),
+        ("FACEIDX_DET_THRESH", "half"),
+        ("FACEIDX_DET_SIZE", "650"),
+        ("FACEIDX_DET_SMALL_SIZE", "640"),
+        ("FACEIDX_MAX_IDLE_SECONDS", "-1"),
+        ("FACEIDX_MAX_RUN_SECONDS", "-1"),
+        ("FACEIDX_MAX_RUN_SECONDS", "3h"),
+        ("FACEIDX_PROGRESS_TIMEOUT_SECONDS", "-5"),
+        ("FACEIDX_MAX_IMAGE_BYTES", "0"),
+        ("FACEIDX_MAX_IMAGE_PIXELS", "lots"),
+        ("FACEIDX_REQUIRE_GPU", "maybe"),
+        ("FACEIDX_ALLOWED_BUCKETS", " , "),
+        ("FACEIDX_RECEIVE_WAIT_SECONDS", "21"),
+        ("FACEIDX_RECEIVE_MAX_MESSAGES", "11"),
+        ("FACEIDX_DECODE_THREADS", "-1"),
+        ("FACEIDX_INFERENCE_THREADS", "65"),
+        ("FACEIDX_CPU_GRAPH_REWRITE", "sometimes"),
+        ("FACEIDX_HEARTBEAT_SECONDS", "300"),
+        ("FACEIDX_SHUTDOWN_GRACE_SECONDS", "30"),
+        ("FACEIDX_LOG_LEVEL", "LOUD"),
     ],
 )
 def test_bad_values_name_the_variable(base, variable, value):
@@ -128,9 +141,9 @@ def test_bad_values_name_the_variable(base, variable, value):
         (False, 16, {}, 4, 1, 16),
         (False, 1, {}, 1, 0, 1),
         # what is set is kept
-        (False, 2, {"INFERENCE_THREADS": "1"}, 1, 0, 2),
-        (False, 8, {"ORT_THREADS": "2", "DECODE_THREADS": "3"}, 4, 2, 3),
-        (True, 4, {"INFERENCE_THREADS": "2", "ORT_THREADS": "4"}, 2, 4, 3),
+        (False, 2, {"FACEIDX_INFERENCE_THREADS": "1"}, 1, 0, 2),
+        (False, 8, {"FACEIDX_ORT_THREADS": "2", "FACEIDX_DECODE_THREADS": "3"}, 4, 2, 3),
+        (True, 4, {"FACEIDX_INFERENCE_THREADS": "2", "FACEIDX_ORT_THREADS": "4"}, 2, 4, 3),
     ],
 )
 def test_thread_plan_fits_the_machine(base, gpu, cores, env, lanes, ort, decoders):
@@ -170,3 +183,81 @@ def test_output_uri(uri, bucket, prefix, local):
     assert location.bucket == bucket
     assert location.prefix == prefix
     assert (str(location.local_dir) if location.local_dir else None) == local
+
+
+def test_the_table_declares_every_setting_once():
+    assert {s.name for s in SETTINGS} == {f.name for f in fields(WorkerSettings)} - {"job_id"}
+    envs = [s.env for s in SETTINGS]
+    old = [s.deprecated_env for s in SETTINGS if s.deprecated_env]
+    assert len(set(envs)) == len(envs)
+    assert len(set(old)) == len(old)
+    assert all(env.startswith("FACEIDX_") for env in envs)
+    assert not set(envs) & set(old)
+    for setting in SETTINGS:
+        assert setting.description.strip(), setting.name
+        assert setting.kind in {"str", "int", "float", "bool", "url", "uri", "dir", "list"}, setting.name
+        assert (setting.default is None) or not setting.required, setting.name
+
+
+def test_defaults_are_the_table_s(base):
+    """Every default a run gets is the one the table declares (what the docs show)."""
+    settings = load_settings(base)
+    for setting in SETTINGS:
+        if setting.required or isinstance(setting.default, Derived):
+            continue
+        assert getattr(settings, setting.name) == setting.default, setting.name
+    assert str(next(s for s in SETTINGS if s.name == "decode_min_side").default) == "2 x FACEIDX_DET_SIZE"
+
+
+def _old_names(base):
+    return {
+        "QUEUE_URL": base["FACEIDX_QUEUE_URL"],
+        "OUTPUT_URI": base["FACEIDX_OUTPUT_URI"],
+        "FACE_MODEL_DIR": base["FACEIDX_MODEL_DIR"],
+    }
+
+
+def test_old_names_still_work_and_warn_once_naming_the_new_one(base, caplog):
+    env = {**_old_names(base), "MAX_IDLE_SECONDS": "7", "REQUIRE_GPU": "1", "MAX_RUN_SECONDS": "90"}
+    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
+        settings = load_settings(env)
+    assert settings.queue_url == base["FACEIDX_QUEUE_URL"]
+    assert settings.output.bucket == "index-bucket"
+    assert settings.max_idle_seconds == 7
+    assert settings.require_gpu is True
+    assert settings.max_run_seconds == 90
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == len(env)  # one per old name
+    for old, new in [("QUEUE_URL", "FACEIDX_QUEUE_URL"), ("FACE_MODEL_DIR", "FACEIDX_MODEL_DIR")]:
+        [line] = [w for w in warnings if w.startswith(f"{old} is deprecated")]
+        assert new in line
+
+
+def test_the_new_name_wins_and_the_warning_says_so(base, caplog):
+    env = {**base, "MAX_IDLE_SECONDS": "7", "FACEIDX_MAX_IDLE_SECONDS": "9"}
+    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
+        settings = load_settings(env)
+    assert settings.max_idle_seconds == 9
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "FACEIDX_MAX_IDLE_SECONDS wins" in line
+    assert "MAX_IDLE_SECONDS is ignored" in line
+
+
+def test_new_names_log_no_warning(base, caplog):
+    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
+        load_settings({**base, "FACEIDX_MAX_IDLE_SECONDS": "9"})
+    assert caplog.records == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("DET_SIZE", "650"), ("MAX_IDLE_SECONDS", "-1"), ("REQUIRE_GPU", "maybe"), ("LOG_LEVEL", "LOUD")],
+)
+def test_a_bad_value_under_an_old_name_names_the_old_name(base, variable, value):
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**_old_names(base), variable: value})
+    assert caught.value.variable == variable
+
+
+def test_a_blank_new_name_falls_back_to_the_old_one(base):
+    assert load_settings({**base, "FACEIDX_DET_SIZE": " ", "DET_SIZE": "960"}).det_size == 960
