@@ -93,12 +93,12 @@ def test_sigkill_mid_batch_costs_only_a_redelivery(moto, proxy, small_pack, phot
         world.env(
             small_pack,
             proxy.url,
-            VISIBILITY_TIMEOUT=KILL_VISIBILITY,
-            IMAGE_BATCH=2,
-            FLUSH_MAX_SECONDS=0,
-            RECEIVE_MAX_MESSAGES=4,
-            PREFETCH_MESSAGES=6,
-            MAX_IDLE_SECONDS=120,
+            FACEIDX_VISIBILITY_TIMEOUT=KILL_VISIBILITY,
+            FACEIDX_IMAGE_BATCH=2,
+            FACEIDX_FLUSH_MAX_SECONDS=0,
+            FACEIDX_RECEIVE_MAX_MESSAGES=4,
+            FACEIDX_PREFETCH_MESSAGES=6,
+            FACEIDX_MAX_IDLE_SECONDS=120,
         )
     ).start()
     try:
@@ -125,7 +125,11 @@ def test_sigkill_mid_batch_costs_only_a_redelivery(moto, proxy, small_pack, phot
     assert written_before <= queued_keys, "written and deleted before the kill: nothing to redeliver"
 
     second = run_worker(
-        world.env(small_pack, VISIBILITY_TIMEOUT=KILL_VISIBILITY, MAX_IDLE_SECONDS=KILL_VISIBILITY + 3),
+        world.env(
+            small_pack,
+            FACEIDX_VISIBILITY_TIMEOUT=KILL_VISIBILITY,
+            FACEIDX_MAX_IDLE_SECONDS=KILL_VISIBILITY + 3,
+        ),
         timeout=180,
     )
     assert second.returncode == 0, second.describe()
@@ -148,13 +152,13 @@ def test_sigterm_flushes_releases_at_once_and_loses_nothing(moto, proxy, small_p
         world.env(
             small_pack,
             proxy.url,
-            VISIBILITY_TIMEOUT=600,
-            IMAGE_BATCH=1,
-            DOWNLOAD_THREADS=2,
-            PREFETCH_MESSAGES=8,
-            RECEIVE_MAX_MESSAGES=4,
-            FLUSH_MAX_SECONDS=3600,  # nothing is written before the signal: the flush is the shutdown's
-            MAX_IDLE_SECONDS=120,
+            FACEIDX_VISIBILITY_TIMEOUT=600,
+            FACEIDX_IMAGE_BATCH=1,
+            FACEIDX_DOWNLOAD_THREADS=2,
+            FACEIDX_PREFETCH_MESSAGES=8,
+            FACEIDX_RECEIVE_MAX_MESSAGES=4,
+            FACEIDX_FLUSH_MAX_SECONDS=3600,  # nothing written before the signal: the flush is the shutdown's
+            FACEIDX_MAX_IDLE_SECONDS=120,
         )
     ).start()
     assert worker.wait_for(lambda lines: sum(1 for x in lines if x.get("event") == "batch") >= 3, 90)
@@ -175,7 +179,9 @@ def test_sigterm_flushes_releases_at_once_and_loses_nothing(moto, proxy, small_p
     assert visible == len(expected) - len(written)  # written ones were deleted, the rest released
     assert not unaccounted_messages(world, rows)
 
-    second = run_worker(world.env(small_pack, VISIBILITY_TIMEOUT=600, MAX_IDLE_SECONDS=2), timeout=120)
+    second = run_worker(
+        world.env(small_pack, FACEIDX_VISIBILITY_TIMEOUT=600, FACEIDX_MAX_IDLE_SECONDS=2), timeout=120
+    )
     assert second.returncode == 0, second.describe()
     assert world.counts() == (0, 0)
     rows = assert_index_complete(world, expected)
@@ -209,9 +215,13 @@ def test_transient_aws_errors_are_retried_and_cost_nothing(moto, proxy, small_pa
     world = create_world(moto, visibility_timeout=60)
     expected = announce(world, photos, 10, "flaky")
     rules = [proxy.add(service, op, fault, times=times) for service, op, fault, times in TRANSIENT_FAULTS]
-    # MAX_IDLE_SECONDS above RECEIVE_WAIT_SECONDS + 5 s, the longest a receive may run before the worker
-    # reads it as a failing SQS rather than an empty queue (three ReceiveMessage faults back off <= 7 s)
-    run = run_worker(world.env(small_pack, proxy.url, RETRY_DELAY_SECONDS=1, MAX_IDLE_SECONDS=8), timeout=240)
+    # FACEIDX_MAX_IDLE_SECONDS above FACEIDX_RECEIVE_WAIT_SECONDS + 5 s, the longest a receive may run
+    # before the worker reads it as a failing SQS rather than an empty queue (three ReceiveMessage faults
+    # back off <= 7 s)
+    run = run_worker(
+        world.env(small_pack, proxy.url, FACEIDX_RETRY_DELAY_SECONDS=1, FACEIDX_MAX_IDLE_SECONDS=8),
+        timeout=240,
+    )
     assert run.returncode == 0, run.describe()
     for rule in rules:
         assert rule.hits == rule.times, f"{rule.operation} {rule.fault} was not injected"
@@ -247,19 +257,21 @@ class PersistentCase:
 PERSISTENT = {
     case.name: case
     for case in [
-        # MAX_IDLE_SECONDS above RECEIVE_WAIT_SECONDS + 5: a receive running longer than that is the
-        # worker's sign of a failing SQS (not an empty queue), as with the defaults (60 > 20 + 5)
+        # FACEIDX_MAX_IDLE_SECONDS above FACEIDX_RECEIVE_WAIT_SECONDS + 5: a receive running longer than
+        # that is the worker's sign of a failing SQS (not an empty queue), as with the defaults (60 > 20 + 5)
         PersistentCase(
             "receive",
             "sqs",
             "ReceiveMessage",
-            {"RECEIVE_MAX_MESSAGES": 2, "MAX_IDLE_SECONDS": 10},
+            {"FACEIDX_RECEIVE_MAX_MESSAGES": 2, "FACEIDX_MAX_IDLE_SECONDS": 10},
             after=1,
             messages=6,
         ),
         PersistentCase("delete", "sqs", "DeleteMessageBatch"),
         PersistentCase("put", "s3", "PutObject"),
-        PersistentCase("get_one_image", "s3", "GetObject", {"RETRY_DELAY_SECONDS": 600}, match="/bad-"),
+        PersistentCase(
+            "get_one_image", "s3", "GetObject", {"FACEIDX_RETRY_DELAY_SECONDS": 600}, match="/bad-"
+        ),
     ]
 }
 
@@ -297,7 +309,7 @@ def persistent(moto_session, small_pack, photos) -> Iterator[dict[str, Persisten
             rule = proxy.add(
                 case.service, case.operation, "503", times=None, after=case.after, match=case.match
             )
-            settings = {"AWS_MAX_ATTEMPTS": MAX_ATTEMPTS, "MAX_IDLE_SECONDS": 3, **case.extra}
+            settings = {"AWS_MAX_ATTEMPTS": MAX_ATTEMPTS, "FACEIDX_MAX_IDLE_SECONDS": 3, **case.extra}
             env = world.env(small_pack, proxy.url, **settings)
             started.append((case, world, proxy, rule, WorkerProcess(env).start()))
         outcomes = {}
@@ -346,8 +358,8 @@ def test_persistent_sqs_or_s3_failure_ends_the_worker_nonzero_without_losing_wor
 
 def test_persistent_s3_read_failure_hands_that_message_back_and_indexes_the_rest(persistent):
     """A GetObject that keeps failing is not an error row (the object may be fine a minute later): its
-    message goes back to the queue for RETRY_DELAY_SECONDS, the dead-letter queue after maxReceiveCount
-    receives, and the worker carries on with the others."""
+    message goes back to the queue for FACEIDX_RETRY_DELAY_SECONDS, the dead-letter queue after
+    maxReceiveCount receives, and the worker carries on with the others."""
     outcome = persistent["get_one_image"]
     run = outcome.run
     assert run.returncode == 0, run.describe()
@@ -373,12 +385,12 @@ def test_aws_max_attempts_from_the_environment_is_honoured(persistent):
 
 # -- output write failure ---------------------------------------------------------------------------
 def test_unwritable_local_output_deletes_nothing(world, small_pack, photos, tmp_path):
-    """OUTPUT_URI is a local directory that cannot be created (a file stands in its way)."""
+    """FACEIDX_OUTPUT_URI is a local directory that cannot be created (a file stands in its way)."""
     expected = announce(world, photos, 3, "local")
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the output directory should be")
     env = world.env(small_pack)
-    env["OUTPUT_URI"] = str(blocker / "index")
+    env["FACEIDX_OUTPUT_URI"] = str(blocker / "index")
     run = run_worker(env, timeout=120)
     assert run.returncode == 1, run.describe()
     assert run.summary["exit_reason"] == "error"

@@ -24,15 +24,15 @@ from tests.support.worker_harness import REPO, WorkerProcess
 
 pytestmark = [pytest.mark.assets, pytest.mark.slow]
 
-HELD = 600  # VISIBILITY_TIMEOUT: far longer than each test, so only a release makes a message visible
+HELD = 600  # FACEIDX_VISIBILITY_TIMEOUT: far longer than each test, so only a release makes a message visible
 HANGING_WORKER = REPO / "tests" / "support" / "hanging_worker.py"
 HANG_PHOTO = "lfw_Rob_Lowe_0001.jpg"  # 250 x 250: the only photo decoded to that size
 
 
 def test_max_run_time_under_steady_inflow_hands_over_and_exits_0(moto, small_pack, photos):
-    """Messages keep arriving faster than MAX_IDLE_SECONDS could ever notice. At MAX_RUN_SECONDS the
-    worker stops receiving, writes and deletes what it finished, releases the rest and exits 0 (a job
-    timeout would instead kill it and fail the job, without a retry)."""
+    """Messages keep arriving faster than FACEIDX_MAX_IDLE_SECONDS could ever notice. At
+    FACEIDX_MAX_RUN_SECONDS the worker stops receiving, writes and deletes what it finished, releases the
+    rest and exits 0 (a job timeout would instead kill it and fail the job, without a retry)."""
     world = create_world(moto, "maxrun", visibility_timeout=HELD)
     names = sorted(photos)
     feeding = threading.Event()
@@ -50,7 +50,9 @@ def test_max_run_time_under_steady_inflow_hands_over_and_exits_0(moto, small_pac
         world.upload_and_announce(f"backlog/{number}-{names[0]}", photos[names[0]])
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    env = world.env(small_pack, VISIBILITY_TIMEOUT=HELD, MAX_RUN_SECONDS=8, MAX_IDLE_SECONDS=600)
+    env = world.env(
+        small_pack, FACEIDX_VISIBILITY_TIMEOUT=HELD, FACEIDX_MAX_RUN_SECONDS=8, FACEIDX_MAX_IDLE_SECONDS=600
+    )
     try:
         run = WorkerProcess(env).start().wait(timeout=120)
     finally:
@@ -60,7 +62,7 @@ def test_max_run_time_under_steady_inflow_hands_over_and_exits_0(moto, small_pac
     summary = run.summary
     assert summary["exit_reason"] == "max_run_time"
     assert summary["exit_code"] == 0
-    assert any("MAX_RUN_SECONDS" in message for message in run.messages()), run.describe()
+    assert any("FACEIDX_MAX_RUN_SECONDS" in message for message in run.messages()), run.describe()
     rows = world.rows()
     assert rows, "nothing was indexed before the hand-over"
     assert not duplicate_groups(rows)
@@ -75,7 +77,7 @@ def test_max_run_time_under_steady_inflow_hands_over_and_exits_0(moto, small_pac
 
 def test_a_hung_lane_stops_the_worker_releases_everything_and_exits_4(moto, small_pack, photos):
     """The one inference lane (the GPU plan) never returns from a detector call. The watchdog notices
-    after PROGRESS_TIMEOUT_SECONDS, stops extending visibility, releases every message the worker held
+    after FACEIDX_PROGRESS_TIMEOUT_SECONDS, stops extending visibility, releases every message the worker held
     and exits 4 although the lane's thread is still blocked, so the job fails and Batch may retry it."""
     world = create_world(moto, "hung", visibility_timeout=HELD)
     world.upload_and_announce("hang/" + HANG_PHOTO, photos[HANG_PHOTO])
@@ -85,11 +87,11 @@ def test_a_hung_lane_stops_the_worker_releases_everything_and_exits_4(moto, smal
     assert all(name in PHOTO_FACES for name in others)
     env = world.env(
         small_pack,
-        VISIBILITY_TIMEOUT=HELD,
-        HEARTBEAT_SECONDS=0.5,
-        PROGRESS_TIMEOUT_SECONDS=5,
-        INFERENCE_THREADS=1,
-        MAX_IDLE_SECONDS=600,
+        FACEIDX_VISIBILITY_TIMEOUT=HELD,
+        FACEIDX_HEARTBEAT_SECONDS=0.5,
+        FACEIDX_PROGRESS_TIMEOUT_SECONDS=5,
+        FACEIDX_INFERENCE_THREADS=1,
+        FACEIDX_MAX_IDLE_SECONDS=600,
         FACEIDX_TEST_HANG_SHAPE="250,250",
     )
     started = time.monotonic()
@@ -101,7 +103,8 @@ def test_a_hung_lane_stops_the_worker_releases_everything_and_exits_4(moto, smal
     assert summary["exit_code"] == 4
     errors = [line for line in run.events("log") if line.get("level") == "ERROR"]
     assert any(
-        "PROGRESS_TIMEOUT_SECONDS" in line["message"] and "Stopped extending visibility" in line["message"]
+        "FACEIDX_PROGRESS_TIMEOUT_SECONDS" in line["message"]
+        and "Stopped extending visibility" in line["message"]
         for line in errors
     ), run.describe()
     rows = world.rows()

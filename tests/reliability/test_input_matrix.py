@@ -237,7 +237,7 @@ MATRIX = [
     Case("deleted", "Object deleted before processing", "error row", "error row `not_found`", _deleted),
     Case(
         "foreign_bucket",
-        "Bucket outside `ALLOWED_BUCKETS`",
+        "Bucket outside `FACEIDX_ALLOWED_BUCKETS`",
         "error row",
         "error row `bucket_not_allowed`",
         _foreign_bucket,
@@ -275,14 +275,14 @@ MATRIX = [
     ),
     Case(
         "too_large",
-        "Object larger than `MAX_IMAGE_BYTES` (size in the event)",
+        "Object larger than `FACEIDX_MAX_IMAGE_BYTES` (size in the event)",
         "error row",
         "error row `too_large`",
         _too_large,
     ),
     Case(
         "too_large_no_size",
-        "Object larger than `MAX_IMAGE_BYTES` (event without size: HeadObject)",
+        "Object larger than `FACEIDX_MAX_IMAGE_BYTES` (event without size: HeadObject)",
         "error row",
         "error row `too_large`",
         _too_large_no_size,
@@ -400,11 +400,11 @@ def matrix(moto_session, small_pack, assets_dir) -> MatrixRun:
     run = run_worker(
         world.env(
             small_pack,
-            ALLOWED_BUCKETS=world.input_bucket,
-            MAX_IMAGE_BYTES=MAX_IMAGE_BYTES,
-            VISIBILITY_TIMEOUT=VISIBILITY,
-            MAX_IDLE_SECONDS=3 * VISIBILITY,
-            RECEIVE_WAIT_SECONDS=1,
+            FACEIDX_ALLOWED_BUCKETS=world.input_bucket,
+            FACEIDX_MAX_IMAGE_BYTES=MAX_IMAGE_BYTES,
+            FACEIDX_VISIBILITY_TIMEOUT=VISIBILITY,
+            FACEIDX_MAX_IDLE_SECONDS=3 * VISIBILITY,
+            FACEIDX_RECEIVE_WAIT_SECONDS=1,
         ),
         timeout=180,
     )

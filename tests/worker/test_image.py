@@ -1,6 +1,6 @@
 """The GPU image without a Docker engine: Dockerfile lint and contract, the model-pack fetch script, and
 the pinned worker requirements installed into a fresh virtual environment where the worker must import
-and must refuse to run on the CPU when REQUIRE_GPU=1."""
+and must refuse to run on the CPU when FACEIDX_REQUIRE_GPU=1."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_dockerfile_contract():
     assert re.search(r"^WORKDIR /app$", text, re.MULTILINE)
     assert 'CMD ["python", "run_detection_service.py"]' in text
     assert "COPY run_detection_service.py ./" in text
-    assert "FACE_MODEL_DIR=/opt/models/${MODEL_PACK}" in text
+    assert "FACEIDX_MODEL_DIR=/opt/models/${MODEL_PACK}" in text
 
 
 # the CUDA 12 build the image is made for (worker/requirements.txt pins it)
@@ -193,10 +193,10 @@ def test_require_gpu_refuses_the_cpu_in_the_fresh_venv(fresh_venv, small_pack, t
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(tmp_path),
-        "QUEUE_URL": "http://127.0.0.1:9/123456789012/never-contacted",
-        "OUTPUT_URI": str(tmp_path / "out"),
-        "FACE_MODEL_DIR": str(small_pack),
-        "REQUIRE_GPU": "1",
+        "FACEIDX_QUEUE_URL": "http://127.0.0.1:9/123456789012/never-contacted",
+        "FACEIDX_OUTPUT_URI": str(tmp_path / "out"),
+        "FACEIDX_MODEL_DIR": str(small_pack),
+        "FACEIDX_REQUIRE_GPU": "1",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     result = subprocess.run(
@@ -209,6 +209,6 @@ def test_require_gpu_refuses_the_cpu_in_the_fresh_venv(fresh_venv, small_pack, t
         timeout=300,
     )
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "REQUIRE_GPU is set but the model sessions run on" in result.stdout
+    assert "FACEIDX_REQUIRE_GPU is set but the model sessions run on" in result.stdout
     assert '"exit_reason":"no_gpu"' in result.stdout
     assert not (tmp_path / "out").exists()

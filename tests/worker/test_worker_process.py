@@ -87,8 +87,8 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
         _env(
             world,
             small_pack,
-            DET_THRESH=0.6,
-            METRICS_ENABLED=1,
+            FACEIDX_DET_THRESH=0.6,
+            FACEIDX_METRICS_ENABLED=1,
             FACEIDX_QUEUE_ROLE="primary",
             FACEIDX_DAG_RUN_ID="scheduled__2026-01-01",
             AWS_BATCH_JOB_ID="0f3c-job",
@@ -151,7 +151,7 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
     assert summary["queue_role"] == "primary"
     assert summary["dag_run_id"] == "scheduled__2026-01-01"
     assert summary["messages_skipped"] == 2
-    # the thread plan for this CPU-only machine is reported (worker_env sets ORT_THREADS=1)
+    # the thread plan for this CPU-only machine is reported (worker_env sets FACEIDX_ORT_THREADS=1)
     cores = os.cpu_count() or 1
     assert summary["threads"] == {"inference": min(cores, 4), "decode": cores, "onnxruntime": 1}
     batches = run.events("batch")
@@ -163,7 +163,7 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
 def assert_emf_adds_up(run, summary, *, environment, model_pack):
     """Issue 7: the EMF lines are valid and their values add up to the summary line."""
     emf = run.emf
-    assert emf, "METRICS_ENABLED=1 must print EMF lines"
+    assert emf, "FACEIDX_METRICS_ENABLED=1 must print EMF lines"
     totals: dict[str, float] = {}
     by_reason: dict[str, float] = {}
     for line in emf:
@@ -218,7 +218,13 @@ def test_bad_inputs_become_error_rows_and_never_stop_the_loop(world, small_pack,
     wrong_shape_id = world.send('{"hello": "world"}')
 
     run = run_worker(
-        _env(world, small_pack, ALLOWED_BUCKETS=world.input_bucket, VISIBILITY_TIMEOUT=30, METRICS_ENABLED=1)
+        _env(
+            world,
+            small_pack,
+            FACEIDX_ALLOWED_BUCKETS=world.input_bucket,
+            FACEIDX_VISIBILITY_TIMEOUT=30,
+            FACEIDX_METRICS_ENABLED=1,
+        )
     )
     assert run.returncode == 0, run.describe()
     table, _ = read_output_table(world.s3, world.output_bucket, "index/")
@@ -275,11 +281,11 @@ def test_sigterm_flushes_finished_work_releases_the_rest_and_exits_0(world, smal
         _env(
             world,
             small_pack,
-            IMAGE_BATCH=1,
-            PREFETCH_MESSAGES=10,
-            FLUSH_MAX_SECONDS=3600,  # nothing is written before the signal: the flush is the shutdown's
-            MAX_IDLE_SECONDS=60,
-            RECEIVE_WAIT_SECONDS=1,
+            FACEIDX_IMAGE_BATCH=1,
+            FACEIDX_PREFETCH_MESSAGES=10,
+            FACEIDX_FLUSH_MAX_SECONDS=3600,  # nothing written before the signal: the flush is the shutdown's
+            FACEIDX_MAX_IDLE_SECONDS=60,
+            FACEIDX_RECEIVE_WAIT_SECONDS=1,
         )
     ).start()
     assert worker.wait_for(lambda lines: sum(1 for x in lines if x.get("event") == "batch") >= 3, 90)
@@ -302,7 +308,9 @@ def test_sigterm_flushes_finished_work_releases_the_rest_and_exits_0(world, smal
 
 
 def test_second_signal_exits_at_once(world, small_pack):
-    worker = WorkerProcess(_env(world, small_pack, RECEIVE_WAIT_SECONDS=20, MAX_IDLE_SECONDS=300)).start()
+    worker = WorkerProcess(
+        _env(world, small_pack, FACEIDX_RECEIVE_WAIT_SECONDS=20, FACEIDX_MAX_IDLE_SECONDS=300)
+    ).start()
     assert worker.wait_for(lambda lines: any("worker started" in str(x.get("message")) for x in lines), 60)
     time.sleep(0.5)  # the receiver is now inside a 20 s long poll, which the first SIGTERM waits for
     worker.signal(signal.SIGTERM)
@@ -321,7 +329,7 @@ def test_persistent_output_failure_exits_nonzero_and_deletes_nothing(world, smal
         meta = world.put_image(f"x/{number}.jpg", data)
         world.send(s3_event_body([s3_record(world.input_bucket, f"x/{number}.jpg", **meta)]))
     env = _env(world, small_pack)
-    env["OUTPUT_URI"] = "s3://no-such-output-bucket/index"
+    env["FACEIDX_OUTPUT_URI"] = "s3://no-such-output-bucket/index"
     run = run_worker(env)
     assert run.returncode == 1, run.describe()
     assert run.summary["exit_reason"] == "error"
@@ -330,15 +338,20 @@ def test_persistent_output_failure_exits_nonzero_and_deletes_nothing(world, smal
 
 
 def test_require_gpu_refuses_to_run_on_cpu(world, small_pack):
-    run = run_worker(_env(world, small_pack, REQUIRE_GPU=1), timeout=60)
+    run = run_worker(_env(world, small_pack, FACEIDX_REQUIRE_GPU=1), timeout=60)
     assert run.returncode == 3, run.describe()
     assert run.summary["exit_reason"] == "no_gpu"
-    assert any("REQUIRE_GPU" in message and "CPU" in message for message in run.messages())
+    assert any("FACEIDX_REQUIRE_GPU" in message and "CPU" in message for message in run.messages())
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("QUEUE_URL", None), ("DET_THRESH", "1.5"), ("MAX_IDLE_SECONDS", "soon"), ("FACE_MODEL_DIR", "/nope")],
+    [
+        ("FACEIDX_QUEUE_URL", None),
+        ("FACEIDX_DET_THRESH", "1.5"),
+        ("FACEIDX_MAX_IDLE_SECONDS", "soon"),
+        ("FACEIDX_MODEL_DIR", "/nope"),
+    ],
 )
 def test_bad_configuration_exits_2_naming_the_variable(world, small_pack, variable, value):
     env = _env(world, small_pack)
@@ -353,10 +366,10 @@ def test_bad_configuration_exits_2_naming_the_variable(world, small_pack, variab
 
 def test_a_queue_that_does_not_exist_exits_2(world, small_pack):
     env = _env(world, small_pack)
-    env["QUEUE_URL"] = world.queue_url.replace("faceidx-work", "faceidx-nope")
+    env["FACEIDX_QUEUE_URL"] = world.queue_url.replace("faceidx-work", "faceidx-nope")
     run = run_worker(env, timeout=60)
     assert run.returncode == 2, run.describe()
-    assert any("QUEUE_URL" in message for message in run.messages())
+    assert any("FACEIDX_QUEUE_URL" in message for message in run.messages())
 
 
 def test_pyarrow_schema_types_are_the_contract():

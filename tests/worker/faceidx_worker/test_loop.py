@@ -33,13 +33,13 @@ def model(small_pack):
 def _loop(world, model, small_pack, load_image=None, **env):
     settings = load_settings(
         {
-            "QUEUE_URL": world.queue_url,
-            "OUTPUT_URI": f"s3://{world.output_bucket}/idx",
-            "FACE_MODEL_DIR": str(small_pack),
-            "MAX_IDLE_SECONDS": "1.5",
-            "RECEIVE_WAIT_SECONDS": "1",
-            "FLUSH_MAX_SECONDS": "0.5",
-            "DOWNLOAD_THREADS": "2",
+            "FACEIDX_QUEUE_URL": world.queue_url,
+            "FACEIDX_OUTPUT_URI": f"s3://{world.output_bucket}/idx",
+            "FACEIDX_MODEL_DIR": str(small_pack),
+            "FACEIDX_MAX_IDLE_SECONDS": "1.5",
+            "FACEIDX_RECEIVE_WAIT_SECONDS": "1",
+            "FACEIDX_FLUSH_MAX_SECONDS": "0.5",
+            "FACEIDX_DOWNLOAD_THREADS": "2",
             **{k: str(v) for k, v in env.items()},
         }
     )
@@ -88,7 +88,7 @@ def test_transient_failures_go_back_to_the_queue_and_end_in_the_dlq(world, model
             return LoadedImage(ref=ref, retryable="s3://.../flaky.jpg: GetObject failed: SlowDown")
         return loader.load(ref)
 
-    loop, loader = _loop(world, model, small_pack, load_image=flaky, RETRY_DELAY_SECONDS=0)
+    loop, loader = _loop(world, model, small_pack, load_image=flaky, FACEIDX_RETRY_DELAY_SECONDS=0)
     result = loop.run()
     assert result.exit_code == 0
     assert result.exit_reason == "idle"
@@ -115,7 +115,7 @@ def test_heartbeat_keeps_slow_work_invisible(world, model, small_pack, assets_di
         return loader.load(ref)
 
     loop, loader = _loop(
-        world, model, small_pack, load_image=slow, VISIBILITY_TIMEOUT=1, HEARTBEAT_SECONDS=0.3
+        world, model, small_pack, load_image=slow, FACEIDX_VISIBILITY_TIMEOUT=1, FACEIDX_HEARTBEAT_SECONDS=0.3
     )
     result = loop.run()
     assert result.exit_code == 0
@@ -133,7 +133,7 @@ def test_stop_request_releases_received_work(world, model, small_pack, assets_di
         time.sleep(0.5)
         return loader.load(ref)
 
-    loop, loader = _loop(world, model, small_pack, load_image=stuck, VISIBILITY_TIMEOUT=600)
+    loop, loader = _loop(world, model, small_pack, load_image=stuck, FACEIDX_VISIBILITY_TIMEOUT=600)
     result = loop.run()
     assert result.exit_reason == "sigterm"
     assert result.exit_code == 0
@@ -147,7 +147,7 @@ def test_a_drained_queue_is_written_and_deleted_without_waiting_for_the_flush_ti
     for number in range(3):
         world.put_image(f"d{number}.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
         world.send(s3_event_body([s3_record(world.input_bucket, f"d{number}.jpg")]))
-    loop, _ = _loop(world, model, small_pack, FLUSH_MAX_SECONDS=3600, MAX_IDLE_SECONDS=600)
+    loop, _ = _loop(world, model, small_pack, FACEIDX_FLUSH_MAX_SECONDS=3600, FACEIDX_MAX_IDLE_SECONDS=600)
     runner = threading.Thread(target=loop.run)
     runner.start()
     try:
@@ -171,7 +171,7 @@ def test_parallel_lanes_index_every_image_once(world, model, small_pack, assets_
         world.put_image(key, data)
     for start in range(0, len(keys), 3):  # multi-record messages spread over the lanes
         world.send(s3_event_body([s3_record(world.input_bucket, key) for key in keys[start : start + 3]]))
-    loop, _ = _loop(world, model, small_pack, INFERENCE_THREADS=3, IMAGE_BATCH=2)
+    loop, _ = _loop(world, model, small_pack, FACEIDX_INFERENCE_THREADS=3, FACEIDX_IMAGE_BATCH=2)
     result = loop.run()
     assert result.exit_code == 0
     table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
@@ -182,7 +182,7 @@ def test_parallel_lanes_index_every_image_once(world, model, small_pack, assets_
     summary = result.summary
     assert summary["images"] == 12
     assert summary["messages_deleted"] == 4
-    # the idle wait before the exit (MAX_IDLE_SECONDS 1.5) and the last long poll are idle, not busy
+    # the idle wait before the exit (FACEIDX_MAX_IDLE_SECONDS 1.5) and the last long poll are idle, not busy
     assert summary["idle_seconds"] >= 1.5
     busy = summary["run_seconds"] - summary["idle_seconds"]
     assert summary["images_per_s"] == pytest.approx(12 / busy, rel=0.01)
@@ -208,7 +208,7 @@ def test_the_batch_in_hand_at_a_stop_is_written_not_released(world, model, small
     world.put_image("inhand.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
     world.send(s3_event_body([s3_record(world.input_bucket, "inhand.jpg")]))
     stopping = _StopsWhileComputing(model)
-    loop, _ = _loop(world, stopping, small_pack, VISIBILITY_TIMEOUT=600)
+    loop, _ = _loop(world, stopping, small_pack, FACEIDX_VISIBILITY_TIMEOUT=600)
     stopping.loop = loop
     result = loop.run()
     assert result.exit_reason == "sigterm"
@@ -255,7 +255,7 @@ def test_a_kms_denied_image_is_handed_back_until_the_dlq_and_never_written(
     def load(ref):
         return denied.load(ref) if ref.key.startswith("kms-") else loader.load(ref)
 
-    loop, loader = _loop(world, model, small_pack, load_image=load, RETRY_DELAY_SECONDS=0)
+    loop, loader = _loop(world, model, small_pack, load_image=load, FACEIDX_RETRY_DELAY_SECONDS=0)
     result = loop.run()
     stubber.deactivate()
     assert result.exit_code == 0
@@ -303,12 +303,12 @@ def test_a_hung_lane_releases_what_the_worker_holds_and_exits_4(world, model, sm
         world,
         model,
         small_pack,
-        VISIBILITY_TIMEOUT=600,
-        HEARTBEAT_SECONDS=0.3,
-        PROGRESS_TIMEOUT_SECONDS=4,
-        INFERENCE_THREADS=2,
-        IMAGE_BATCH=1,
-        MAX_IDLE_SECONDS=600,
+        FACEIDX_VISIBILITY_TIMEOUT=600,
+        FACEIDX_HEARTBEAT_SECONDS=0.3,
+        FACEIDX_PROGRESS_TIMEOUT_SECONDS=4,
+        FACEIDX_INFERENCE_THREADS=2,
+        FACEIDX_IMAGE_BATCH=1,
+        FACEIDX_MAX_IDLE_SECONDS=600,
     )
     hanging = _HangsOnOneImage(
         model, loader.load(ImageRef(world.input_bucket, "hang.jpg")).image.pixels.shape
@@ -330,7 +330,9 @@ def test_a_hung_lane_releases_what_the_worker_holds_and_exits_4(world, model, sm
     table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
     assert sorted(row["image_key"] for row in table.to_pylist()) == good  # the other lane's work is kept
     (line,) = [
-        r for r in caplog.records if r.levelname == "ERROR" and "PROGRESS_TIMEOUT_SECONDS" in r.message
+        r
+        for r in caplog.records
+        if r.levelname == "ERROR" and "FACEIDX_PROGRESS_TIMEOUT_SECONDS" in r.message
     ]
     assert "inference-" in line.message
     assert "Stopped extending visibility" in line.message
@@ -339,7 +341,7 @@ def test_a_hung_lane_releases_what_the_worker_holds_and_exits_4(world, model, sm
 def test_max_run_time_hands_over_under_steady_inflow_and_exits_0(
     world, model, small_pack, assets_dir, caplog
 ):
-    """Issue 12 item 3: a queue that never goes idle. At MAX_RUN_SECONDS the worker stops receiving,
+    """Issue 12 item 3: a queue that never goes idle. At FACEIDX_MAX_RUN_SECONDS the worker stops receiving,
     writes and deletes what it finished, releases the rest at once (visibility 600 s otherwise) and exits
     0 before a job timeout could kill it. Nothing is lost: every message sent is either indexed and
     deleted or visible in the queue for the next worker."""
@@ -361,7 +363,14 @@ def test_max_run_time_hands_over_under_steady_inflow_and_exits_0(
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    loop, _ = _loop(world, model, small_pack, VISIBILITY_TIMEOUT=600, MAX_RUN_SECONDS=6, MAX_IDLE_SECONDS=600)
+    loop, _ = _loop(
+        world,
+        model,
+        small_pack,
+        FACEIDX_VISIBILITY_TIMEOUT=600,
+        FACEIDX_MAX_RUN_SECONDS=6,
+        FACEIDX_MAX_IDLE_SECONDS=600,
+    )
     started = time.monotonic()
     try:
         result = _run_within(loop, 40)
@@ -379,4 +388,4 @@ def test_max_run_time_hands_over_under_steady_inflow_and_exits_0(
     assert in_flight == 0  # nothing it held stays hidden
     assert visible == len(sent) - len(indexed)  # the rest waits, none lost, none both written and queued
     assert result.summary["messages_deleted"] == len(indexed)
-    assert any("MAX_RUN_SECONDS" in r.message for r in caplog.records)
+    assert any("FACEIDX_MAX_RUN_SECONDS" in r.message for r in caplog.records)

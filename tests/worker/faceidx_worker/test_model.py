@@ -1,7 +1,7 @@
 """The real models from ../shared/assets: face counts, identities, batching, and the odd models.
 
-Face counts are checked at DET_THRESH 0.6 (and documented in the README's "Worker" section): at the default
-0.5, insightface's 128 pass adds a 0.56 hit on the edge person of obama_and_biden.jpg, exactly as
+Face counts are checked at FACEIDX_DET_THRESH 0.6 (and documented in the README's "Worker" section): at the
+default 0.5, insightface's 128 pass adds a 0.56 hit on the edge person of obama_and_biden.jpg, exactly as
 insightface 2.1's FaceAnalysis does with its default (auto) det size.
 """
 
@@ -65,7 +65,7 @@ def test_face_counts_match_expected_json(which, request, assets_dir, expected_fa
         for name, info in expected_faces.items()
         if len(outcomes[name].faces) != info["faces"] and not info.get("hard")
     }
-    assert not wrong, f"(found, expected) at DET_THRESH {TEST_THRESH}: {wrong}"
+    assert not wrong, f"(found, expected) at FACEIDX_DET_THRESH {TEST_THRESH}: {wrong}"
     hard = {n: len(outcomes[n].faces) for n, i in expected_faces.items() if i.get("hard")}
     print(f"informational (hard) images: found {hard}")
 

@@ -43,7 +43,11 @@ def test_busy_time_runs_only_while_messages_are_in_flight():
 
 def _intake(tmp_path, clock):
     settings = load_settings(
-        {"QUEUE_URL": "http://localhost/1/q", "OUTPUT_URI": str(tmp_path), "FACE_MODEL_DIR": str(tmp_path)}
+        {
+            "FACEIDX_QUEUE_URL": "http://localhost/1/q",
+            "FACEIDX_OUTPUT_URI": str(tmp_path),
+            "FACEIDX_MODEL_DIR": str(tmp_path),
+        }
     )
     return SqsIntake(
         settings,
