@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
 
+from faceidx.aws.errors import error_text
 from faceidx.aws.sqs import SqsQueueDepthError, SqsQueueDepthHook
 from faceidx.indexing.health import QueueHealth, assess_queue_health, dlq_name_from_redrive_policy
 
 
 def _error(err: ClientError) -> str:
-    error = err.response.get("Error", {})
-    return f"{error.get('Code')}: {error.get('Message')}"
+    return error_text(err)
 
 
 class CloudWatchSqsMetricsHook(AwsBaseHook):

@@ -17,6 +17,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import ClientError
 
+from faceidx.aws.errors import explain
 from faceidx.reindex.events import EntryFailure, classify_batch_response
 from faceidx.reindex.index import IndexLocation, RangeReader
 from faceidx.reindex.selection import ListedObject
@@ -26,27 +27,13 @@ log = logging.getLogger(__name__)
 # Index files up to this size are fetched in one GET; larger ones by ranges (footer + 4 columns).
 WHOLE_OBJECT_BYTES = 8 * 1024 * 1024
 
-_ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "AuthorizationError", "403"}
-_NO_BUCKET = {"NoSuchBucket", "404"}
-_NO_QUEUE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
-
 
 class ReindexAwsError(RuntimeError):
     """An AWS call failed; the message names the call, the resource, AWS's answer and the fix."""
 
 
 def _explain(err: ClientError, operation: str, resource: str, fixes: dict[str, str], default_fix: str) -> str:
-    error = err.response.get("Error", {})
-    code = str(error.get("Code", "Unknown"))
-    message = error.get("Message", str(err))
-    fix = default_fix
-    for codes, text in (
-        (_ACCESS_DENIED, fixes.get("denied")),
-        (_NO_BUCKET | _NO_QUEUE, fixes.get("missing")),
-    ):
-        if code in codes and text:
-            fix = text
-    return f"{operation} on {resource} failed ({code}: {message}). {fix}"
+    return explain(err, operation, resource, fix=default_fix, fixes=fixes)
 
 
 class ReindexS3Hook(S3Hook):

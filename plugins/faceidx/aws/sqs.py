@@ -7,9 +7,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import ClientError
 
+from faceidx.aws.errors import MISSING_QUEUE_CODES, error_code, error_text, explain, is_access_denied
 from faceidx.indexing.depth import DEPTH_ATTRIBUTES, QueueDepth, parse_queue_depth
-
-_MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
 class SqsQueueDepthError(RuntimeError):
@@ -17,19 +16,17 @@ class SqsQueueDepthError(RuntimeError):
 
 
 def explain_sqs_error(queue_url: str, err: ClientError) -> str:
-    code = err.response.get("Error", {}).get("Code", "")
-    message = err.response.get("Error", {}).get("Message", str(err))
-    if code in _MISSING_QUEUE_CODES:
+    if error_code(err) in MISSING_QUEUE_CODES:
         return (
-            f"SQS queue {queue_url} does not exist ({code}: {message}). Run the face_infra_bootstrap DAG "
+            f"SQS queue {queue_url} does not exist ({error_text(err)}). Run the face_infra_bootstrap DAG "
             "to create it, or fix the queue_url Param / faceidx_queue_url Variable."
         )
-    if code in {"AccessDenied", "AccessDeniedException", "AuthorizationError"}:
+    if is_access_denied(err):
         return (
-            f"Not allowed to read the attributes of {queue_url} ({code}: {message}). Grant "
+            f"Not allowed to read the attributes of {queue_url} ({error_text(err)}). Grant "
             "sqs:GetQueueAttributes on this queue to the identity of the Airflow AWS connection."
         )
-    return f"GetQueueAttributes on {queue_url} failed ({code}: {message})."
+    return explain(err, "GetQueueAttributes", queue_url)
 
 
 class SqsQueueDepthHook(SqsHook):

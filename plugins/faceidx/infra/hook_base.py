@@ -17,13 +17,11 @@ import botocore.waiter
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, WaiterError
 
+from faceidx.aws.errors import error_text, is_access_denied
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID
 
 log = logging.getLogger(__name__)
 
-ACCESS_DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError"}
-)
 
 JOB_QUEUE_WAITERS: dict[str, Any] = {
     "version": 2,
@@ -87,11 +85,8 @@ class InfraReconcileError(RuntimeError):
 
 
 def explain_client_error(err: ClientError, operation: str, resource: str, fix: str | None = None) -> str:
-    error = err.response.get("Error", {})
-    code = error.get("Code", "Unknown")
-    message = error.get("Message", str(err))
     if fix is None:
-        if code in ACCESS_DENIED_CODES:
+        if is_access_denied(err):
             fix = (
                 f"Grant {operation} to the identity of the Airflow AWS connection, then rerun "
                 "face_infra_bootstrap (it is safe to repeat)."
@@ -99,7 +94,7 @@ def explain_client_error(err: ClientError, operation: str, resource: str, fix: s
         else:
             fix = "Fix the cause above, then rerun face_infra_bootstrap (it is safe to repeat)."
     return (
-        f"{operation} on {resource} failed: {code}: {message}. Nothing more was changed for this "
+        f"{operation} on {resource} failed: {error_text(err)}. Nothing more was changed for this "
         f"resource. {fix}"
     )
 

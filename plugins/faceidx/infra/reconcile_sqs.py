@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from faceidx.aws.errors import MISSING_QUEUE_CODES
 from faceidx.infra.arns import parse_arn
 from faceidx.infra.diff import canonical_policy, diff, normalize_queue_attributes
 from faceidx.infra.hook_base import InfraHookBase
 from faceidx.infra.results import Action, FieldChange, ResourceResult, action_for
 
-QUEUE_ABSENT = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+QUEUE_ABSENT = tuple(sorted(MISSING_QUEUE_CODES))
 REPLACEMENT_ATTRIBUTES = frozenset({"FifoQueue"})
 
 
