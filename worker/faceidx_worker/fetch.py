@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from faceidx_worker.events import ImageRef
 from faceidx_worker.images import DecodedImage, ImageError, decode_image
+from faceidx_worker.rows import ErrorReason
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 _UNAVAILABLE = {"InvalidObjectState"}  # archived (Glacier / Deep Archive): needs a restore first
@@ -129,7 +130,7 @@ class S3ImageLoader:
         """The object's bytes and ETag. Size limits are checked before any byte of the body is read."""
         if self.allowed_buckets is not None and ref.bucket not in self.allowed_buckets:
             raise ImageError(
-                "bucket_not_allowed",
+                ErrorReason.BUCKET_NOT_ALLOWED,
                 f"s3://{ref.bucket}/{ref.key}: bucket {ref.bucket} is not in FACEIDX_ALLOWED_BUCKETS",
             )
         where = f"s3://{ref.bucket}/{ref.key}"
@@ -150,14 +151,14 @@ class S3ImageLoader:
             body.close()
         self._check_size(where, len(data), "downloaded")
         if not data:
-            raise ImageError("decode_error", f"{where} is empty (0 bytes)")
+            raise ImageError(ErrorReason.DECODE_ERROR, f"{where} is empty (0 bytes)")
         etag = response.get("ETag")
         return data, etag.strip('"') if isinstance(etag, str) else None
 
     def _check_size(self, where: str, size: int, source: str) -> None:
         if size > self.max_image_bytes:
             raise ImageError(
-                "too_large",
+                ErrorReason.TOO_LARGE,
                 f"{where} is {size} bytes ({source}) > FACEIDX_MAX_IMAGE_BYTES {self.max_image_bytes}",
             )
 
@@ -173,10 +174,13 @@ class S3ImageLoader:
             kind = classify_s3_error(code, status)
             if kind == UNAVAILABLE:
                 raise ImageError(
-                    "unavailable", f"{where}: {operation} says {code} (archived object: restore it first)"
+                    ErrorReason.UNAVAILABLE,
+                    f"{where}: {operation} says {code} (archived object: restore it first)",
                 ) from None
             if kind == NOT_FOUND:
-                raise ImageError("not_found", f"{where}: {operation} says {code or status}") from None
+                raise ImageError(
+                    ErrorReason.NOT_FOUND, f"{where}: {operation} says {code or status}"
+                ) from None
             if kind == DENIED:
                 key = "its KMS key refuses" if code.startswith(_KMS_PREFIX) else "access is denied"
                 raise RetryableImageError(

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from faceidx_worker.rows import ErrorReason
+
 # The worker checks the pixel count itself (MAX_IMAGE_PIXELS) before decoding; Pillow's own global
 # bomb guard would otherwise raise or warn on legitimate large images below our limit.
 Image.MAX_IMAGE_PIXELS = None
@@ -36,18 +38,16 @@ _CV2_REDUCED = {
 
 
 class ImageError(Exception):
-    """An image that cannot be indexed. ``reason`` is the machine-readable prefix of the error row."""
+    """An image that cannot be indexed: an error row with this ``reason`` and ``detail``."""
 
-    def __init__(self, reason: str, detail: str, *, width: int | None = None, height: int | None = None):
-        super().__init__(f"{reason}: {detail}")
+    def __init__(
+        self, reason: ErrorReason, detail: str, *, width: int | None = None, height: int | None = None
+    ):
+        super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
         self.width = width
         self.height = height
-
-    @property
-    def row_text(self) -> str:
-        return f"{self.reason}: {self.detail}"[:500]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def read_header(data: bytes) -> ImageHeader:
                     orientation=orientation if 1 <= orientation <= 8 else 1,
                 )
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError("decode_error", f"not a readable image: {exc}") from None
+        raise ImageError(ErrorReason.DECODE_ERROR, f"not a readable image: {exc}") from None
 
 
 def choose_dct_factor(header: ImageHeader, min_side: int) -> int:
@@ -120,14 +120,14 @@ def decode_image(data: bytes, *, max_pixels: int, min_side: int = 0) -> DecodedI
     width, height = header.oriented_size
     if header.width * header.height > max_pixels:
         raise ImageError(
-            "too_many_pixels",
+            ErrorReason.TOO_MANY_PIXELS,
             f"{header.width}x{header.height} = {header.width * header.height} pixels > MAX_IMAGE_PIXELS "
             f"{max_pixels}",
             width=width,
             height=height,
         )
     if header.width < 1 or header.height < 1:
-        raise ImageError("decode_error", f"empty image {header.width}x{header.height}")
+        raise ImageError(ErrorReason.DECODE_ERROR, f"empty image {header.width}x{header.height}")
     factor = choose_dct_factor(header, min_side)
     pixels = None
     if header.format == "JPEG" and header.mode in ("RGB", "L"):
@@ -136,7 +136,7 @@ def decode_image(data: bytes, *, max_pixels: int, min_side: int = 0) -> DecodedI
         pixels = _decode_pillow(data, header, factor)
     pixels = apply_orientation(pixels, header.orientation)
     if pixels.shape[0] < 1 or pixels.shape[1] < 1:
-        raise ImageError("decode_error", "decoded to an empty array")
+        raise ImageError(ErrorReason.DECODE_ERROR, "decoded to an empty array")
     return DecodedImage(pixels=pixels, width=width, height=height, factor=factor)
 
 
@@ -162,7 +162,9 @@ def _decode_pillow(data: bytes, header: ImageHeader, factor: int) -> np.ndarray:
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
-        raise ImageError("decode_error", f"{header.format} {header.mode} data is corrupt: {exc}") from None
+        raise ImageError(
+            ErrorReason.DECODE_ERROR, f"{header.format} {header.mode} data is corrupt: {exc}"
+        ) from None
 
 
 def _to_bgr(image: Image.Image) -> np.ndarray:
@@ -183,7 +185,7 @@ def _to_bgr(image: Image.Image) -> np.ndarray:
     # RGB, RGBA (alpha dropped), P/PA (palette), CMYK (Pillow undoes Adobe inversion), YCbCr, LAB, HSV.
     rgb = np.asarray(image.convert("RGB"))
     if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageError("decode_error", f"mode {mode} did not convert to 3 channels")
+        raise ImageError(ErrorReason.DECODE_ERROR, f"mode {mode} did not convert to 3 channels")
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.model import FaceModel
-from faceidx_worker.rows import DetectedFace, ImageOutcome
+from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
             log.exception(
                 "inference failed on s3://%s/%s: an inference_error row", item.ref.bucket, item.ref.key
             )
-            item.error = ImageError("inference_error", f"{type(exc).__name__}: {exc}")
+            item.error = ImageError(ErrorReason.INFERENCE_ERROR, f"{type(exc).__name__}: {exc}")
             detections.append(None)
             continue
         crops.extend(image_crops)
@@ -74,15 +74,16 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
     cursor = 0
     for item, found in zip(loaded, detections, strict=True):
         if found is None:
-            error = item.error
+            error = item.error or ImageError(ErrorReason.DECODE_ERROR, "nothing decoded")
             outcomes.append(
                 ImageOutcome(
                     bucket=item.ref.bucket,
                     key=item.ref.key,
                     etag=item.etag,
-                    width=error.width if error else None,
-                    height=error.height if error else None,
-                    error=error.row_text if error else "decode_error: nothing decoded",
+                    width=error.width,
+                    height=error.height,
+                    error_reason=error.reason,
+                    error_detail=error.detail,
                 )
             )
             continue

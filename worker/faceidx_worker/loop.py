@@ -46,7 +46,7 @@ from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
 from faceidx_worker.model import FaceModel
 from faceidx_worker.queue import SqsWorkQueue
-from faceidx_worker.rows import outcome_rows
+from faceidx_worker.rows import ErrorReason, outcome_rows
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
 from faceidx_worker.tracking import BusyClock, MessageTracker, ProgressWatchdog, RunStats, WorkItem
@@ -227,7 +227,8 @@ class WorkerLoop:
             except Exception as exc:  # a bug or an unexpected library error: one error row, logged
                 log.exception("unexpected failure loading s3://%s/%s", item.ref.bucket, item.ref.key)
                 loaded = LoadedImage(
-                    ref=item.ref, error=ImageError("decode_error", f"unexpected {type(exc).__name__}: {exc}")
+                    ref=item.ref,
+                    error=ImageError(ErrorReason.DECODE_ERROR, f"unexpected {type(exc).__name__}: {exc}"),
                 )
             while not self.stopping:
                 try:
@@ -300,9 +301,9 @@ class WorkerLoop:
             return
         indexed_at = datetime.now(UTC)
         faces = errors = 0
-        reasons: Counter[str] = Counter()
+        reasons: Counter[ErrorReason] = Counter()
         for outcome in indexed.outcomes:
-            if outcome.error_reason == "inference_error":
+            if outcome.error_reason is ErrorReason.INFERENCE_ERROR:
                 self._inference_failures += 1
             elif outcome.ok:
                 self._inference_failures = 0
@@ -341,7 +342,7 @@ class WorkerLoop:
                 "faces": faces,
                 "errors": errors,
                 "seconds": round(seconds, 4),
-                "error_reasons": dict(reasons),
+                "error_reasons": {reason.value: count for reason, count in reasons.items()},
                 "stage_seconds": {name: round(value, 4) for name, value in stages.items()},
                 "reduced_decodes": sum(1 for _, x in work if x.image is not None and x.image.factor > 1),
                 "pending_rows": self.sink.pending_rows,
@@ -512,7 +513,7 @@ class WorkerLoop:
             "idle_seconds": round(idle, 3),
             "run_seconds": round(run_seconds, 3),
             "cpu_seconds": round(time.process_time() - self._cpu_started, 3),
-            "error_reasons": dict(self.stats.errors_by_reason),
+            "error_reasons": {reason.value: n for reason, n in self.stats.errors_by_reason.items()},
             "batches": self.stats.batches,
             "rows_written": self.stats.rows_written,
             "files_written": self.stats.files_written,

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from faceidx_worker.jsonlog import emit_event
+from faceidx_worker.rows import ErrorReason
 
 BASE_DIMENSIONS = ("environment", "model_pack")
 STAGES = ("download", "decode", "detect", "embed")
@@ -72,7 +73,7 @@ class EmfMetrics:
         *,
         images: int,
         faces: int,
-        errors_by_reason: Mapping[str, int],
+        errors_by_reason: Mapping[ErrorReason, int],
         stage_seconds: Mapping[str, float],
     ) -> None:
         values: dict[str, tuple[float, str]] = {
@@ -84,7 +85,7 @@ class EmfMetrics:
             values[f"{stage.capitalize()}Seconds"] = (round(stage_seconds.get(stage, 0.0), 6), "Seconds")
         self._line(values)
         for reason, count in sorted(errors_by_reason.items()):
-            self._line({"ErrorRows": (count, "Count")}, {"reason": reason})
+            self._line({"ErrorRows": (count, "Count")}, {"reason": str(reason)})
 
     def flush(self, *, rows: int, seconds: float) -> None:
         self._line({"WriteSeconds": (round(seconds, 6), "Seconds"), "RowsWritten": (rows, "Count")})

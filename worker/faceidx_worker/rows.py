@@ -1,14 +1,17 @@
 """The output contract: one Parquet row per face, built by pure functions from indexing results.
 
 An image with no face gets one row with ``face_count`` 0 and null ``face_index``; a failed image gets
-one row with ``status`` ``error``, ``face_count`` 0 and an ``error`` that starts with a short reason
-(``not_found: ...``). Boxes and landmarks are in the original image's pixels after EXIF orientation.
+one row with ``status`` ``error``, ``face_count`` 0 and an ``error`` column that reads
+``<reason>: <detail>`` (``not_found: ...``), the reason one of :class:`ErrorReason`. Inside the worker
+reason and detail stay separate fields; only :func:`outcome_rows` writes the column's text. Boxes
+and landmarks are in the original image's pixels after EXIF orientation.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,19 @@ SCHEMA = pa.schema(
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+ERROR_TEXT_LIMIT = 500  # characters of the error column
+
+
+class ErrorReason(StrEnum):
+    """Why an image got an error row: the start of its ``error`` column and the metrics' ``reason``."""
+
+    BUCKET_NOT_ALLOWED = "bucket_not_allowed"  # not in FACEIDX_ALLOWED_BUCKETS; no S3 call made
+    TOO_LARGE = "too_large"  # over FACEIDX_MAX_IMAGE_BYTES
+    NOT_FOUND = "not_found"  # no such key or bucket
+    UNAVAILABLE = "unavailable"  # archived (Glacier / Deep Archive): restore it first
+    TOO_MANY_PIXELS = "too_many_pixels"  # over FACEIDX_MAX_IMAGE_PIXELS, read from the header
+    DECODE_ERROR = "decode_error"  # not an image, corrupt, empty
+    INFERENCE_ERROR = "inference_error"  # the model failed on this image (odd geometry)
 
 
 @dataclass(frozen=True)
@@ -56,16 +72,20 @@ class ImageOutcome:
     etag: str | None
     width: int | None
     height: int | None
-    error: str | None = None
+    error_reason: ErrorReason | None = None
+    error_detail: str = ""
     faces: tuple[DetectedFace, ...] = field(default=())
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error_reason is None
 
     @property
-    def error_reason(self) -> str | None:
-        return None if self.error is None else self.error.split(":", 1)[0]
+    def error_text(self) -> str | None:
+        """The ``error`` column: ``<reason>: <detail>``, at most ``ERROR_TEXT_LIMIT`` characters."""
+        if self.error_reason is None:
+            return None
+        return f"{self.error_reason.value}: {self.error_detail}"[:ERROR_TEXT_LIMIT]
 
 
 def outcome_rows(
@@ -79,7 +99,7 @@ def outcome_rows(
         "image_width": outcome.width,
         "image_height": outcome.height,
         "status": STATUS_OK if outcome.ok else STATUS_ERROR,
-        "error": outcome.error,
+        "error": outcome.error_text,
         "face_count": len(outcome.faces),
         "face_index": None,
         "bbox": None,

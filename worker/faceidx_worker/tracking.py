@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from faceidx_worker.events import ImageRef
 from faceidx_worker.queue import QueueMessage
+from faceidx_worker.rows import ErrorReason
 
 
 @dataclass
@@ -32,7 +33,7 @@ class RunStats:
     messages_skipped: int = 0
     rows_written: int = 0
     files_written: int = 0
-    errors_by_reason: Counter[str] = field(default_factory=Counter)
+    errors_by_reason: Counter[ErrorReason] = field(default_factory=Counter)
 
 
 class BusyClock:

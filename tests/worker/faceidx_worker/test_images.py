@@ -16,6 +16,7 @@ from faceidx_worker.images import (
     decode_image,
     read_header,
 )
+from faceidx_worker.rows import ErrorReason
 from tests.support import worker_images as gen
 
 BIG = 10**9
@@ -73,15 +74,15 @@ def test_too_many_pixels_is_refused_from_the_header_alone():
     bomb = gen.png_claiming_size(60000, 60000)  # 3.6 GP claimed, a few hundred bytes of data
     with pytest.raises(ImageError) as caught:
         decode_image(bomb, max_pixels=100_000_000)
-    assert caught.value.reason == "too_many_pixels"
-    assert "60000x60000" in caught.value.row_text
+    assert caught.value.reason is ErrorReason.TOO_MANY_PIXELS
+    assert "60000x60000" in caught.value.detail
 
 
 @pytest.mark.parametrize("data", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n garbage"])
 def test_garbage_is_a_decode_error(data):
     with pytest.raises(ImageError) as caught:
         decode_image(data, max_pixels=BIG)
-    assert caught.value.reason == "decode_error"
+    assert caught.value.reason is ErrorReason.DECODE_ERROR
 
 
 def test_truncated_jpeg_is_a_decode_error_or_decodes(obama):

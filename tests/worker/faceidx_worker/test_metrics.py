@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from faceidx_worker.metrics import EmfMetrics
+from faceidx_worker.rows import ErrorReason
 
 
 def _metrics(enabled=True):
@@ -28,9 +29,8 @@ def _valid(line):
 
 def test_batch_lines():
     metrics, lines = _metrics()
-    metrics.batch(
-        images=5, faces=7, errors_by_reason={"not_found": 1, "decode_error": 2}, stage_seconds={"detect": 0.5}
-    )
+    reasons = {ErrorReason.NOT_FOUND: 1, ErrorReason.DECODE_ERROR: 2}
+    metrics.batch(images=5, faces=7, errors_by_reason=reasons, stage_seconds={"detect": 0.5})
     main, *per_reason = lines
     directive = _valid(main)
     assert directive["Dimensions"] == [["environment", "model_pack"]]
@@ -56,6 +56,6 @@ def test_final_and_flush_lines():
 
 def test_switch_off():
     metrics, lines = _metrics(enabled=False)
-    metrics.batch(images=1, faces=1, errors_by_reason={"x": 1}, stage_seconds={})
+    metrics.batch(images=1, faces=1, errors_by_reason={ErrorReason.NOT_FOUND: 1}, stage_seconds={})
     metrics.final(images_per_second=1, idle_seconds=1, run_seconds=1)
     assert lines == []

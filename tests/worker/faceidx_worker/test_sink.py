@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from faceidx_worker.rows import SCHEMA, DetectedFace, ImageOutcome, outcome_rows
+from faceidx_worker.rows import SCHEMA, DetectedFace, ErrorReason, ImageOutcome, outcome_rows
 from faceidx_worker.settings import parse_output_uri
 from faceidx_worker.sink import ParquetSink, SinkError
 from tests.support.worker_harness import read_output_table
@@ -103,10 +103,30 @@ def test_failed_write_keeps_rows_pending(world):
 
 
 def test_error_rows(tmp_path):
-    outcome = ImageOutcome(bucket="in", key="k", etag=None, width=None, height=None, error="not_found: gone")
+    outcome = ImageOutcome(
+        bucket="in", key="k", etag=None, width=None, height=None, error_reason=ErrorReason.NOT_FOUND,
+        error_detail="GetObject says NoSuchKey: gone",
+    )  # fmt: skip
     rows = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
     assert len(rows) == 1
     assert rows[0]["status"] == "error"
     assert rows[0]["face_count"] == 0
     assert rows[0]["face_index"] is None
-    assert outcome.error_reason == "not_found"
+    # the Parquet column keeps its "<reason>: <detail>" text; a detail's own colons stay in the detail
+    assert rows[0]["error"] == "not_found: GetObject says NoSuchKey: gone"
+
+
+def test_the_error_column_is_bounded():
+    outcome = ImageOutcome(
+        bucket="in", key="k", etag=None, width=None, height=None, error_reason=ErrorReason.DECODE_ERROR,
+        error_detail="x" * 2000,
+    )  # fmt: skip
+    [row] = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
+    assert len(row["error"]) == 500
+    assert row["error"].startswith("decode_error: xxx")
+
+
+def test_ok_rows_have_no_error():
+    outcome = ImageOutcome(bucket="in", key="k", etag=None, width=4, height=4)
+    [row] = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
+    assert (row["status"], row["error"], outcome.ok) == ("ok", None, True)
