@@ -1,0 +1,72 @@
+"""The GPU device check, run on the CPU: end to end, saying clearly that CUDA was not used; the staging."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.worker_harness import make_model_pack
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.assets
+def test_the_check_runs_end_to_end_on_the_cpu_and_says_cuda_was_not_used(assets_dir, tmp_path, capsys):
+    if os.path.exists("/dev/nvidia0"):
+        pytest.skip("a GPU machine: this test is about the CPU fallback")
+    check = _load("gpu_check")
+    small_pack = make_model_pack(tmp_path / "pack-in", assets_dir)
+    assert (
+        check.main(
+            [
+                "--models",
+                str(small_pack),
+                "--images",
+                str(assets_dir / "images"),
+                "--out",
+                str(tmp_path),
+                "--quick",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "CUDA NOT USED" in out.splitlines()[0]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["cuda_used"] is False
+    assert report["session_providers"]["detector"] == ["CPUExecutionProvider"]
+    assert report["throughput"]["detector"]["640x640 batch 16"] > 0  # the exported detector batches
+    assert report["worker"]["images"] == 8
+    assert report["worker"]["messages_deleted"] == 8
+    assert report["fraction_of_bound"] > 0
+    assert report["fp16"]["measured"] is False
+
+
+def test_parts_fit_a_command_and_join_back(tmp_path):
+    stage = _load("gpu_stage")
+    source = tmp_path / "wheel.whl"
+    source.write_bytes(os.urandom(300_000))  # incompressible, like a wheel
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    parts = stage.split(source, folder, part_bytes=128 * 1024)
+    assert len(parts) == 5
+    assert all((folder / p["name"]).stat().st_size <= 128 * 1024 for p in parts)
+    (folder / parts[2]["name"]).unlink()
+    assert stage.missing_parts(folder, parts) == [parts[2]["name"]]
+    parts_again = stage.split(source, folder, part_bytes=128 * 1024)
+    assert stage.missing_parts(folder, parts_again) == []
+    stage.join(folder, parts_again, tmp_path / "joined.whl")
+    assert (tmp_path / "joined.whl").read_bytes() == source.read_bytes()
