@@ -44,6 +44,7 @@ _CUDART_NAMES = ("libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudar
 _DEV_NODE = re.compile(r"/dev/nvidia\d+$")
 
 ProviderSpec = str | tuple[str, dict[str, str]]
+GPU_LANES = 2  # inference lanes on a GPU: one lane's CPU work overlaps the other's GPU work
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class AccelOptions:
     trt_cache_dir: Path = Path("/tmp/faceidx-trt-cache")
     batch_detect: bool = True  # one detector call per batch and size when the export has a batch axis
     gpu_decode: bool = False  # nvImageCodec JPEG decoding, CPU fallback (faceidx_worker.gpu_decode)
-    gpu_lanes: int = 2  # inference lanes on a GPU: one lane's CPU work overlaps the other's GPU work
+    gpu_lanes: int = GPU_LANES
 
     def __post_init__(self) -> None:
         if self.cudnn_conv_algo_search not in ("HEURISTIC", "EXHAUSTIVE", "DEFAULT"):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from faceidx_worker.accel import GPU_LANES
+
 log = logging.getLogger(__name__)
 
 PREFIX = "FACEIDX_"
@@ -394,16 +396,17 @@ class WorkerSettings:
         """Resolve ``FACEIDX_INFERENCE_THREADS``, ``FACEIDX_ORT_THREADS`` and ``FACEIDX_DECODE_THREADS``
         left at 0 (auto).
 
-        * GPU: one inference lane (the GPU runs one batch at a time; batching is the win there),
-          ONNX Runtime's own CPU thread count for the little CPU work its sessions do, and a decoder
-          on every core but one (JPEG decoding is what the GPU waits for; the lane keeps a core).
+        * GPU: two inference lanes (``accel.GPU_LANES``: one lane's CPU work, letterboxing, NMS and
+          alignment, overlaps the other's GPU calls), ONNX Runtime's own CPU thread count for the
+          little CPU work its sessions do, and a decoder on every core but one (JPEG decoding is what
+          the GPU waits for). ``gpu`` comes from the device (``accel.gpu_device_count``).
         * CPU: one lane per core (at most 4), each running its ONNX Runtime calls single-threaded,
           and a decoder per core. Single-threaded calls in parallel lanes keep every core busy, where
           one lane with a multi-threaded call leaves cores waiting between calls and fights the
           decoders for them. ``make bench`` measures the difference.
         """
         cores = max(1, cores)
-        lanes = self.inference_threads or (1 if gpu else min(cores, 4))
+        lanes = self.inference_threads or (GPU_LANES if gpu else min(cores, 4))
         ort = self.ort_threads or (0 if gpu or lanes == 1 else 1)
         decoders = self.decode_threads or (max(1, cores - 1) if gpu else cores)
         return replace(self, inference_threads=lanes, ort_threads=ort, decode_threads=decoders)

@@ -134,8 +134,8 @@ def test_bad_values_name_the_variable(base, variable, value):
     ("gpu", "cores", "env", "lanes", "ort", "decoders"),
     [
         # GPU: one lane feeds the device; every core but one decodes
-        (True, 4, {}, 1, 0, 3),
-        (True, 1, {}, 1, 0, 1),
+        (True, 4, {}, 2, 0, 3),  # two lanes: CPU work overlaps GPU work
+        (True, 1, {}, 2, 0, 1),
         # CPU: a single-threaded lane per core (at most 4), a decoder per core
         (False, 2, {}, 2, 1, 2),
         (False, 16, {}, 4, 1, 16),
