@@ -7,6 +7,7 @@ the same way, so a Param or a setting added to the code without its docs fails h
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -113,3 +114,35 @@ def test_repository_paths_named_in_the_docs_exist(page: str) -> None:
         if not (REPO / path).exists():
             missing.append(path)
     assert not missing, f"{page} names paths that do not exist: {missing}"
+
+
+_DOTTED = re.compile(r"`((?:faceidx|faceidx_worker|faceidx_dev)(?:\.[A-Za-z_][A-Za-z0-9_]*)+)`")
+
+
+def _resolves(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attribute in parts[cut:]:
+            if not hasattr(target, attribute):
+                return False
+            target = getattr(target, attribute)
+        return True
+    return False
+
+
+def test_python_names_in_the_docs_exist() -> None:
+    """Every ``faceidx...`` / ``faceidx_worker...`` / ``faceidx_dev...`` name a page gives resolves."""
+    pages = [*DOCS.glob("*.md"), REPO / "README.md", REPO / "ARCHITECTURE.md", REPO / "CONTRIBUTING.md"]
+    missing = sorted(
+        {
+            f"{page.name}: {name}"
+            for page in pages
+            for name in _DOTTED.findall(page.read_text())
+            if not _resolves(name)
+        }
+    )
+    assert not missing, f"names that do not resolve: {missing}"
