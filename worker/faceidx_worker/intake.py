@@ -1,5 +1,9 @@
 """From SQS to the download queue: the receiver thread and the visibility heartbeat.
 
+Both act on messages only through the :class:`~faceidx_worker.tracking.MessageLedger` (which owns
+every delete, release, hand-back and extension) and share stop, failure and activity with the loop
+through a :class:`~faceidx_worker.tracking.RunControl`.
+
 * The **receiver** long-polls (``FACEIDX_RECEIVE_WAIT_SECONDS``, ``FACEIDX_RECEIVE_MAX_MESSAGES``)
   while fewer than ``FACEIDX_PREFETCH_MESSAGES`` messages still have images to compute. It deletes
   ``s3:TestEvent``s and other events that ask for no work, logs malformed bodies with their message
@@ -8,8 +12,9 @@
   never outlasts the idle deadline.
 * The **heartbeat** extends the visibility of every tracked message each
   ``FACEIDX_HEARTBEAT_SECONDS``, so a long batch or a slow flush never lets SQS hand a message to
-  another worker. It stops for good when the loop's progress watchdog says no image has finished for
-  ``FACEIDX_PROGRESS_TIMEOUT_SECONDS``: a stuck lane must not hold its messages for hours.
+  another worker. It stops for good when the loop's progress watchdog clears
+  ``RunControl.extending`` (no image finished for ``FACEIDX_PROGRESS_TIMEOUT_SECONDS``): a stuck lane
+  must not hold its messages for hours.
 
 A failure of the receiver (SQS still failing after botocore's retries) is reported to the loop, which
 stops the worker with a non-zero exit code; it never dies silently in its thread.
@@ -21,15 +26,13 @@ import logging
 import math
 import queue as queue_module
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from botocore.exceptions import ClientError
 
-from faceidx_worker.events import MessageKind, parse_body
-from faceidx_worker.queue import QueueMessage, SqsWorkQueue
+from faceidx_worker.events import ImageRef, MessageKind, parse_body
+from faceidx_worker.queue import QueueMessage
 from faceidx_worker.settings import WorkerSettings
-from faceidx_worker.tracking import MessageTracker, RunStats, TrackedMessage, WorkItem
+from faceidx_worker.tracking import MessageLedger, RunControl, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -41,34 +44,20 @@ class QueueConfigError(RuntimeError):
 
 
 class SqsIntake:
+    """The receiver and heartbeat threads. Every SQS decision about a message goes through the
+    ``ledger``; stop, failure and activity through ``run``."""
+
     def __init__(
         self,
         settings: WorkerSettings,
-        *,
-        work_queue: SqsWorkQueue,
-        tracker: MessageTracker,
+        ledger: MessageLedger,
         downloads: queue_module.Queue[WorkItem],
-        stop: threading.Event,
-        sqs_lock: threading.Lock,
-        stats: RunStats,
-        clock: Callable[[], float],
-        idle_seconds_left: Callable[[], float | None],
-        on_work: Callable[[], None],
-        on_fatal: Callable[[BaseException], None],
-        may_extend: Callable[[], bool] = lambda: True,
+        run: RunControl,
     ) -> None:
         self.settings = settings
-        self.queue = work_queue
-        self.tracker = tracker
+        self.ledger = ledger
         self.downloads = downloads
-        self.stop = stop
-        self.sqs_lock = sqs_lock
-        self.stats = stats
-        self.clock = clock
-        self.idle_seconds_left = idle_seconds_left
-        self.on_work = on_work
-        self.on_fatal = on_fatal
-        self.may_extend = may_extend
+        self.run = run
         self.queue_looked_empty = False  # the last poll returned nothing
         self.last_poll_count = 0  # messages the last poll returned
         self.receive_started_at: float | None = None  # set while a ReceiveMessage call is running
@@ -80,8 +69,8 @@ class SqsIntake:
         progress has waited ``DRAIN_SIGNAL_SECONDS`` unanswered.
 
         SQS answers a long poll as soon as a message is visible, so a poll still waiting after a short
-        batch means an empty queue; the loop need not wait up to ``FACEIDX_RECEIVE_WAIT_SECONDS`` for it to
-        return. After a full batch a slow answer is more likely a busy endpoint than an empty queue,
+        batch means an empty queue; the loop need not wait up to ``FACEIDX_RECEIVE_WAIT_SECONDS`` for it
+        to return. After a full batch a slow answer is more likely a busy endpoint than an empty queue,
         and flushing on it would only make smaller files.
         """
         if self.queue_looked_empty:
@@ -90,7 +79,7 @@ class SqsIntake:
         return (
             started is not None
             and self.last_poll_count < self.settings.receive_max_messages
-            and self.clock() - started >= DRAIN_SIGNAL_SECONDS
+            and self.run.clock() - started >= DRAIN_SIGNAL_SECONDS
         )
 
     def start(self) -> None:
@@ -107,20 +96,22 @@ class SqsIntake:
         return not self._receiver.is_alive()
 
     def _wait_seconds(self) -> int:
+        """The long poll's wait; with nothing in flight, never past the idle deadline."""
         wait = self.settings.receive_wait_seconds
-        left = self.idle_seconds_left()
-        if left is not None:
+        if not self.ledger.count():
+            left = self.settings.max_idle_seconds - (self.run.clock() - self.run.last_activity)
             wait = min(wait, max(0, math.ceil(left)))
         return int(wait)
 
     def _receive_loop(self) -> None:
+        stop = self.run.stop
         try:
-            while not self.stop.is_set():
-                if self.tracker.count_computing() >= self.settings.prefetch_messages:
-                    self.stop.wait(0.05)
+            while not stop.is_set():
+                if self.ledger.count_computing() >= self.settings.prefetch_messages:
+                    stop.wait(0.05)
                     continue
-                self.receive_started_at = self.clock()
-                messages = self.queue.receive(self._wait_seconds())
+                self.receive_started_at = self.run.clock()
+                messages = self.ledger.queue.receive(self._wait_seconds())
                 self.receive_started_at = None
                 self.last_poll_count = len(messages)
                 self.queue_looked_empty = not messages
@@ -128,62 +119,58 @@ class SqsIntake:
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if "NonExistentQueue" in code or "QueueDoesNotExist" in code:
-                self.on_fatal(
+                self.run.fail(
                     QueueConfigError(
                         f"FACEIDX_QUEUE_URL: queue {self.settings.queue_url} does not exist ({code})"
                     )
                 )
             else:
-                self.on_fatal(exc)
+                self.run.fail(exc)
         except Exception as exc:  # noqa: BLE001 - reported to the loop, which exits 1 (never a silent thread death)
-            self.on_fatal(exc)
+            self.run.fail(exc)
 
     def accept(self, messages: list[QueueMessage]) -> None:
-        to_delete: list[QueueMessage] = []
-        to_release: list[QueueMessage] = []
+        """Parse each body: leave malformed ones for the dead-letter queue, have the ledger delete
+        those that ask for no work and hold the rest, and queue the held images for download."""
+        work: list[tuple[QueueMessage, tuple[ImageRef, ...]]] = []
+        no_work: list[QueueMessage] = []
         for message in messages:
             parsed = parse_body(message.body)
             if parsed.kind is MessageKind.MALFORMED:
-                self.stats.messages_malformed += 1
+                self.ledger.stats.messages_malformed += 1
                 log.warning(
                     "message %s (received %s times) is malformed and is left for the dead-letter queue: %s",
                     message.message_id,
                     message.receive_count,
                     parsed.reason,
                 )
-                continue
-            if parsed.kind in (MessageKind.TEST, MessageKind.IGNORED):
-                self.stats.messages_skipped += 1
+            elif parsed.kind in (MessageKind.TEST, MessageKind.IGNORED):
+                self.ledger.stats.messages_skipped += 1
                 log.info("message %s needs no work (%s): deleting it", message.message_id, parsed.reason)
-                to_delete.append(message)
-                continue
-            tracked = TrackedMessage(message=message, total=len(parsed.images), received_at=self.clock())
-            if self.stop.is_set() or not self.tracker.add(tracked):
-                to_release.append(message)
-                continue
-            self.on_work()
-            for ref in parsed.images:
+                no_work.append(message)
+            else:
+                work.append((message, parsed.images))
+        images = {id(message): refs for message, refs in work}
+        held = self.ledger.admit(
+            [(message, len(refs)) for message, refs in work],
+            no_work,
+            refuse=self.run.stop.is_set(),
+            now=self.run.clock(),
+        )
+        for tracked in held:
+            self.run.touch()
+            for ref in images[id(tracked.message)]:
                 self.downloads.put(WorkItem(tracked=tracked, ref=ref))
-        with self.sqs_lock:
-            if to_delete:
-                self.queue.delete(to_delete)
-            if to_release:
-                self.queue.release(to_release)
-                self.stats.messages_released += len(to_release)
 
     def _heartbeat_loop(self) -> None:
-        while not self.stop.wait(self.settings.heartbeat_seconds):
-            if not self.may_extend():  # the progress watchdog fired: let SQS have the messages back
+        while not self.run.stop.wait(self.settings.heartbeat_seconds):
+            if not self.run.extending.is_set():  # the progress watchdog fired: SQS gets them back
                 return
-            with self.sqs_lock:
-                active: list[Any] = [t.message for t in self.tracker.active() if not t.finished]
-                if not active:
-                    continue
-                try:
-                    self.queue.extend(active)
-                except Exception:  # logged; the next beat retries, and the receiver reports a dead SQS
-                    log.exception(
-                        "extending the visibility of %s messages failed; they may be re-delivered "
-                        "(duplicates are harmless: rows carry bucket, key and etag)",
-                        len(active),
-                    )
+            try:
+                self.ledger.extend_held()
+            except Exception:  # logged; the next beat retries, and the receiver reports a dead SQS
+                log.exception(
+                    "extending the visibility of %s messages failed; they may be re-delivered "
+                    "(duplicates are harmless: rows carry bucket, key and etag)",
+                    self.ledger.count(),
+                )

@@ -3,6 +3,8 @@
 Threads:
 
 * **intake** (:mod:`faceidx_worker.intake`): the SQS receiver and the visibility heartbeat;
+  every delete, release and hand-back goes through the one
+  :class:`~faceidx_worker.tracking.MessageLedger`;
 * **download pool** (``FACEIDX_DOWNLOAD_THREADS``): fetch and decode (at most
   ``FACEIDX_DECODE_THREADS`` decoding at once), so the models never wait on S3 or libjpeg;
 * **inference lanes** (``FACEIDX_INFERENCE_THREADS``): each takes up to ``FACEIDX_IMAGE_BATCH``
@@ -49,7 +51,7 @@ from faceidx_worker.queue import SqsWorkQueue
 from faceidx_worker.rows import ErrorReason, outcome_rows
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
-from faceidx_worker.tracking import BusyClock, MessageTracker, ProgressWatchdog, RunStats, WorkItem
+from faceidx_worker.tracking import MessageLedger, ProgressWatchdog, RunControl, RunStats, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -92,65 +94,36 @@ class WorkerLoop:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.queue = work_queue
         self.load_image = load_image
         self.model = model
         self.sink = sink
         self.metrics = metrics
         self.clock = clock
         self.stats = RunStats()
-        self.tracker = MessageTracker()
-        self._stop = threading.Event()
-        self._stop_reason: str | None = None
-        self._stop_requested_at: float | None = None
-        self._fatal: BaseException | None = None
-        self._sqs_lock = threading.Lock()  # heartbeat extends never race deletes/releases
+        self.ledger = MessageLedger(work_queue, self.stats, retry_delay=settings.retry_delay_seconds)
+        self.control = RunControl(clock)
         self._downloads: queue_module.Queue[WorkItem] = queue_module.Queue()
         self._ready: queue_module.Queue[tuple[WorkItem, LoadedImage]] = queue_module.Queue(
             maxsize=max(2 * settings.image_batch, settings.download_threads)
         )
         self._computed: queue_module.Queue[ComputedBatch] = queue_module.Queue()
         self._lanes: list[threading.Thread] = []
-        self._busy = BusyClock(clock)
-        self._last_activity = clock()
         self._started = clock()
         self._threads: list[threading.Thread] = []
         self._inference_failures = 0
         self._cpu_started = time.process_time()
         self.watchdog = ProgressWatchdog(settings.progress_timeout_seconds, clock)
         self._stalled: tuple[str, float, int] | None = None
-        self._stall_lock = threading.Lock()
-        self.intake = SqsIntake(
-            settings,
-            work_queue=work_queue,
-            tracker=self.tracker,
-            downloads=self._downloads,
-            stop=self._stop,
-            sqs_lock=self._sqs_lock,
-            stats=self.stats,
-            clock=clock,
-            idle_seconds_left=self._idle_seconds_left,
-            on_work=self._touch,
-            on_fatal=self._fail,
-            may_extend=self._may_extend,
-        )
+        self.intake = SqsIntake(settings, self.ledger, self._downloads, self.control)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
         """Ask the loop to stop (signal handlers call this). Idempotent: the first reason wins."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            self._stop_requested_at = self.clock()
-        self._stop.set()
+        self.control.request_stop(reason)
 
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def _fail(self, exc: BaseException) -> None:
-        if self._fatal is None:
-            self._fatal = exc
-        self.request_stop("error")
+        return self.control.stop.is_set()
 
     def _check_run_time(self) -> None:
         limit = self.settings.max_run_seconds
@@ -163,18 +136,18 @@ class WorkerLoop:
                 f"{limit:g}",
                 round(ran),
                 self.stats.images,
-                self.tracker.count(),
+                self.ledger.count(),
             )
             self.request_stop("max_run_time")
 
-    def _may_extend(self) -> bool:
-        """``False`` once the progress watchdog fired (the heartbeat stops); fires it when due."""
-        with self._stall_lock:
-            if self._stalled is not None:
-                return False
-            self._stalled = self.watchdog.stalled()
-            if self._stalled is None:
-                return True
+    def _check_progress(self) -> None:
+        """Fire the progress watchdog when due: the heartbeat stops for good, the loop stops."""
+        if self._stalled is not None:
+            return
+        self._stalled = self.watchdog.stalled()
+        if self._stalled is None:
+            return
+        self.control.extending.clear()
         lane, waited, images = self._stalled
         log.error(
             "%s has been computing a batch of %s images for %ss with none finished "
@@ -188,23 +161,12 @@ class WorkerLoop:
             images,
             round(waited),
             f"{self.watchdog.bound:g}",
-            self.tracker.count(),
+            self.ledger.count(),
             EXIT_STALLED,
         )
         self.request_stop("stalled")
-        return False
 
     # -- threads ------------------------------------------------------------------------------
-    def _touch(self) -> None:
-        self._last_activity = self.clock()
-        self._busy.start()
-
-    def _idle_seconds_left(self) -> float | None:
-        """Seconds before the idle exit, or ``None`` while work is in flight."""
-        if self.tracker.count() or not self._ready.empty():
-            return None
-        return self.settings.max_idle_seconds - (self.clock() - self._last_activity)
-
     def _start_threads(self) -> None:
         self.intake.start()
         for number in range(self.settings.download_threads):
@@ -246,7 +208,7 @@ class WorkerLoop:
                     self._computed.put(self._compute(batch))
         except Exception as exc:  # a bug, not a bad image: index_images turns those into error rows
             log.exception("inference lane %s failed", threading.current_thread().name)
-            self._fail(exc)
+            self.control.fail(exc)
 
     def _gather(self) -> list[tuple[WorkItem, LoadedImage]]:
         """Up to ``FACEIDX_IMAGE_BATCH`` ready images, but no more than this lane's share of what is ready."""
@@ -321,7 +283,7 @@ class WorkerLoop:
             if outcome.error_reason is not None:
                 errors += 1
                 reasons[outcome.error_reason] += 1
-        self.tracker.mark_processed([item for item, _ in work])
+        self.ledger.mark_processed([item for item, _ in work])
         stages = {
             "download": sum(loaded.download_seconds for _, loaded in work),
             "decode": sum(loaded.decode_seconds for _, loaded in work),
@@ -334,7 +296,7 @@ class WorkerLoop:
         self.stats.errors += errors
         self.stats.batches += 1
         self.stats.errors_by_reason.update(reasons)
-        self._last_activity = self.clock()
+        self.control.last_activity = self.clock()
         emit_event(
             {
                 "event": "batch",
@@ -346,14 +308,13 @@ class WorkerLoop:
                 "stage_seconds": {name: round(value, 4) for name, value in stages.items()},
                 "reduced_decodes": sum(1 for _, x in work if x.image is not None and x.image.factor > 1),
                 "pending_rows": self.sink.pending_rows,
-                "in_flight_messages": self.tracker.count(),
+                "in_flight_messages": self.ledger.count(),
             }
         )
         self.metrics.batch(images=len(work), faces=faces, errors_by_reason=reasons, stage_seconds=stages)
 
     def _hand_back(self, item: WorkItem, loaded: LoadedImage) -> None:
         self.stats.retried += 1
-        tracked = self.tracker.give_up(item)
         log.warning(
             "no row for s3://%s/%s, it may be readable later: %s. Its message %s goes back to the queue "
             "in %ss; after maxReceiveCount receives SQS moves it to the dead-letter queue",
@@ -363,11 +324,7 @@ class WorkerLoop:
             item.tracked.message.message_id,
             self.settings.retry_delay_seconds,
         )
-        if tracked is not None:
-            with self._sqs_lock:
-                self.queue.change_visibility(
-                    [tracked.message], self.settings.retry_delay_seconds, action="hand back"
-                )
+        self.ledger.hand_back(item)
 
     def _flush(self) -> None:
         result = self.sink.flush()
@@ -376,18 +333,15 @@ class WorkerLoop:
         self.stats.rows_written += result.rows
         self.stats.files_written += len(result.files)
         self.metrics.flush(rows=result.rows, seconds=result.seconds)
-        self._last_activity = self.clock()
-        complete = self.tracker.mark_written(result.tokens)
-        with self._sqs_lock:
-            refused = self.queue.delete([t.message for t in complete]) if complete else []
-        self.stats.messages_deleted += len(complete) - len(refused)
+        self.control.last_activity = self.clock()
+        deleted = self.ledger.written(result.tokens)
         emit_event(
             {
                 "event": "flush",
                 "rows": result.rows,
                 "files": result.files,
                 "seconds": round(result.seconds, 4),
-                "messages_deleted": len(complete) - len(refused),
+                "messages_deleted": deleted,
             }
         )
 
@@ -398,24 +352,24 @@ class WorkerLoop:
             and self.intake.queue_seems_drained()
             and self._ready.empty()
             and self._downloads.empty()
-            and self.tracker.all_processed()
+            and self.ledger.all_processed()
         )
 
     def _idle_expired(self) -> bool:
-        if self.tracker.count() or not self._ready.empty() or not self._downloads.empty():
+        if self.ledger.count() or not self._ready.empty() or not self._downloads.empty():
             return False
         started = self.intake.receive_started_at
         if started is not None and self.clock() - started > self.settings.receive_wait_seconds + 5:
             # a long poll that outlives its wait is botocore retrying a failing SQS: not an empty
             # queue. Exiting 0 here would report success; the receiver reports the failure instead.
             return False
-        return self.clock() - self._last_activity >= self.settings.max_idle_seconds
+        return self.clock() - self.control.last_activity >= self.settings.max_idle_seconds
 
     # -- run ----------------------------------------------------------------------------------
     def run(self) -> RunResult:
         self._cpu_started = time.process_time()
         self._started = self.clock()
-        self._last_activity = self._started
+        self.control.last_activity = self._started
         self._start_threads()
         exit_code = EXIT_OK
         try:
@@ -423,16 +377,16 @@ class WorkerLoop:
                 self._take_computed(_POLL)
                 if self.sink.should_flush() or self._drained():
                     self._flush()
-                self._busy.settle(self.tracker.count)
+                self.control.busy.settle(self.ledger.count)
                 if self._idle_expired():
                     self.request_stop("idle")
                 self._check_run_time()
-                self._may_extend()  # fires the progress watchdog even between heartbeats
-            if self._fatal is not None:  # no point waiting for the lanes
-                raise self._fatal
+                self._check_progress()
+            if self.control.fatal is not None:  # no point waiting for the lanes
+                raise self.control.fatal
             self._finish_lanes()
-            if self._fatal is not None:  # a lane failed while finishing
-                raise self._fatal
+            if self.control.fatal is not None:  # a lane failed while finishing
+                raise self.control.fatal
             self._flush()  # what is finished is written before anything is released
             if self._stalled is not None:
                 exit_code = EXIT_STALLED
@@ -450,7 +404,7 @@ class WorkerLoop:
             self.request_stop("error")
         finally:
             self._shutdown()
-        reason = self._stop_reason or "stopped"
+        reason = self.control.reason or "stopped"
         summary = self._summary(reason, exit_code)
         emit_event(summary)
         self.metrics.final(
@@ -462,7 +416,7 @@ class WorkerLoop:
 
     def _finish_lanes(self) -> None:
         """Let the lanes finish the batch in hand (within half the grace period) and record it."""
-        began = self._stop_requested_at if self._stop_requested_at is not None else self.clock()
+        began = self.control.requested_at if self.control.requested_at is not None else self.clock()
         deadline = began + self.settings.shutdown_grace_seconds / 2
         for lane in self._lanes:
             lane.join(max(0.0, deadline - self.clock()))
@@ -474,21 +428,18 @@ class WorkerLoop:
             )
 
     def _shutdown(self) -> None:
-        self._stop.set()
-        remaining = self.tracker.close()
-        if remaining:
-            try:
-                with self._sqs_lock:
-                    refused = self.queue.release([t.message for t in remaining])
-                self.stats.messages_released += len(remaining) - len(refused)
-            except Exception:
-                log.exception(
-                    "releasing %s unfinished messages failed: they reappear after their visibility timeout "
-                    "(%ss) instead of at once",
-                    len(remaining),
-                    self.settings.visibility_timeout,
-                )
-        began = self._stop_requested_at if self._stop_requested_at is not None else self.clock()
+        self.control.stop.set()
+        held = self.ledger.count()
+        try:
+            self.ledger.release_all()
+        except Exception:
+            log.exception(
+                "releasing %s unfinished messages failed: they reappear after their visibility timeout "
+                "(%ss) instead of at once",
+                held,
+                self.settings.visibility_timeout,
+            )
+        began = self.control.requested_at if self.control.requested_at is not None else self.clock()
         budget = self.settings.shutdown_grace_seconds - (self.clock() - began)
         if not self.intake.join_receiver(budget):
             log.warning(
@@ -496,11 +447,11 @@ class WorkerLoop:
                 "receives stay invisible for up to %ss",
                 self.settings.visibility_timeout,
             )
-        self._busy.settle(lambda: 0)  # whatever was still in flight was released above
+        self.control.busy.settle(lambda: 0)  # whatever was still in flight was released above
 
     def _summary(self, reason: str, exit_code: int) -> dict[str, Any]:
         run_seconds = self.clock() - self._started
-        busy = min(self._busy.seconds(), run_seconds)
+        busy = min(self.control.busy.seconds(), run_seconds)
         idle = run_seconds - busy
         rate = self.stats.images / busy if self.stats.images and busy > 0 else 0.0
         s = self.settings

@@ -1,8 +1,9 @@
-"""Book-keeping of in-flight SQS messages: which images of each are written, which may be deleted.
+"""The worker's in-flight SQS messages and run state: the one owner of delete, release and hand-back.
 
-A message may announce several images. It is deleted only when the rows of *all* its images are
-durably written; it is handed back to SQS when one of its images hit a transient failure, or when the
-worker stops first. Thread-safe: the receiver adds, the inference loop settles, the heartbeat reads.
+A message may announce several images. :class:`MessageLedger` deletes it only when the rows of *all*
+its images are durably written; hands it back to SQS when one of its images hit a transient failure or
+a denial; releases it (visibility 0) when the worker stops first. :class:`RunControl` is what the
+threads share with the loop (stop, failure, activity).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faceidx_worker.events import ImageRef
-from faceidx_worker.queue import QueueMessage
+from faceidx_worker.queue import QueueMessage, SqsWorkQueue
 from faceidx_worker.rows import ErrorReason
 
 
@@ -85,20 +86,99 @@ class WorkItem:
     ref: ImageRef
 
 
-class MessageTracker:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+class MessageLedger:
+    """The one owner of the worker's SQS messages: which are held, and every delete, release (visibility
+    0), hand-back (visibility ``retry_delay``) and visibility extension of them.
+
+    Thread-safe: the receiver admits, the loop records and settles, the heartbeat extends. SQS calls run
+    under one lock, so an extension never races a delete or a release of the same message.
+    """
+
+    def __init__(self, work_queue: SqsWorkQueue, stats: RunStats, *, retry_delay: int) -> None:
+        self.queue = work_queue
+        self.stats = stats
+        self.retry_delay = retry_delay
+        self._lock = threading.Lock()  # the book-keeping
+        self._sqs = threading.Lock()  # the SQS calls
         self._active: list[TrackedMessage] = []
         self._closed = False
 
-    def add(self, tracked: TrackedMessage) -> bool:
-        """Start tracking; ``False`` once the tracker is closed (the caller must release the message)."""
-        with self._lock:
-            if self._closed:
-                return False
-            self._active.append(tracked)
-            return True
+    # -- SQS ------------------------------------------------------------------------------------
+    def _delete(self, messages: list[QueueMessage]) -> int:
+        with self._sqs:
+            refused = self.queue.delete(messages) if messages else []
+        self.stats.messages_deleted += len(messages) - len(refused)
+        return len(messages) - len(refused)
 
+    def _release(self, messages: list[QueueMessage]) -> int:
+        with self._sqs:
+            refused = self.queue.release(messages) if messages else []
+        self.stats.messages_released += len(messages) - len(refused)
+        return len(messages) - len(refused)
+
+    def admit(
+        self, work: list[tuple[QueueMessage, int]], no_work: list[QueueMessage], *, refuse: bool, now: float
+    ) -> list[TrackedMessage]:
+        """Delete the messages that ask for no work; hold the others (``(message, images)``), or release
+        them at once when ``refuse`` (stopping) or closed. Returns the held ones."""
+        held: list[TrackedMessage] = []
+        released: list[QueueMessage] = []
+        with self._lock:
+            for message, images in work:
+                if refuse or self._closed:
+                    released.append(message)
+                    continue
+                tracked = TrackedMessage(message=message, total=images, received_at=now)
+                self._active.append(tracked)
+                held.append(tracked)
+        self._delete(no_work)
+        self._release(released)
+        return held
+
+    def hand_back(self, item: WorkItem) -> bool:
+        """An image of this message may be readable later: the message goes back to SQS once, visible
+        again after ``retry_delay`` seconds. ``False`` when it was already settled."""
+        with self._lock:
+            tracked = item.tracked
+            if tracked.finished:
+                return False
+            tracked.finished = True
+            self._active = [t for t in self._active if not t.finished]
+        with self._sqs:
+            self.queue.change_visibility([tracked.message], self.retry_delay, action="hand back")
+        return True
+
+    def written(self, items: list[WorkItem]) -> int:
+        """Record durably written images and delete the messages now complete. Returns how many."""
+        complete: list[QueueMessage] = []
+        with self._lock:
+            for item in items:
+                tracked = item.tracked
+                tracked.written += 1
+                if not tracked.finished and tracked.written >= tracked.total:
+                    tracked.finished = True
+                    complete.append(tracked.message)
+            self._active = [t for t in self._active if not t.finished]
+        return self._delete(complete)
+
+    def release_all(self) -> int:
+        """Hold no more: refuse new messages and release every one still held (visibility 0)."""
+        with self._lock:
+            self._closed = True
+            remaining = [t.message for t in self._active if not t.finished]
+            for tracked in self._active:
+                tracked.finished = True
+            self._active = []
+        return self._release(remaining)
+
+    def extend_held(self) -> None:
+        """The heartbeat: keep every held message invisible another visibility timeout."""
+        with self._sqs:
+            held = [t.message for t in self.active() if not t.finished]
+            if held:
+                self.queue.extend(held)
+
+    # -- book-keeping -----------------------------------------------------------------------------
     def count(self) -> int:
         with self._lock:
             return len(self._active)
@@ -118,42 +198,42 @@ class MessageTracker:
             return sum(1 for t in self._active if t.processed < t.total)
 
     def all_processed(self) -> bool:
-        """True when every image of every tracked message is in the sink (nothing left to compute)."""
+        """True when every image of every held message is in the sink (nothing left to compute)."""
         with self._lock:
             return all(t.processed >= t.total for t in self._active)
 
-    def mark_written(self, items: list[WorkItem]) -> list[TrackedMessage]:
-        """Record durably written images; return the messages that are now complete (to delete)."""
-        complete = []
-        with self._lock:
-            for item in items:
-                tracked = item.tracked
-                tracked.written += 1
-                if not tracked.finished and tracked.written >= tracked.total:
-                    tracked.finished = True
-                    complete.append(tracked)
-            self._active = [t for t in self._active if not t.finished]
-        return complete
 
-    def give_up(self, item: WorkItem) -> TrackedMessage | None:
-        """An image of this message must be retried: return the message to hand back (once)."""
-        with self._lock:
-            tracked = item.tracked
-            if tracked.finished:
-                return None
-            tracked.finished = True
-            self._active = [t for t in self._active if not t.finished]
-            return tracked
+class RunControl:
+    """What the receiver and heartbeat threads share with the loop: the stop request, the first fatal
+    error, the last activity (for the idle exit) and whether visibility may still be extended."""
 
-    def close(self) -> list[TrackedMessage]:
-        """Refuse new messages and return every unfinished one (to release)."""
-        with self._lock:
-            self._closed = True
-            remaining = [t for t in self._active if not t.finished]
-            for tracked in remaining:
-                tracked.finished = True
-            self._active = []
-            return remaining
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.stop = threading.Event()
+        self.reason: str | None = None
+        self.requested_at: float | None = None
+        self.fatal: BaseException | None = None
+        self.extending = threading.Event()  # cleared for good by the progress watchdog
+        self.extending.set()
+        self.busy = BusyClock(clock)
+        self.last_activity = clock()
+
+    def request_stop(self, reason: str) -> None:
+        """Idempotent: the first reason wins."""
+        if self.reason is None:
+            self.reason = reason
+            self.requested_at = self.clock()
+        self.stop.set()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.request_stop("error")
+
+    def touch(self) -> None:
+        """Work arrived or finished: the idle clock restarts, the busy clock runs."""
+        self.last_activity = self.clock()
+        self.busy.start()
 
 
 class ProgressWatchdog:

@@ -1,13 +1,22 @@
-"""Book-keeping with a fake clock: busy time, and when a drained queue may be flushed."""
+"""Book-keeping: busy time and drained-queue flushes with a fake clock; the message ledger on moto."""
 
 from __future__ import annotations
 
 import queue
-import threading
 
+from faceidx_worker.events import ImageRef
 from faceidx_worker.intake import DRAIN_SIGNAL_SECONDS, SqsIntake
+from faceidx_worker.queue import SqsWorkQueue
 from faceidx_worker.settings import load_settings
-from faceidx_worker.tracking import BusyClock, MessageTracker, ProgressWatchdog, RunStats
+from faceidx_worker.tracking import (
+    BusyClock,
+    MessageLedger,
+    ProgressWatchdog,
+    RunControl,
+    RunStats,
+    WorkItem,
+)
+from tests.support.worker_harness import queue_counts
 
 
 class FakeClock:
@@ -51,16 +60,9 @@ def _intake(tmp_path, clock):
     )
     return SqsIntake(
         settings,
-        work_queue=None,  # never polled in these tests
-        tracker=MessageTracker(),
-        downloads=queue.Queue(),
-        stop=threading.Event(),
-        sqs_lock=threading.Lock(),
-        stats=RunStats(),
-        clock=clock,
-        idle_seconds_left=lambda: None,
-        on_work=lambda: None,
-        on_fatal=lambda exc: None,
+        MessageLedger(None, RunStats(), retry_delay=0),  # never polled in these tests
+        queue.Queue(),
+        RunControl(clock),
     )
 
 
@@ -105,3 +107,64 @@ def test_the_watchdog_fires_for_the_lane_stuck_longest_and_only_past_the_bound()
     assert watchdog.stalled() is None
     clock.now += 100
     assert ProgressWatchdog(0, clock).stalled() is None  # 0 = off
+
+
+def _ledger(world, stats=None):
+    work_queue = SqsWorkQueue(world.sqs, world.queue_url, wait_seconds=0, visibility_timeout=60)
+    return MessageLedger(work_queue, stats or RunStats(), retry_delay=0), work_queue
+
+
+def _received(world, work_queue, bodies):
+    for body in bodies:
+        world.send(body)
+    got = []
+    while len(got) < len(bodies):
+        got.extend(work_queue.receive(0))
+    return sorted(got, key=lambda m: m.body)
+
+
+def test_the_ledger_deletes_a_message_only_when_every_image_is_written(world):
+    ledger, work_queue = _ledger(world)
+    two, one = _received(world, work_queue, ["a-two images", "b-one image"])
+    held = ledger.admit([(two, 2), (one, 1)], [], refuse=False, now=0.0)
+    first, second = (WorkItem(tracked=held[0], ref=ImageRef("in", k)) for k in ("1.jpg", "2.jpg"))
+    only = WorkItem(tracked=held[1], ref=ImageRef("in", "3.jpg"))
+    assert ledger.written([first, only]) == 1  # the one-image message is complete
+    assert queue_counts(world.sqs, world.queue_url) == (0, 1)  # the two-image one is still held
+    assert ledger.written([second]) == 1
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    assert ledger.count() == 0
+
+
+def test_the_ledger_deletes_no_work_releases_when_refusing_and_hands_back_once(world):
+    stats = RunStats()
+    ledger, work_queue = _ledger(world, stats)
+    test_event, refused, flaky = _received(world, work_queue, ["a-test event", "b-stopping", "c-flaky"])
+    assert ledger.admit([(refused, 1)], [test_event], refuse=True, now=0.0) == []
+    assert queue_counts(world.sqs, world.queue_url) == (1, 1)  # deleted one, released one; flaky held
+    (held,) = ledger.admit([(flaky, 2)], [], refuse=False, now=0.0)
+    item = WorkItem(tracked=held, ref=ImageRef("in", "1.jpg"))
+    assert ledger.hand_back(item) is True
+    assert ledger.hand_back(WorkItem(tracked=held, ref=ImageRef("in", "2.jpg"))) is False  # once
+    assert ledger.written([item]) == 0  # handed back: never deleted
+    assert queue_counts(world.sqs, world.queue_url) == (2, 0)  # visible again after retry_delay 0
+    assert (stats.messages_deleted, stats.messages_released) == (1, 1)
+
+
+def test_release_all_hands_every_held_message_back_and_refuses_new_ones(world):
+    ledger, work_queue = _ledger(world)
+    first, second = _received(world, work_queue, ["a", "b"])
+    ledger.admit([(first, 1)], [], refuse=False, now=0.0)
+    assert ledger.release_all() == 1
+    assert ledger.admit([(second, 1)], [], refuse=False, now=0.0) == []  # closed: released at once
+    assert queue_counts(world.sqs, world.queue_url) == (2, 0)
+    assert ledger.count() == 0
+
+
+def test_the_heartbeat_extends_only_held_messages(world):
+    ledger, work_queue = _ledger(world)
+    (message,) = _received(world, work_queue, ["a"])
+    ledger.admit([(message, 1)], [], refuse=False, now=0.0)
+    work_queue.change_visibility([message], 0)  # about to reappear ...
+    ledger.extend_held()  # ... but the heartbeat keeps it ours
+    assert queue_counts(world.sqs, world.queue_url) == (0, 1)
