@@ -1,4 +1,5 @@
-"""The ``infra/`` spec files: which AWS request each one is, which ensure_* applies it, in what order.
+"""The ``infra/`` spec files: which AWS request each one is, which ``ResourceKind`` record applies it
+(``kinds_*``), in what order.
 
 Each spec file is the JSON body of one AWS API request (``aws <service> <operation>
 --generate-cli-skeleton``) with ``${NAME}`` placeholders. Policy documents (IAM trust and inline
@@ -13,6 +14,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from faceidx.infra import kinds_batch, kinds_compute, kinds_iam, kinds_s3, kinds_sqs
+from faceidx.infra.reconcile import ResourceKind
 
 SPEC_DIR_ENV = "FACEIDX_INFRA_DIR"
 
@@ -32,37 +36,44 @@ class SpecEntry:
 
     key: str  # path under infra/ without ".json"
     step: str
-    service: str  # botocore service name
     operation: str  # botocore operation name of the request the file is shaped like
-    kind: str  # what the summary table calls it
-    name_field: str  # the request field that names the resource
-    ensure: str  # InfraReconcileHook method
+    resource_kind: ResourceKind  # the record that reconciles it
     outputs: dict[str, str] = field(default_factory=dict)  # result output -> placeholder
+    reads: dict[str, str] = field(default_factory=dict)  # reconcile context name -> another spec's key
 
     @property
     def filename(self) -> str:
         return f"{self.key}.json"
+
+    @property
+    def service(self) -> str:
+        """The botocore service name."""
+        return self.resource_kind.service
+
+    @property
+    def kind(self) -> str:
+        """What the summary table calls it."""
+        return self.resource_kind.kind
+
+    @property
+    def name_field(self) -> str:
+        """The request field that names the resource."""
+        return self.resource_kind.name_field
 
 
 SPECS: tuple[SpecEntry, ...] = (
     SpecEntry(
         "sqs/dead-letter-queue",
         STEP_SQS,
-        "sqs",
         "CreateQueue",
-        "sqs queue",
-        "QueueName",
-        "ensure_queue",
+        kinds_sqs.QUEUE,
         {"url": "DLQ_URL", "arn": "DLQ_ARN"},
     ),
     SpecEntry(
         "sqs/work-queue",
         STEP_SQS,
-        "sqs",
         "CreateQueue",
-        "sqs queue",
-        "QueueName",
-        "ensure_queue",
+        kinds_sqs.QUEUE,
         {
             "url": "QUEUE_URL",
             "arn": "QUEUE_ARN",
@@ -71,125 +82,45 @@ SPECS: tuple[SpecEntry, ...] = (
             "region": "REGION",
         },
     ),
-    SpecEntry(
-        "sqs/work-queue-policy",
-        STEP_SQS,
-        "sqs",
-        "SetQueueAttributes",
-        "sqs queue policy",
-        "QueueUrl",
-        "ensure_queue_policy",
-    ),
-    SpecEntry(
-        "iam/instance-role",
-        STEP_IAM,
-        "iam",
-        "CreateRole",
-        "iam role",
-        "RoleName",
-        "ensure_role",
-        {"arn": "INSTANCE_ROLE_ARN"},
-    ),
-    SpecEntry(
-        "iam/instance-role-policy",
-        STEP_IAM,
-        "iam",
-        "AttachRolePolicy",
-        "iam managed policy attachment",
-        "RoleName",
-        "ensure_role_managed_policy",
-    ),
+    SpecEntry("sqs/work-queue-policy", STEP_SQS, "SetQueueAttributes", kinds_sqs.QUEUE_POLICY),
+    SpecEntry("iam/instance-role", STEP_IAM, "CreateRole", kinds_iam.ROLE, {"arn": "INSTANCE_ROLE_ARN"}),
+    SpecEntry("iam/instance-role-policy", STEP_IAM, "AttachRolePolicy", kinds_iam.ROLE_MANAGED_POLICY),
     SpecEntry(
         "iam/instance-profile",
         STEP_IAM,
-        "iam",
         "CreateInstanceProfile",
-        "iam instance profile",
-        "InstanceProfileName",
-        "ensure_instance_profile",
+        kinds_iam.INSTANCE_PROFILE,
         {"arn": "INSTANCE_PROFILE_ARN"},
     ),
     SpecEntry(
-        "iam/instance-profile-role",
-        STEP_IAM,
-        "iam",
-        "AddRoleToInstanceProfile",
-        "iam instance profile role",
-        "InstanceProfileName",
-        "ensure_instance_profile_role",
+        "iam/instance-profile-role", STEP_IAM, "AddRoleToInstanceProfile", kinds_iam.INSTANCE_PROFILE_ROLE
     ),
-    SpecEntry(
-        "iam/job-role",
-        STEP_IAM,
-        "iam",
-        "CreateRole",
-        "iam role",
-        "RoleName",
-        "ensure_role",
-        {"arn": "JOB_ROLE_ARN"},
-    ),
-    SpecEntry(
-        "iam/job-role-policy",
-        STEP_IAM,
-        "iam",
-        "PutRolePolicy",
-        "iam inline policy",
-        "RoleName",
-        "ensure_role_inline_policy",
-    ),
+    SpecEntry("iam/job-role", STEP_IAM, "CreateRole", kinds_iam.ROLE, {"arn": "JOB_ROLE_ARN"}),
+    SpecEntry("iam/job-role-policy", STEP_IAM, "PutRolePolicy", kinds_iam.ROLE_INLINE_POLICY),
     SpecEntry(
         "s3/input-bucket-notification",
         STEP_NOTIFICATION,
-        "s3",
         "PutBucketNotificationConfiguration",
-        "s3 bucket notification",
-        "Bucket",
-        "ensure_bucket_notification",
+        kinds_s3.BUCKET_NOTIFICATION,
     ),
     SpecEntry(
         "batch/compute-environment-primary",
         STEP_COMPUTE,
-        "batch",
         "CreateComputeEnvironment",
-        "batch compute environment",
-        "computeEnvironmentName",
-        "ensure_compute_environment",
+        kinds_compute.COMPUTE_ENVIRONMENT,
+        reads={"job_definition": "batch/job-definition"},
     ),
     SpecEntry(
         "batch/compute-environment-secondary",
         STEP_COMPUTE,
-        "batch",
         "CreateComputeEnvironment",
-        "batch compute environment",
-        "computeEnvironmentName",
-        "ensure_compute_environment",
+        kinds_compute.COMPUTE_ENVIRONMENT,
+        reads={"job_definition": "batch/job-definition"},
     ),
+    SpecEntry("batch/job-queue-primary", STEP_JOB_QUEUES, "CreateJobQueue", kinds_batch.JOB_QUEUE),
+    SpecEntry("batch/job-queue-secondary", STEP_JOB_QUEUES, "CreateJobQueue", kinds_batch.JOB_QUEUE),
     SpecEntry(
-        "batch/job-queue-primary",
-        STEP_JOB_QUEUES,
-        "batch",
-        "CreateJobQueue",
-        "batch job queue",
-        "jobQueueName",
-        "ensure_job_queue",
-    ),
-    SpecEntry(
-        "batch/job-queue-secondary",
-        STEP_JOB_QUEUES,
-        "batch",
-        "CreateJobQueue",
-        "batch job queue",
-        "jobQueueName",
-        "ensure_job_queue",
-    ),
-    SpecEntry(
-        "batch/job-definition",
-        STEP_JOB_DEFINITION,
-        "batch",
-        "RegisterJobDefinition",
-        "batch job definition",
-        "jobDefinitionName",
-        "ensure_job_definition",
+        "batch/job-definition", STEP_JOB_DEFINITION, "RegisterJobDefinition", kinds_batch.JOB_DEFINITION
     ),
 )
 

@@ -1,28 +1,32 @@
-"""``InfraReconcileHook``: every idempotent ensure_* operation of faceidx's infrastructure in one hook.
+"""``InfraReconcileHook``: faceidx's infrastructure reconciled through one Airflow AWS connection.
 
-Each ensure_* follows STYLE.md section 6: describe; create when absent; otherwise diff the fields the
-spec sets, update only what differs, and report ``created``, ``updated``, ``unchanged`` or
-``needs-replacement`` with the differences found. ``dry_run=True`` computes the same report and
-changes nothing. The operations live in one mixin per service.
+``hook.reconcile(kind, spec)`` applies one ``ResourceKind`` record (``kinds_*``) with the generic
+``faceidx.infra.reconcile.reconcile`` (STYLE.md section 6): describe; create when absent; otherwise
+diff the fields the spec sets, update only what differs, describe again, and report ``created``,
+``updated``, ``unchanged`` or ``needs-replacement`` with the differences found. ``dry_run=True``
+computes the same report and calls no mutating API.
 """
 
 from __future__ import annotations
 
-from faceidx.infra.hook_base import InfraReconcileError
-from faceidx.infra.reconcile_batch import BatchReconcileMixin
-from faceidx.infra.reconcile_compute import ComputeEnvironmentReconcileMixin
-from faceidx.infra.reconcile_iam import IamReconcileMixin
-from faceidx.infra.reconcile_s3 import S3ReconcileMixin
-from faceidx.infra.reconcile_sqs import SqsReconcileMixin
+from collections.abc import Mapping
+from typing import Any
+
+from faceidx.infra.hook_base import InfraHookBase
+from faceidx.infra.reconcile import InfraReconcileError, ResourceKind, reconcile
+from faceidx.infra.results import ResourceResult
 
 __all__ = ["InfraReconcileError", "InfraReconcileHook"]
 
 
-class InfraReconcileHook(
-    IamReconcileMixin,
-    SqsReconcileMixin,
-    S3ReconcileMixin,
-    ComputeEnvironmentReconcileMixin,
-    BatchReconcileMixin,
-):
+class InfraReconcileHook(InfraHookBase):
     """IAM, SQS, S3 notification and AWS Batch reconcile through one Airflow AWS connection."""
+
+    def reconcile(
+        self,
+        kind: ResourceKind,
+        spec: dict[str, Any],
+        dry_run: bool = False,
+        context: Mapping[str, Any] | None = None,
+    ) -> ResourceResult:
+        return reconcile(self, kind, spec, dry_run=dry_run, context=context)

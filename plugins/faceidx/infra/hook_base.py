@@ -1,9 +1,11 @@
-"""The plumbing under every ensure_*: one client per service from the Airflow AWS connection, AWS errors
-turned into messages that say what to do, and waiters (never a sleep loop).
+"""The AWS plumbing under ``reconcile``: one client per service from the Airflow AWS connection, AWS
+errors turned into messages that say what to do (through ``faceidx.aws.errors.explain``), and waiters
+(never a sleep loop).
 
 Only an empty describe, or the service's own "not found" code for the one resource asked about
-(IAM ``NoSuchEntity``, SQS ``NonExistentQueue``), means "absent". Any other ``ClientError``
-(AccessDenied, throttling, a missing bucket) is raised with AWS's code and message.
+(IAM ``NoSuchEntity``, SQS ``NonExistentQueue``: each ``ResourceKind`` names its ``absent_codes``),
+means "absent". Any other ``ClientError`` (AccessDenied, throttling, a missing bucket) is raised with
+AWS's code and message.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import botocore.waiter
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError, WaiterError
 
-from faceidx.aws.errors import error_text, is_access_denied
+from faceidx.aws.errors import error_code, explain
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID
+from faceidx.infra.reconcile import InfraReconcileError
 
 log = logging.getLogger(__name__)
 
@@ -80,27 +83,23 @@ COMPUTE_ENVIRONMENT_WAITERS: dict[str, Any] = {
 }  # fmt: skip
 
 
-class InfraReconcileError(RuntimeError):
-    """An ensure_* could not finish. The message names the resource, AWS's answer and the fix."""
-
-
 def explain_client_error(err: ClientError, operation: str, resource: str, fix: str | None = None) -> str:
-    if fix is None:
-        if is_access_denied(err):
-            fix = (
-                f"Grant {operation} to the identity of the Airflow AWS connection, then rerun "
-                "face_infra_bootstrap (it is safe to repeat)."
-            )
-        else:
-            fix = "Fix the cause above, then rerun face_infra_bootstrap (it is safe to repeat)."
-    return (
-        f"{operation} on {resource} failed: {error_text(err)}. Nothing more was changed for this "
-        f"resource. {fix}"
+    """``explain`` with bootstrap's advice: nothing more was changed, and a rerun is safe."""
+    rerun = "then rerun face_infra_bootstrap (it is safe to repeat)."
+    done = "Nothing more was changed for this resource."
+    if fix is not None:
+        return explain(err, operation, resource, fix=f"{done} {fix}")
+    return explain(
+        err,
+        operation,
+        resource,
+        fix=f"{done} Fix the cause above, {rerun}",
+        fixes={"denied": f"{done} Grant {operation} to the identity of the Airflow AWS connection, {rerun}"},
     )
 
 
 class InfraHookBase(AwsBaseHook):
-    """AWS access for the ensure_* mixins. ``client_type`` is ``batch`` so the provider's Batch
+    """AWS access for ``reconcile``. ``client_type`` is ``batch`` so the provider's Batch
     waiters (``compute_env_ready``) are found; other services get their own client."""
 
     def __init__(
@@ -151,17 +150,23 @@ class InfraHookBase(AwsBaseHook):
         return self.call(service, operation, resource, **kwargs)
 
     def describe(
-        self, service: str, operation: str, resource: str, absent_codes: Iterable[str] = (), **kwargs: Any
+        self,
+        service: str,
+        operation: str,
+        resource: str,
+        absent_codes: Iterable[str] = (),
+        fix: str | None = None,
+        **kwargs: Any,
     ) -> Any:
         """Like ``call``, but returns None when AWS answers with one of ``absent_codes``: the resource
         asked about does not exist. Every other error is raised."""
         try:
             return getattr(self.client_for(service), operation)(**kwargs)
         except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in set(absent_codes):
+            if error_code(err) in set(absent_codes):
                 return None
             raise InfraReconcileError(
-                explain_client_error(err, self.action(service, operation), resource)
+                explain_client_error(err, self.action(service, operation), resource, fix)
             ) from err
 
     def paginate(self, service: str, operation: str, resource: str, key: str, **kwargs: Any) -> list[Any]:

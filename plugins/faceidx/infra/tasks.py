@@ -1,7 +1,8 @@
 """The bodies of ``face_infra_bootstrap``'s tasks. The DAG file only wires these together.
 
 Each step renders its specs with the values from ``validate`` and the outputs of earlier steps (queue
-URL, role ARNs), applies them through ``InfraReconcileHook`` and returns
+URL, role ARNs), applies each with its catalog entry's ``ResourceKind`` record through
+``InfraReconcileHook.reconcile`` and returns
 ``{"step", "results", "outputs"}`` for XCom. ``run_bootstrap`` runs them all in order in one process
 (tests and scripts).
 """
@@ -23,8 +24,6 @@ from faceidx.infra.validate import stand_in, stand_in_outputs, validate_specs
 from faceidx.infra.values import DRY_RUN_PARAM, VALUES
 
 log = logging.getLogger(__name__)
-
-JOB_DEFINITION_SPEC = "batch/job-definition"
 
 STEP_TITLES = {
     "sqs": "SQS: dead-letter queue, work queue, queue policy",
@@ -80,13 +79,12 @@ def run_step(
     results: list[ResourceResult] = []
     for entry in entries_for(step):
         known = {k: v for k, v in outputs.items() if v is not None}
-        context = {**(stand_in_outputs() if dry_run else {}), **config["values"], **known}
-        spec = render(templates[entry.key], context, f"infra/{entry.filename}")
-        extra: dict[str, Any] = {}
-        if entry.operation == "CreateComputeEnvironment":
-            # Its updatePolicy is sized to the job's attempt timeout (a literal in the template).
-            extra["job_definition"] = templates[JOB_DEFINITION_SPEC]
-        result = getattr(hook, entry.ensure)(spec, dry_run=dry_run, **extra)
+        values = {**(stand_in_outputs() if dry_run else {}), **config["values"], **known}
+        spec = render(templates[entry.key], values, f"infra/{entry.filename}")
+        # Another spec a record reads (the compute environment's updatePolicy is sized to the job
+        # definition's attempt timeout, a literal in its template).
+        context = {name: templates[key] for name, key in entry.reads.items()}
+        result = hook.reconcile(entry.resource_kind, spec, dry_run=dry_run, context=context)
         for field, placeholder in entry.outputs.items():
             value = result.outputs.get(field)
             outputs[placeholder] = (

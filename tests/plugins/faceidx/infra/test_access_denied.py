@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from faceidx.infra import kinds_batch, kinds_compute, kinds_iam, kinds_s3, kinds_sqs
 from faceidx.infra.hook import InfraReconcileError, InfraReconcileHook
 from faceidx.infra.validate import validate_specs
 from faceidx.infra.values import example_params
@@ -31,42 +32,42 @@ def specs():
 
 
 @pytest.mark.parametrize(
-    ("method", "key", "service", "operation", "code"),
+    ("kind", "key", "service", "operation", "code"),
     [
-        ("ensure_role", "iam/job-role", "iam", "get_role", "AccessDenied"),
-        ("ensure_instance_profile", "iam/instance-profile", "iam", "get_instance_profile", "AccessDenied"),
-        ("ensure_role_inline_policy", "iam/job-role-policy", "iam", "get_role_policy", "AccessDenied"),
-        ("ensure_queue", "sqs/work-queue", "sqs", "get_queue_url", "AccessDenied"),
+        (kinds_iam.ROLE, "iam/job-role", "iam", "get_role", "AccessDenied"),
+        (kinds_iam.INSTANCE_PROFILE, "iam/instance-profile", "iam", "get_instance_profile", "AccessDenied"),
+        (kinds_iam.ROLE_INLINE_POLICY, "iam/job-role-policy", "iam", "get_role_policy", "AccessDenied"),
+        (kinds_sqs.QUEUE, "sqs/work-queue", "sqs", "get_queue_url", "AccessDenied"),
         (
-            "ensure_bucket_notification",
+            kinds_s3.BUCKET_NOTIFICATION,
             "s3/input-bucket-notification",
             "s3",
             "get_bucket_notification_configuration",
             "AccessDenied",
         ),
         (
-            "ensure_compute_environment",
+            kinds_compute.COMPUTE_ENVIRONMENT,
             "batch/compute-environment-primary",
             "batch",
             "describe_compute_environments",
             "AccessDeniedException",
         ),
         (
-            "ensure_compute_environment",
+            kinds_compute.COMPUTE_ENVIRONMENT,
             "batch/compute-environment-primary",
             "batch",
             "describe_compute_environments",
             "TooManyRequestsException",
         ),
         (
-            "ensure_job_queue",
+            kinds_batch.JOB_QUEUE,
             "batch/job-queue-primary",
             "batch",
             "describe_job_queues",
             "AccessDeniedException",
         ),
         (
-            "ensure_job_definition",
+            kinds_batch.JOB_DEFINITION,
             "batch/job-definition",
             "batch",
             "describe_job_definitions",
@@ -75,7 +76,7 @@ def specs():
     ],
 )
 def test_describe_error_fails_with_aws_message_and_creates_nothing(
-    hook, specs, method, key, service, operation, code
+    hook, specs, kind, key, service, operation, code
 ):
     client = hook.client_for(service)
     called: list[str] = []
@@ -87,7 +88,7 @@ def test_describe_error_fails_with_aws_message_and_creates_nothing(
             operation, service_error_code=code, service_message=message, http_status_code=403
         )
         with pytest.raises(InfraReconcileError) as caught:
-            getattr(hook, method)(specs[key])
+            hook.reconcile(kind, specs[key])
         stubber.assert_no_pending_responses()
     text = str(caught.value)
     assert f"{code}: {message}" in text, "AWS's own code and message"
@@ -110,4 +111,4 @@ def test_missing_input_bucket_says_it_must_exist(hook, specs):
             http_status_code=404,
         )
         with pytest.raises(InfraReconcileError, match="input bucket must exist before bootstrap"):
-            hook.ensure_bucket_notification(specs["s3/input-bucket-notification"])
+            hook.reconcile(kinds_s3.BUCKET_NOTIFICATION, specs["s3/input-bucket-notification"])

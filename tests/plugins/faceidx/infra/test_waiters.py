@@ -7,6 +7,7 @@ import pytest
 from botocore.stub import Stubber
 
 from faceidx.infra.hook import InfraReconcileError, InfraReconcileHook
+from faceidx.infra.kinds_compute import COMPUTE_ENVIRONMENT
 from faceidx.infra.validate import validate_specs
 from faceidx.infra.values import example_params
 from tests.support.moto_server import aws_connection_uri_json
@@ -104,7 +105,7 @@ def test_an_existing_environment_still_being_created_is_waited_for(hook):
     with Stubber(client) as stubber:
         _describe(stubber, held)  # ensure: describe
         _describe(stubber, {**held, "status": "VALID"})  # waiter
-        result = hook.ensure_compute_environment(spec)
+        result = hook.reconcile(COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
     assert str(result.action) == "unchanged"
 
@@ -116,7 +117,7 @@ def test_an_existing_environment_being_updated_is_reported_not_waited_for(hook):
     client = hook.client_for("batch")
     with Stubber(client) as stubber:
         _describe(stubber, held)
-        result = hook.ensure_compute_environment(spec)
+        result = hook.reconcile(COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
     assert (str(result.action), result.note) == (
         "unchanged",
@@ -130,5 +131,5 @@ def test_an_environment_being_deleted_is_not_recreated(hook):
     with Stubber(client) as stubber:
         _describe(stubber, _ce("DELETING"))
         with pytest.raises(InfraReconcileError, match="status DELETING"):
-            hook.ensure_compute_environment(spec)
+            hook.reconcile(COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
