@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.aws.batch import BatchActiveJobsHook
+from faceidx.aws.batch import BatchJobsHook
 from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.batch import HELD_PREFIX, hold_jobs
 
@@ -57,7 +57,7 @@ def test_the_second_of_two_racing_runs_submits_nothing(indexing_dag, queue_url, 
         with pytest.raises(AirflowSkipException, match="nothing left to submit"):
             _submit(indexing_dag, "secondary", target=4, planned=4, array_size=4)
 
-    hook = BatchActiveJobsHook(aws_conn_id="aws_default")
+    hook = BatchJobsHook(aws_conn_id="aws_default")
     assert first_primary
     assert first_secondary
     assert hook.count_active_jobs(PRIMARY_JOB_QUEUE).workers == 1
@@ -68,4 +68,4 @@ def test_a_partly_filled_deficit_shrinks_the_array(indexing_dag, queue_url, moto
     with hold_jobs("RUNNABLE"):
         _submit(indexing_dag, "secondary", target=5, planned=2, array_size=2)  # another run's 2
         _submit(indexing_dag, "secondary", target=5, planned=5, array_size=5)  # planned 5, 3 left
-    assert BatchActiveJobsHook(aws_conn_id="aws_default").count_active_jobs(SECONDARY_JOB_QUEUE).workers == 5
+    assert BatchJobsHook(aws_conn_id="aws_default").count_active_jobs(SECONDARY_JOB_QUEUE).workers == 5

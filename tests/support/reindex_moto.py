@@ -94,7 +94,7 @@ def index_file_bytes(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from faceidx_worker.rows import DetectedFace, ImageOutcome, outcome_rows, rows_to_table
+    from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome, outcome_rows, rows_to_table
 
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
@@ -114,7 +114,8 @@ def index_file_bytes(
             etag=etag,
             width=640,
             height=480,
-            error=None if status == "ok" else "decode: not an image",
+            error_reason=None if status == "ok" else ErrorReason.DECODE_ERROR,
+            error_detail="" if status == "ok" else "not an image",
             faces=detected,
         )
         rows.extend(outcome_rows(outcome, model="test-pack", job_id="job-1:0", indexed_at=indexed_at))

@@ -1,14 +1,23 @@
-"""AWS Batch reads for faceidx: how many workers are already coming or running on a queue."""
+"""AWS Batch for faceidx: one hook that counts the active jobs on a queue, finds the jobs a run
+submitted, and reads each worker's CloudWatch log stream into per-worker stats."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.batch_client import BatchClientHook
+from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from botocore.exceptions import ClientError
 
 from faceidx.common.constants import ACTIVE_JOB_STATES
+from faceidx.indexing.worker_runs import WorkerStats, job_runtime_seconds, parse_worker_log
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOG_GROUP = "/aws/batch/job"
 
 DESCRIBE_JOBS_MAX_IDS = 100
 
@@ -30,8 +39,9 @@ class ActiveJobCount:
         return asdict(self)
 
 
-class BatchActiveJobsHook(BatchClientHook):
-    """Counts active jobs per queue. Array parents count by their unfinished children."""
+class BatchJobsHook(BatchClientHook):
+    """Batch for face_indexing: active jobs per queue (array parents count their unfinished children),
+    the jobs of one run, and the stats each worker logged."""
 
     @property
     def _batch(self) -> Any:
@@ -94,6 +104,80 @@ class BatchActiveJobsHook(BatchClientHook):
             job_queue=job_queue, workers=sum(by_state.values()), by_state=by_state, array_parents=parents
         )
 
+    def describe_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = []
+        client: Any = self.client
+        for start in range(0, len(job_ids), DESCRIBE_JOBS_MAX_IDS):
+            jobs.extend(client.describe_jobs(jobs=job_ids[start : start + DESCRIBE_JOBS_MAX_IDS])["jobs"])
+        return jobs
+
+    def describe_workers(self, job_id: str) -> list[dict[str, Any]]:
+        """Described worker jobs for ``job_id``; the array parent itself has no container or logs."""
+        (job,) = self.describe_jobs([job_id]) or [{}]
+        if not job:
+            raise BatchJobCountError(
+                f"Batch job {job_id} not found: it may be older than Batch's 7-day history"
+            )
+        children = child_job_ids(job)
+        return self.describe_jobs(children) if children else [job]
+
+    def find_job(self, job_queue: str, job_name: str) -> dict[str, Any] | None:
+        """The job (plain or array parent) named ``job_name`` on ``job_queue``, or None."""
+        client: Any = self.client
+        found = client.list_jobs(
+            jobQueue=job_queue, filters=[{"name": "JOB_NAME", "values": [job_name]}]
+        ).get("jobSummaryList", [])
+        found = [j for j in found if ":" not in j["jobId"] and j["jobName"] == job_name]
+        return dict(found[0]) if found else None
+
+    @cached_property
+    def _logs(self) -> AwsLogsHook:
+        return AwsLogsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+
+    def _messages(self, group: str, stream: str) -> list[str]:
+        try:
+            return [
+                event["message"] for event in self._logs.get_log_events(group, stream, start_from_head=True)
+            ]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return []
+            raise
+
+    def worker_stats(self, role: str, job_id: str) -> list[WorkerStats]:
+        stats = []
+        for job in self.describe_workers(job_id):
+            location = log_location(job)
+            messages = self._messages(*location) if location else []
+            if not messages:
+                log.warning(
+                    "No log lines for Batch job %s (%s): it may not have started, or its log stream "
+                    "%s is not readable with logs:GetLogEvents",
+                    job["jobId"],
+                    job.get("status"),
+                    location,
+                )
+            parsed = parse_worker_log(messages)
+            index = (job.get("arrayProperties") or {}).get("index")
+            if index is None and ":" in job["jobId"]:
+                index = job["jobId"].rsplit(":", 1)[1]  # child ids are <parent>:<index>
+            stats.append(
+                WorkerStats(
+                    job_id=job["jobId"],
+                    role=role,
+                    array_index=int(index) if index is not None else None,
+                    status=str(job.get("status")),
+                    images=parsed["images"],
+                    faces=parsed["faces"],
+                    errors=parsed["errors"],
+                    images_per_s=parsed["images_per_s"],
+                    runtime_seconds=job_runtime_seconds(job),
+                    log_found=bool(messages),
+                    partial=bool(messages) and parsed["partial"],
+                )
+            )
+        return stats
+
 
 def array_active_children(parent: dict[str, Any], listed_status: str = "SUBMITTED") -> dict[str, int]:
     """Unfinished children of an array parent, by state: ``size - SUCCEEDED - FAILED`` in all.
@@ -123,22 +207,11 @@ def child_job_ids(job: dict[str, Any]) -> list[str]:
     return [f"{job['jobId']}:{index}" for index in range(int(size))]
 
 
-class BatchWorkerJobsHook(BatchClientHook):
-    """The worker processes behind submitted jobs: a plain job is one, an array job one per child."""
-
-    def describe_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
-        jobs: list[dict[str, Any]] = []
-        client: Any = self.client
-        for start in range(0, len(job_ids), DESCRIBE_JOBS_MAX_IDS):
-            jobs.extend(client.describe_jobs(jobs=job_ids[start : start + DESCRIBE_JOBS_MAX_IDS])["jobs"])
-        return jobs
-
-    def describe_workers(self, job_id: str) -> list[dict[str, Any]]:
-        """Described worker jobs for ``job_id``; the array parent itself has no container or logs."""
-        (job,) = self.describe_jobs([job_id]) or [{}]
-        if not job:
-            raise BatchJobCountError(
-                f"Batch job {job_id} not found: it may be older than Batch's 7-day history"
-            )
-        children = child_job_ids(job)
-        return self.describe_jobs(children) if children else [job]
+def log_location(job: dict[str, Any]) -> tuple[str, str] | None:
+    """(group, stream) of a described container job, from its awslogs configuration."""
+    container = job.get("container") or {}
+    stream = container.get("logStreamName")
+    if not stream:
+        return None
+    options = (container.get("logConfiguration") or {}).get("options") or {}
+    return options.get("awslogs-group", DEFAULT_LOG_GROUP), stream

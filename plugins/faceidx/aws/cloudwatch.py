@@ -12,8 +12,8 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from botocore.exceptions import ClientError
 
 from faceidx.aws.errors import error_text
-from faceidx.aws.sqs import SqsQueueDepthError, SqsQueueDepthHook
-from faceidx.indexing.health import QueueHealth, assess_queue_health, dlq_name_from_redrive_policy
+from faceidx.aws.sqs import SqsQueueDepthError, SqsWorkQueueHook
+from faceidx.indexing.health import QueueHealth, assess_queue_health
 
 
 def _error(err: ClientError) -> str:
@@ -60,15 +60,13 @@ def read_queue_health(
     except ClientError as err:
         notes.append(f"oldest message age unreadable ({_error(err)}): grant cloudwatch:GetMetricStatistics")
 
-    sqs = SqsQueueDepthHook(aws_conn_id=aws_conn_id, region_name=region_name)
+    sqs = SqsWorkQueueHook(aws_conn_id=aws_conn_id, region_name=region_name)
     dlq_url = dlq_depth = None
     try:
-        attributes = sqs.conn.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-        dlq_name = dlq_name_from_redrive_policy(attributes.get("Attributes", {}).get("RedrivePolicy"))
-        if dlq_name is None:
+        dlq_url = sqs.dead_letter_queue_url(queue_url)
+        if dlq_url is None:
             notes.append("the work queue has no redrive policy: failed messages are retried forever")
         else:
-            dlq_url = sqs.conn.get_queue_url(QueueName=dlq_name)["QueueUrl"]
             dlq_depth = sqs.get_queue_depth(dlq_url).total
     except ClientError as err:
         notes.append(f"dead-letter queue unreadable ({_error(err)}): grant sqs:GetQueueAttributes on it")

@@ -10,6 +10,11 @@ from collections.abc import Mapping
 
 from botocore.exceptions import ClientError
 
+
+class AwsCallError(RuntimeError):
+    """An AWS call failed; the message names the call, the resource, AWS's answer and the fix."""
+
+
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError", "403"}
 )

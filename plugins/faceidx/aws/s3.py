@@ -1,24 +1,20 @@
-"""The AWS side of face_reindex: S3 listings and index reads through ``S3Hook``, sends through ``SqsHook``.
+"""S3 for faceidx: listings of the input bucket and reads of the index, through ``S3Hook``.
 
-Both hooks take the Airflow connection (``aws_default``: region, credentials, and for local runs the
-endpoint URL in its extra) and turn AWS errors into messages that name the resource and the fix.
+It takes the Airflow connection (``aws_default``: region, credentials, and for local runs the endpoint
+URL in its extra) and turns AWS errors into messages that name the resource and the fix.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import ClientError
 
-from faceidx.aws.errors import explain
-from faceidx.reindex.events import EntryFailure, classify_batch_response
+from faceidx.aws.errors import AwsCallError, explain
 from faceidx.reindex.index import IndexLocation, RangeReader
 from faceidx.reindex.selection import ListedObject
 
@@ -28,8 +24,8 @@ log = logging.getLogger(__name__)
 WHOLE_OBJECT_BYTES = 8 * 1024 * 1024
 
 
-class ReindexAwsError(RuntimeError):
-    """An AWS call failed; the message names the call, the resource, AWS's answer and the fix."""
+# face_reindex's name for the AWS layer's error (raised by this hook and by the SQS hook's sends).
+ReindexAwsError = AwsCallError
 
 
 def _explain(err: ClientError, operation: str, resource: str, fixes: dict[str, str], default_fix: str) -> str:
@@ -115,70 +111,3 @@ class ReindexS3Hook(S3Hook):
             buffer.name = f"s3://{bucket}/{key}"  # type: ignore[misc]
             return buffer
         return RangeReader(fetch, size, name=f"s3://{bucket}/{key}")
-
-
-@dataclass
-class SendReport:
-    """What happened to a list of entries: how many SQS accepted, and the ones it refused for good."""
-
-    sent: int = 0
-    failed: list[EntryFailure] = field(default_factory=list)
-    retried: int = 0
-
-
-class ReindexSqsHook(SqsHook):
-    """SendMessageBatch with per-entry failure handling. Nothing here receives or deletes."""
-
-    max_attempts = 4
-    backoff_seconds = 0.5  # doubled after each attempt: 0.5, 1, 2 s
-
-    def send_batch(
-        self, queue_url: str, entries: Sequence[dict[str, str]], sleep: Callable[[float], None] = time.sleep
-    ) -> SendReport:
-        """Send up to 10 entries; re-send the entries SQS failed on its side (throttling, internal
-        errors) up to ``max_attempts`` times with a short backoff. Sender faults are not retried."""
-        max_attempts, backoff_seconds = self.max_attempts, self.backoff_seconds
-        report = SendReport()
-        pending = list(entries)
-        for attempt in range(1, max_attempts + 1):
-            try:
-                response = self.conn.send_message_batch(QueueUrl=queue_url, Entries=pending)
-            except ClientError as err:
-                raise ReindexAwsError(
-                    _explain(
-                        err,
-                        "SendMessageBatch",
-                        queue_url,
-                        {
-                            "denied": f"Grant sqs:SendMessage on {queue_url} to the Airflow AWS connection.",
-                            "missing": "Run face_infra_bootstrap to create the queue, or fix the queue_url "
-                            "Param / faceidx_queue_url Variable.",
-                        },
-                        "Rerun the run: messages already sent are duplicates the index removes.",
-                    )
-                ) from err
-            outcome = classify_batch_response([e["Id"] for e in pending], response)
-            report.sent += len(outcome.succeeded)
-            report.failed.extend(outcome.permanent)
-            if not outcome.retryable:
-                return report
-            if attempt == max_attempts:
-                report.failed.extend(outcome.retryable)
-                return report
-            retry_ids = {failure.entry_id for failure in outcome.retryable}
-            pending = [entry for entry in pending if entry["Id"] in retry_ids]
-            report.retried += len(pending)
-            delay = backoff_seconds * 2 ** (attempt - 1)
-            log.warning(
-                "SQS refused %s of the entries for %s (first: %s %s); re-sending them in %.1f s "
-                "(attempt %s of %s)",
-                len(pending),
-                queue_url,
-                outcome.retryable[0].code,
-                outcome.retryable[0].message,
-                delay,
-                attempt + 1,
-                max_attempts,
-            )
-            sleep(delay)
-        return report

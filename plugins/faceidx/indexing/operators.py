@@ -27,10 +27,10 @@ class BatchDeficitSubmitOperator(BatchOperator):
         self.planned = planned
 
     def execute(self, context: Any) -> str | None:
-        from faceidx.aws.batch import BatchActiveJobsHook
+        from faceidx.aws.batch import BatchJobsHook
         from faceidx.indexing.planning import still_open
 
-        active = BatchActiveJobsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        active = BatchJobsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         now = active.count_active_jobs(self.job_queue).workers
         target, planned = int(self.target), int(self.planned)
         left = still_open(self.role, planned, target, now)  # type: ignore[arg-type]

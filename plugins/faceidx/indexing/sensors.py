@@ -17,7 +17,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
-from faceidx.aws.sqs import SqsQueueDepthHook
+from faceidx.aws.sqs import SqsWorkQueueHook
 from faceidx.common.tables import format_pairs
 from faceidx.indexing.triggers import SqsQueueDepthTrigger
 
@@ -29,7 +29,7 @@ class SqsQueueDepthSensorError(RuntimeError):
     """The depth could not be read. Not an AirflowException, so soft_fail never hides it as a skip."""
 
 
-class SqsQueueDepthSensor(AwsBaseSensor[SqsQueueDepthHook]):
+class SqsQueueDepthSensor(AwsBaseSensor[SqsWorkQueueHook]):
     """Succeed once ``ApproximateNumberOfMessages >= min_depth``; return the depth snapshot as XCom.
 
     When nothing arrives before ``timeout`` the task is skipped (soft fail), never failed: an empty
@@ -43,7 +43,7 @@ class SqsQueueDepthSensor(AwsBaseSensor[SqsQueueDepthHook]):
         sensor runs in ``reschedule`` mode, so it never holds a worker slot either.
     """
 
-    aws_hook_class = SqsQueueDepthHook
+    aws_hook_class = SqsWorkQueueHook
     template_fields: Sequence[str] = aws_template_fields("queue_url", "min_depth", "wait_timeout")
 
     def __init__(

@@ -20,9 +20,9 @@ BRANCH_NOTHING = "nothing_to_submit"
 
 def count_active_jobs(params: dict[str, Any], aws_conn_id: str) -> dict[str, Any]:
     """Active workers on both Batch queues. Any AWS error fails the task: never guess zero."""
-    from faceidx.aws.batch import BatchActiveJobsHook
+    from faceidx.aws.batch import BatchJobsHook
 
-    hook = BatchActiveJobsHook(aws_conn_id=aws_conn_id)
+    hook = BatchJobsHook(aws_conn_id=aws_conn_id)
     counts = {role: hook.count_active_jobs(params[f"{role}_job_queue"]) for role in ROLES}
     log.info(
         "%s",
@@ -171,36 +171,29 @@ def collect_worker_logs(
     decision: dict[str, Any] | None, params: dict[str, Any], aws_conn_id: str
 ) -> dict[str, Any]:
     """Find this run's jobs by name, read every worker's log stream, and estimate the GPU cost."""
-    from faceidx.aws.batch import BatchWorkerJobsHook
-    from faceidx.aws.logs import BatchWorkerLogsReader
+    from faceidx.aws.batch import BatchJobsHook
     from faceidx.indexing.worker_runs import estimate_cost, totals
 
     if not decision or decision.get("dry_run"):
         return {"jobs": {}, "workers": [], "totals": totals([]), "cost": {}}
-    batch = BatchWorkerJobsHook(aws_conn_id=aws_conn_id)
-    reader = BatchWorkerLogsReader(aws_conn_id=aws_conn_id)
-    client: Any = batch.client
+    batch = BatchJobsHook(aws_conn_id=aws_conn_id)
     jobs: dict[str, Any] = {}
     workers = []
     for role in ROLES:
         if not decision.get(role):
             continue
         name = decision["job_names"][role]
-        found = client.list_jobs(
-            jobQueue=decision["job_queues"][role], filters=[{"name": "JOB_NAME", "values": [name]}]
-        ).get("jobSummaryList", [])
-        found = [j for j in found if ":" not in j["jobId"] and j["jobName"] == name]
-        if not found:
+        job = batch.find_job(decision["job_queues"][role], name)
+        if job is None:
             jobs[role] = {"job_name": name, "job_id": None, "status": "NOT SUBMITTED", "reason": None}
             continue
-        job = found[0]
         jobs[role] = {
             "job_name": name,
             "job_id": job["jobId"],
             "status": job.get("status"),
             "reason": job.get("statusReason"),
         }
-        workers.extend(reader.worker_stats(role, job["jobId"]))
+        workers.extend(batch.worker_stats(role, job["jobId"]))
 
     price = float(params.get("spot_price_per_hour", 0.21))
     cost = estimate_cost(workers, price)

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from faceidx.aws.sqs import SqsQueueDepthError, SqsQueueDepthHook
+from faceidx.aws.sqs import SqsQueueDepthError, SqsWorkQueueHook
 
 
 class SqsQueueDepthTrigger(BaseTrigger):
@@ -56,8 +56,8 @@ class SqsQueueDepthTrigger(BaseTrigger):
             },
         )
 
-    def hook(self) -> SqsQueueDepthHook:
-        return SqsQueueDepthHook(
+    def hook(self) -> SqsWorkQueueHook:
+        return SqsWorkQueueHook(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -69,7 +69,7 @@ class SqsQueueDepthTrigger(BaseTrigger):
         try:
             async with await self.hook().get_async_conn() as client:
                 while True:
-                    depth = await SqsQueueDepthHook.aget_queue_depth(client, self.queue_url)
+                    depth = await SqsWorkQueueHook.aget_queue_depth(client, self.queue_url)
                     if depth.visible >= self.min_depth:
                         yield TriggerEvent(
                             {

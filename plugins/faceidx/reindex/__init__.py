@@ -5,8 +5,8 @@ Modules, by kind (the DAG file imports only this one, which imports nothing heav
 * ``selection``: pure decisions: the data interval, prefix rendering, which listed objects to queue;
 * ``events``: pure builders of S3-event-shaped SQS messages and of SendMessageBatch failure handling;
 * ``index``: which images the Parquet index already holds (pyarrow, reading only four columns);
-* ``hooks``: the AWS calls (S3 listing and reads through ``S3Hook``, sending through ``SqsHook``);
-* ``run``: the task bodies that tie them together and log what they did.
+* ``tasks``: the task bodies that tie them together and log what they did; the AWS calls go through
+  the AWS layer (``faceidx.aws.s3`` for listings and index reads, ``faceidx.aws.sqs`` for sends).
 """
 
 from __future__ import annotations

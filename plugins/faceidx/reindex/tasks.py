@@ -279,7 +279,8 @@ def queue_task(
     """The ``queue_images`` task: a Param problem fails at once (a retry cannot fix it)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from faceidx.aws.s3 import ReindexS3Hook, ReindexSqsHook
+    from faceidx.aws.s3 import ReindexS3Hook
+    from faceidx.aws.sqs import SqsWorkQueueHook
     from faceidx.reindex.selection import interval_from_context
 
     try:
@@ -290,7 +291,7 @@ def queue_task(
     except ReindexRequestError as exc:
         raise AirflowFailException(str(exc)) from exc
     s3 = ReindexS3Hook(aws_conn_id=aws_conn_id)
-    sqs = ReindexSqsHook(aws_conn_id=aws_conn_id)
+    sqs = SqsWorkQueueHook(aws_conn_id=aws_conn_id)
     try:
         return queue_interval(
             request,

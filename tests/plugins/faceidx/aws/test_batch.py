@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.aws.batch import BatchActiveJobsHook, BatchJobCountError
+from faceidx.aws.batch import BatchJobCountError, BatchJobsHook
 from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.batch import create_batch_queues, hold_jobs, submit_held
 
@@ -13,7 +13,7 @@ from tests.support.batch import create_batch_queues, hold_jobs, submit_held
 @pytest.fixture
 def hook(moto):
     create_batch_queues(moto)
-    return BatchActiveJobsHook(aws_conn_id="aws_default")
+    return BatchJobsHook(aws_conn_id="aws_default")
 
 
 def test_empty_queues_count_zero(hook):
@@ -62,13 +62,13 @@ def test_array_children_that_finished_are_not_counted(hook, moto):
 
 
 def test_missing_queue_fails_with_advice(moto):
-    hook = BatchActiveJobsHook(aws_conn_id="aws_default")
+    hook = BatchJobsHook(aws_conn_id="aws_default")
     with pytest.raises(BatchJobCountError, match="run face_infra_bootstrap"):
         hook.count_active_jobs("no-such-queue")
 
 
 def test_access_denied_fails_and_never_reads_as_zero(moto):
-    hook = BatchActiveJobsHook(aws_conn_id="aws_default")
+    hook = BatchJobsHook(aws_conn_id="aws_default")
     with Stubber(hook.client) as stub:
         stub.add_client_error(
             "list_jobs",
@@ -86,7 +86,7 @@ def test_access_denied_fails_and_never_reads_as_zero(moto):
 
 
 def _stubbed_count(parent: dict, listed_status: str = "PENDING"):
-    hook = BatchActiveJobsHook(aws_conn_id="aws_default", region_name="us-east-1")
+    hook = BatchJobsHook(aws_conn_id="aws_default", region_name="us-east-1")
     client = hook.client
     with Stubber(client) as stub:
         for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):

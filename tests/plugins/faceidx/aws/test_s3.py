@@ -7,7 +7,8 @@ import json
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.aws.s3 import ReindexAwsError, ReindexS3Hook, ReindexSqsHook
+from faceidx.aws.s3 import ReindexAwsError, ReindexS3Hook
+from faceidx.aws.sqs import SqsWorkQueueHook
 from faceidx.reindex.index import parse_output_uri
 
 
@@ -35,21 +36,21 @@ def test_a_missing_bucket_names_the_bucket_and_the_fix(moto):
 def test_send_batch_puts_the_messages_in_the_queue(moto):
     sqs = moto.client("sqs")
     queue_url = sqs.create_queue(QueueName="work")["QueueUrl"]
-    report = ReindexSqsHook(aws_conn_id="aws_default").send_batch(queue_url, _entries(10))
+    report = SqsWorkQueueHook(aws_conn_id="aws_default").send_batch(queue_url, _entries(10))
     assert (report.sent, report.failed, report.retried) == (10, [], 0)
     attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
     assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "10"
 
 
 def test_a_missing_queue_says_to_run_the_bootstrap(moto):
-    hook = ReindexSqsHook(aws_conn_id="aws_default")
+    hook = SqsWorkQueueHook(aws_conn_id="aws_default")
     missing = f"{moto.url}/123456789012/not-there"
     with pytest.raises(ReindexAwsError, match="face_infra_bootstrap"):
         hook.send_batch(missing, _entries(1))
 
 
 def test_failed_entries_are_retried_and_sender_faults_are_not(moto):
-    hook = ReindexSqsHook(aws_conn_id="aws_default")
+    hook = SqsWorkQueueHook(aws_conn_id="aws_default")
     delays = []
     entries = _entries(4)
     with Stubber(hook.conn) as stub:
@@ -90,7 +91,7 @@ def test_failed_entries_are_retried_and_sender_faults_are_not(moto):
 
 
 def test_entries_that_keep_failing_are_reported(moto):
-    hook = ReindexSqsHook(aws_conn_id="aws_default")
+    hook = SqsWorkQueueHook(aws_conn_id="aws_default")
     hook.max_attempts = 3
     failing = {
         "Successful": [],

@@ -118,10 +118,10 @@ def test_the_kms_statement_only_when_the_index_is_kms_encrypted():
 
 
 def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, policy, monkeypatch, spec_dir):
-    from faceidx.aws.batch import BatchActiveJobsHook, BatchWorkerJobsHook
+    from faceidx.aws.batch import BatchJobsHook
     from faceidx.aws.cloudwatch import read_queue_health
-    from faceidx.aws.s3 import ReindexS3Hook, ReindexSqsHook
-    from faceidx.aws.sqs import SqsQueueDepthHook
+    from faceidx.aws.s3 import ReindexS3Hook
+    from faceidx.aws.sqs import SqsWorkQueueHook
     from faceidx.reindex.index import parse_output_uri
 
     status = patch_batch_status(monkeypatch)
@@ -149,16 +149,19 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
 
     # face_indexing's own hooks; face_reindex's hooks.
     url = account.client("sqs").get_queue_url(QueueName="faceidx-work")["QueueUrl"]
-    SqsQueueDepthHook(aws_conn_id="aws_default").get_queue_depth(url)
+    SqsWorkQueueHook(aws_conn_id="aws_default").get_queue_depth(url)
     read_queue_health(url, 3600, "aws_default")
-    BatchActiveJobsHook(aws_conn_id="aws_default").count_active_jobs(PRIMARY_JOB_QUEUE)
+    BatchJobsHook(aws_conn_id="aws_default").count_active_jobs(PRIMARY_JOB_QUEUE)
     job = account.client("batch").submit_job(
         jobName="w",
         jobQueue=PRIMARY_JOB_QUEUE,
         jobDefinition="face-recognition-job",
         arrayProperties={"size": 2},
     )
-    BatchWorkerJobsHook(aws_conn_id="aws_default").describe_workers(job["jobId"])
+    batch = BatchJobsHook(aws_conn_id="aws_default")
+    batch.describe_workers(job["jobId"])
+    batch.find_job(PRIMARY_JOB_QUEUE, "w")  # worker_logs: this run's job by name
+    batch.worker_stats("primary", job["jobId"])  # ... and each worker's log stream
     s3 = ReindexS3Hook(aws_conn_id="aws_default")
     account.client("s3").put_object(Bucket=INPUT_BUCKET, Key="a/1.jpg", Body=b"x")
     list(s3.iter_objects(INPUT_BUCKET, "a/"))
@@ -168,7 +171,7 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
     )
     for key, size in s3.list_index_files(location):
         s3.open_index_file(location.bucket, key, size).read()
-    ReindexSqsHook(aws_conn_id="aws_default").send_batch(url, [{"Id": "1", "MessageBody": "{}"}])
+    SqsWorkQueueHook(aws_conn_id="aws_default").send_batch(url, [{"Id": "1", "MessageBody": "{}"}])
 
     ours = {c for c in recorded if not c.startswith(("ec2:", "sts:"))}
     # What the tests themselves did to set the account up (not the DAGs' calls).

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from faceidx.aws.s3 import ReindexS3Hook
 from faceidx.aws import s3 as reindex_hooks
+from faceidx.aws.s3 import ReindexS3Hook
 from faceidx.reindex.index import (
     RangeReader,
     indexed_pairs_in_file,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.aws.s3 import ReindexS3Hook, ReindexSqsHook
+from faceidx.aws.s3 import ReindexS3Hook
+from faceidx.aws.sqs import SqsWorkQueueHook
 from faceidx.reindex.selection import Interval, ReindexRequestError
 from faceidx.reindex.tasks import (
     ReindexQueueError,
@@ -75,7 +76,7 @@ def test_a_local_index_and_last_modified_selection(moto, tmp_path):
         DAY,
         origin=ORIGIN,
         s3=ReindexS3Hook(aws_conn_id="aws_default"),
-        sqs=ReindexSqsHook(aws_conn_id="aws_default"),
+        sqs=SqsWorkQueueHook(aws_conn_id="aws_default"),
         region="us-east-1",
     )
     assert [b["Records"][0]["s3"]["object"]["key"] for b in drain(moto, queue_url)] == ["in.jpg"]
@@ -91,7 +92,7 @@ def test_images_that_cannot_be_queued_fail_the_run_by_name(moto):
     create_resources(moto)
     for n in range(12):
         put(moto, f"p/{n:02d}.jpg")
-    sqs = ReindexSqsHook(aws_conn_id="aws_default")
+    sqs = SqsWorkQueueHook(aws_conn_id="aws_default")
     sqs.max_attempts = 1
     refused = {"Id": "3", "SenderFault": True, "Code": "InvalidMessageContents", "Message": "bad"}
     with Stubber(sqs.conn) as stub:
