@@ -7,15 +7,19 @@ resource is described, created when absent, updated where it differs, and report
 
 1. **validate**: fills the specs with this run's Params (else the Airflow Variables
    `faceidx_<param>`, else defaults), checks each against botocore's model of its API request, and
-   checks what AWS would accept but cannot work (job memory and GPU on g4dn, vCPUs, maxvCpus,
-   allocation strategy, job-queue references). Any problem fails here, before any AWS call.
+   checks what AWS would accept but cannot work (job memory, GPU and vCPUs on every listed instance
+   type, maxvCpus, allocation strategy, job-queue references). Any problem fails here, before any
+   AWS call.
 2. **ensure_sqs**: dead-letter queue, work queue (30 min visibility, redrive after 5 receives),
    and a queue policy that lets only the input bucket send.
 3. **ensure_iam**: instance role + instance profile (ECS-for-EC2 policy); job role with a
    least-privilege inline policy (read input, write the output prefix, work the queue).
 4. **ensure_bucket_notification**: object-created events for .jpg/.jpeg/.png go to the work queue.
-5. **ensure_compute_environments**: primary (0-16 vCPUs) and secondary (0-256 vCPUs) SPOT g4dn.xlarge;
-   waits for VALID with the provider's `compute_env_ready` waiter.
+5. **ensure_compute_environments**: primary (0-16 vCPUs) and secondary (0-256 vCPUs) SPOT
+   environments over a list of GPU instance types (the `instance_types` Param: g4dn.xlarge first,
+   g5/g6 as fall-backs) on the Amazon Linux 2023 NVIDIA ECS AMI (`ECS_AL2023_NVIDIA`); waits for
+   VALID with the provider's `compute_env_ready` waiter, creates an environment again while IAM
+   propagates its instance profile, and repairs one that is INVALID although it matches its spec.
 6. **ensure_job_queues**: priority 100 and 50.
 7. **ensure_job_definition**: registers a new revision only when the content changed.
 8. **publish_variables**: sets `faceidx_queue_url` and `faceidx_output_uri` for face_indexing.

@@ -4,12 +4,17 @@ reconciled against AWS by ``face_infra_bootstrap``.
 Modules, in the order a run uses them:
 
 - ``values``: the per-account values (DAG Params, then Airflow Variables, then defaults).
-- ``catalog``: which spec file is which AWS request, in dependency order.
+- ``catalog``: which spec file is which AWS request and which ``ResourceKind`` record applies it, in
+  dependency order.
 - ``render``: fills ``${NAME}`` placeholders (pure).
 - ``validate`` (with ``shape``, ``checks``, ``instance_types``): offline validation (pure).
 - ``diff`` / ``compute_environment``: what differs and how it can change (pure).
-- ``hook`` (with ``reconcile_*``): the idempotent ``ensure_*`` operations against AWS.
-- ``steps`` / ``report``: the bodies of the DAG's tasks and their tables.
+- ``reconcile``: the ``ResourceKind`` record and the one generic, idempotent reconcile
+  (describe -> create, or diff -> update -> describe again; dry run plans only).
+- ``kinds_sqs`` / ``kinds_iam`` / ``kinds_s3`` / ``kinds_batch`` / ``kinds_compute``: one record per
+  resource kind (see docs/contributing-resource-kind.md to add one).
+- ``hook`` (with ``hook_base``): AWS access through the Airflow connection: calls, errors, waiters.
+- ``tasks`` / ``report``: the bodies of the DAG's tasks and their tables.
 
 Importing this package imports nothing heavy: the DAG file reads ``values`` at parse time.
 """
