@@ -43,20 +43,17 @@ import pendulum
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
 from airflow.providers.amazon.aws.sensors.batch import BatchSensor
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, TriggerRule, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from faceidx.common.constants import (
     DEFAULT_AWS_CONN_ID,
-    JOB_DEFINITION,
-    PRIMARY_JOB_QUEUE,
     PROJECT_TAG,
     REINDEX_ASSET_URI,
-    SECONDARY_JOB_QUEUE,
     VAR_QUEUE_URL,
 )
-from faceidx.common.params import optional_param
 from faceidx.indexing.operators import BatchDeficitSubmitOperator
+from faceidx.indexing.params import indexing_params
 from faceidx.indexing.sensors import SqsQueueDepthSensor
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
@@ -130,40 +127,7 @@ def _wait(role: str) -> BatchSensor:
         "retry_delay": timedelta(seconds=30),
         "execution_timeout": timedelta(minutes=10),
     },
-    params={
-        "queue_url": optional_param(f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."),
-        "primary_job_queue": Param(PRIMARY_JOB_QUEUE, type="string", minLength=1),
-        "secondary_job_queue": Param(SECONDARY_JOB_QUEUE, type="string", minLength=1),
-        "job_definition": Param(JOB_DEFINITION, type="string", minLength=1),
-        "min_depth": Param(1, type="integer", minimum=1, description="Visible messages needed to run."),
-        "secondary_threshold": Param(
-            1000, type="integer", minimum=1, description="Messages per secondary worker."
-        ),
-        "secondary_max_array": Param(
-            10, type="integer", minimum=0, maximum=10000, description="Most secondary workers at once."
-        ),
-        "primary_workers": Param(1, type="integer", minimum=0, description="Primary workers to keep."),
-        "primary_max_vcpus": Param(16, type="integer", minimum=0, description="Primary maxvCpus."),
-        "secondary_max_vcpus": Param(256, type="integer", minimum=0, description="Secondary maxvCpus."),
-        "vcpus_per_job": Param(4, type="integer", minimum=1, description="VCPU of the job definition."),
-        "sensor_timeout_seconds": Param(
-            240, type="integer", minimum=0, description="How long to wait for a backlog before skipping."
-        ),
-        "max_message_age_seconds": Param(
-            3600, type="integer", minimum=1, description="Warn when the oldest waiting image is older."
-        ),
-        "queue_health_callback": optional_param(
-            "Dotted path of a callable(health, context), called on a queue-health warning. "
-            "Empty: no callback (the warning is still logged)."
-        ),
-        "spot_price_per_hour": Param(
-            0.21,
-            type="number",
-            minimum=0,
-            description="USD per g4dn.xlarge spot hour, for the cost estimate.",
-        ),
-        "dry_run": Param(False, type="boolean", description="Plan and log only; submit nothing."),
-    },
+    params=indexing_params(),
 )
 def face_indexing() -> None:
     depth = SqsQueueDepthSensor(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from faceidx.common.constants import DEFAULT_SPOT_PRICE_PER_HOUR
 from faceidx.common.tables import format_table
 from faceidx_dev.simulation.engine import SimulationConfig, SimulationResult, simulate
 from faceidx_dev.simulation.policies import SubmitRule
 from faceidx_dev.simulation.traces import Trace
 
 # g4dn.xlarge spot, us-east-1, a typical price; pass your own with ``--spot-price``.
-DEFAULT_SPOT_USD_PER_HOUR = 0.21
+DEFAULT_SPOT_USD_PER_HOUR = DEFAULT_SPOT_PRICE_PER_HOUR
 
 RESULT_HEADERS = (
     "trace",

@@ -26,3 +26,6 @@ REINDEX_ASSET_URI = "faceidx://work-queue/reindexed"
 # The worker's exit code when an inference lane made no progress (PROGRESS_TIMEOUT_SECONDS): it has
 # released every message it held, and its job must be retried on a fresh container.
 WORKER_EXIT_STALLED = 4
+
+# USD per g4dn.xlarge spot instance-hour: the cost estimates' default (the spot_price_per_hour Param).
+DEFAULT_SPOT_PRICE_PER_HOUR = 0.21

@@ -28,7 +28,7 @@ primary job plus an array of 10.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 ARRAY_SIZE_MIN = 2
@@ -41,31 +41,44 @@ class PolicyError(ValueError):
     """A scaling policy that cannot be applied; the message says which value to change."""
 
 
+def _knob(default: int, minimum: int, description: str, maximum: int | None = None) -> Any:
+    """A ScalingPolicy field: its default, bounds and description are the face_indexing Param's."""
+    bounds = {"minimum": minimum, **({"maximum": maximum} if maximum is not None else {})}
+    return field(default=default, metadata={"description": description, **bounds})
+
+
 @dataclass(frozen=True)
 class ScalingPolicy:
-    """The knobs of the rule. Every field is a ``face_indexing`` DAG Param of the same name."""
+    """The knobs of the rule. Every field is a ``face_indexing`` DAG Param of the same name, built
+    from the field (``faceidx.indexing.params``): default, bounds and description are written here only.
+    The capacity defaults equal infra/'s maxvCpus and the job definition's VCPU (a test checks it)."""
 
-    secondary_threshold: int = 1000
-    secondary_max_array: int = 10
-    primary_workers: int = 1
-    primary_max_vcpus: int = 16
-    secondary_max_vcpus: int = 256
-    vcpus_per_job: int = 4
-    min_depth: int = 1
+    secondary_threshold: int = _knob(1000, 1, "Messages per secondary worker.")
+    secondary_max_array: int = _knob(
+        10,
+        0,
+        f"Most secondary workers at once (at most {ARRAY_SIZE_MAX}, the AWS Batch array limit).",
+        maximum=ARRAY_SIZE_MAX,
+    )
+    primary_workers: int = _knob(1, 0, "Primary workers to keep while there is a backlog.")
+    primary_max_vcpus: int = _knob(16, 0, "The primary compute environment's maxvCpus (caps its workers).")
+    secondary_max_vcpus: int = _knob(
+        256, 0, "The secondary compute environment's maxvCpus (caps its workers)."
+    )
+    vcpus_per_job: int = _knob(4, 1, "VCPU of the job definition (one worker).")
+    min_depth: int = _knob(1, 1, "Visible messages needed to run at all.")
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("secondary_threshold", "vcpus_per_job", "min_depth"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("secondary_max_array", "primary_workers", "primary_max_vcpus", "secondary_max_vcpus"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0 (got {getattr(self, name)})")
-        if self.secondary_max_array > ARRAY_SIZE_MAX:
-            problems.append(
-                f"secondary_max_array must be <= {ARRAY_SIZE_MAX}, the AWS Batch array limit "
-                f"(got {self.secondary_max_array})"
-            )
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            low, high = spec.metadata["minimum"], spec.metadata.get("maximum")
+            if value < low:
+                problems.append(f"{spec.name} must be >= {low} (got {value})")
+            if high is not None and value > high:
+                problems.append(
+                    f"{spec.name} must be <= {high} (got {value}): {spec.metadata['description']}"
+                )
         if problems:
             raise PolicyError("invalid scaling policy: " + "; ".join(problems))
 

@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from faceidx.common.constants import JOB_NAME_PREFIX
+from faceidx.common.constants import DEFAULT_SPOT_PRICE_PER_HOUR, JOB_NAME_PREFIX
 from faceidx.common.tables import format_table
 from faceidx.indexing.depth import QueueDepth
 from faceidx.indexing.planning import ScalingPlan, ScalingPolicy, plan_submissions
@@ -195,7 +195,7 @@ def collect_worker_logs(
         }
         workers.extend(batch.worker_stats(role, job["jobId"]))
 
-    price = float(params.get("spot_price_per_hour", 0.21))
+    price = float(params.get("spot_price_per_hour", DEFAULT_SPOT_PRICE_PER_HOUR))
     cost = estimate_cost(workers, price)
     log.info(
         "%s",

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # g4dn.xlarge has 4 vCPUs and one GPU; the job asks for all 4, so one job occupies one instance.
-DEFAULT_SPOT_PRICE_PER_HOUR = 0.21
 
 
 @dataclass(frozen=True)
