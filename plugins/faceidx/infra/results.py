@@ -1,4 +1,4 @@
-"""What an ensure_* operation reports: the action and the differences it found."""
+"""What one reconcile reports: the action and the differences it found."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class FieldChange:
 
 @dataclass
 class ResourceResult:
-    """The outcome of one ensure_*. With ``dry_run`` the action is what *would* happen."""
+    """The outcome of one reconcile. With ``dry_run`` the action is what *would* happen."""
 
     kind: str
     name: str

@@ -154,7 +154,7 @@ VALUES_BY_PARAM: dict[str, InfraValue] = {v.param: v for v in VALUES}
 # Filled from other values, never supplied.
 DERIVED_PLACEHOLDERS = ("OUTPUT_BUCKET", "OUTPUT_PREFIX", "DEAD_LETTER_QUEUE_NAME")
 
-# Known only once the resource exists: filled from the ensure_* results of earlier steps.
+# Known only once the resource exists: filled from the reconcile results of earlier steps.
 OUTPUT_PLACEHOLDERS = (
     "DLQ_URL",
     "DLQ_ARN",

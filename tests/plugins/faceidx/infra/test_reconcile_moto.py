@@ -1,4 +1,4 @@
-"""The ensure_* operations against a moto server: create, leave alone, update in place, new revision,
+"""Every resource kind reconciled against a moto server: create, leave alone, update in place, new revision,
 report replacement, repair drift, and plan without changing anything."""
 
 from __future__ import annotations
