@@ -62,14 +62,14 @@ BATCH_POLL_SECONDS = int(os.environ.get("FACEIDX_BATCH_POLL_SECONDS", "30"))
 QUEUE_URL = "{{ params.queue_url or var.value.get('" + VAR_QUEUE_URL + "', '') }}"
 
 
-def _submit(role: str, queue_param: str, decision: Any) -> BatchOperator:
+def _submit(role: str, decision: Any) -> BatchOperator:
     return BatchDeficitSubmitOperator(
         task_id=f"submit_{role}",
         role=role,
         target=decision[f"{role}_target"],
-        planned=f"{{{{ ti.xcom_pull(task_ids='plan')['{role}']['workers'] }}}}",
+        planned=decision[f"{role}_workers"],
         job_name=decision[f"{role}_job_name"],
-        job_queue=f"{{{{ params.{queue_param} }}}}",
+        job_queue=decision[f"{role}_job_queue"],
         job_definition="{{ params.job_definition }}",
         array_properties=decision[f"{role}_array_properties"],
         container_overrides={
@@ -176,7 +176,11 @@ def face_indexing() -> None:
         decision = context["ti"].xcom_pull(task_ids="plan")
         if not decision:
             raise AirflowSkipException("no plan in this run (empty queue or an earlier failure)")
-        return collect_worker_logs(decision, context["params"], DEFAULT_AWS_CONN_ID)
+        # the job ids are the submit tasks' outputs (None for a branch that did not run)
+        job_ids = {
+            role: context["ti"].xcom_pull(task_ids=f"submit_{role}") for role in ("primary", "secondary")
+        }
+        return collect_worker_logs(decision, context["params"], DEFAULT_AWS_CONN_ID, job_ids)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def report(decision: dict[str, Any], workers: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +192,8 @@ def face_indexing() -> None:
     active = count_active_jobs()
     decision = plan(depth.output, active, health)
     depth >> active
-    primary = _submit("primary", "primary_job_queue", decision)
-    secondary = _submit("secondary", "secondary_job_queue", decision)
+    primary = _submit("primary", decision)
+    secondary = _submit("secondary", decision)
     choose(decision) >> [primary, secondary, nothing_to_submit]
     waits = [primary >> _wait("primary"), secondary >> _wait("secondary"), nothing_to_submit]
     logs = worker_logs()

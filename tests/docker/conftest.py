@@ -105,7 +105,7 @@ def compose_moto(services: dict[str, Any], tmp_path: Path) -> Iterator[str]:
         "MOTO_HOST": "127.0.0.1",
         "MOTO_PORT": str(port),
         "FACEIDX_WORKER_DIR": str(worker_dir),
-        "PYTHONPATH": str(dc.REPO / "plugins"),
+        "PYTHONPATH": os.pathsep.join([str(dc.REPO / "plugins"), str(dc.REPO / "dev")]),
     }
     argv = [sys.executable, str(dc.REPO / "docker" / "moto_serve.py")]
     process = start_moto(argv, env, port, tmp_path / "moto_serve.log")

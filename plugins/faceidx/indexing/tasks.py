@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from faceidx.common.constants import DEFAULT_SPOT_PRICE_PER_HOUR, JOB_NAME_PREFIX
 from faceidx.common.tables import format_table
@@ -125,14 +125,37 @@ def decision_table(
     return format_table(("item", "value"), rows, title="face_indexing scaling decision")
 
 
+class PlanXCom(TypedDict):
+    """The ``plan`` task's XCom: flat, one key per fact (``multiple_outputs`` exposes each key)."""
+
+    visible: int
+    in_flight: int
+    delayed: int
+    dry_run: bool
+    reasons: list[str]
+    health: dict[str, Any] | None
+    primary_active: int
+    primary_target: int
+    primary_workers: int  # 0: nothing to submit
+    primary_array_properties: dict[str, int] | None  # None: a plain job
+    primary_job_name: str
+    primary_job_queue: str
+    secondary_active: int
+    secondary_target: int
+    secondary_workers: int
+    secondary_array_properties: dict[str, int] | None
+    secondary_job_name: str
+    secondary_job_queue: str
+
+
 def plan_run(
     depth: dict[str, int],
     active: dict[str, Any],
     params: dict[str, Any],
     run_id: str,
     health: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Apply the scaling rule. Returns the plan, the job names and ``array_properties`` for XCom."""
+) -> PlanXCom:
+    """Apply the scaling rule; log the decision table; return the flat plan for XCom."""
     snapshot = QueueDepth.from_dict(depth)
     policy = ScalingPolicy.from_mapping(params)
     plan = plan_submissions(
@@ -144,17 +167,27 @@ def plan_run(
     )
     dry_run = bool(params.get("dry_run"))
     log.info("%s", decision_table(plan, snapshot, policy, dry_run, health))
-    result = plan.to_dict()
-    result["depth"] = snapshot.to_dict()
-    result["dry_run"] = dry_run
-    result["job_queues"] = {role: params[f"{role}_job_queue"] for role in ROLES}
-    result["job_names"] = {role: job_name(role, run_id) for role in ROLES}
-    result["health"] = health
-    for role in ROLES:
-        sub = getattr(plan, role)
-        result[f"{role}_array_properties"] = sub.array_properties if sub else None
-        result[f"{role}_job_name"] = result["job_names"][role]
-    return result
+    primary, secondary = plan.primary, plan.secondary
+    return PlanXCom(
+        visible=snapshot.visible,
+        in_flight=snapshot.in_flight,
+        delayed=snapshot.delayed,
+        dry_run=dry_run,
+        reasons=list(plan.reasons),
+        health=health,
+        primary_active=plan.active_primary,
+        primary_target=plan.primary_target,
+        primary_workers=primary.workers if primary else 0,
+        primary_array_properties=primary.array_properties if primary else None,
+        primary_job_name=job_name("primary", run_id),
+        primary_job_queue=str(params["primary_job_queue"]),
+        secondary_active=plan.active_secondary,
+        secondary_target=plan.secondary_target,
+        secondary_workers=secondary.workers if secondary else 0,
+        secondary_array_properties=secondary.array_properties if secondary else None,
+        secondary_job_name=job_name("secondary", run_id),
+        secondary_job_queue=str(params["secondary_job_queue"]),
+    )
 
 
 def choose_branches(decision: dict[str, Any]) -> list[str]:
@@ -162,15 +195,19 @@ def choose_branches(decision: dict[str, Any]) -> list[str]:
     if decision.get("dry_run"):
         log.info("dry_run: the plan above is not submitted")
         return [BRANCH_NOTHING]
-    chosen = [f"submit_{role}" for role in ROLES if decision.get(role)]
+    chosen = [f"submit_{role}" for role in ROLES if decision.get(f"{role}_workers")]
     log.info("following %s", ", ".join(chosen) if chosen else BRANCH_NOTHING)
     return chosen or [BRANCH_NOTHING]
 
 
 def collect_worker_logs(
-    decision: dict[str, Any] | None, params: dict[str, Any], aws_conn_id: str
+    decision: dict[str, Any] | None,
+    params: dict[str, Any],
+    aws_conn_id: str,
+    job_ids: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """Find this run's jobs by name, read every worker's log stream, and estimate the GPU cost."""
+    """Describe the jobs this run's submit tasks returned, read every worker's log stream, and
+    estimate the GPU cost. ``job_ids``: role -> the submit task's output (None: not submitted)."""
     from faceidx.aws.batch import BatchJobsHook
     from faceidx.indexing.worker_runs import estimate_cost, totals
 
@@ -180,13 +217,15 @@ def collect_worker_logs(
     jobs: dict[str, Any] = {}
     workers = []
     for role in ROLES:
-        if not decision.get(role):
+        if not decision.get(f"{role}_workers"):
             continue
-        name = decision["job_names"][role]
-        job = batch.find_job(decision["job_queues"][role], name)
-        if job is None:
+        name = decision[f"{role}_job_name"]
+        job_id = (job_ids or {}).get(role)
+        described = batch.describe_jobs([job_id]) if job_id else []
+        if not described:
             jobs[role] = {"job_name": name, "job_id": None, "status": "NOT SUBMITTED", "reason": None}
             continue
+        job = described[0]
         jobs[role] = {
             "job_name": name,
             "job_id": job["jobId"],
@@ -245,15 +284,16 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
     jobs = workers.get("jobs", {})
     submitted = {}
     for role in ROLES:
-        sub = decision.get(role)
-        if not sub or decision.get("dry_run"):
+        workers_planned = int(decision.get(f"{role}_workers") or 0)
+        if not workers_planned or decision.get("dry_run"):
             continue
         job = jobs.get(role, {})
+        array = decision.get(f"{role}_array_properties") or {}
         submitted[role] = {
             "job_id": job.get("job_id"),
-            "job_queue": decision["job_queues"][role],
-            "array_size": sub.get("array_size"),
-            "workers": sub["workers"],
+            "job_queue": decision[f"{role}_job_queue"],
+            "array_size": array.get("size"),
+            "workers": workers_planned,
             "status": job.get("status"),
         }
     counts = workers.get("totals", {})
@@ -261,7 +301,7 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
     usd = sum(c["usd"] for c in cost.values()) if cost else 0.0
     health = decision.get("health") or {}
     summary = {
-        "depth_before": decision["depth"],
+        "depth_before": {k: decision[k] for k in ("visible", "in_flight", "delayed")},
         "submitted": submitted,
         "dry_run": bool(decision.get("dry_run")),
         "images": counts.get("images", 0),
@@ -285,7 +325,7 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
             [
                 (
                     "depth before (visible / in flight)",
-                    f"{decision['depth']['visible']:,} / {decision['depth']['in_flight']:,}",
+                    f"{decision['visible']:,} / {decision['in_flight']:,}",
                 ),
                 ("jobs submitted", jobs_cell),
                 ("images indexed", summary["images"]),
