@@ -209,6 +209,7 @@ def test_require_gpu_refuses_the_cpu_in_the_fresh_venv(fresh_venv, small_pack, t
         timeout=300,
     )
     assert result.returncode == 3, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "FACEIDX_REQUIRE_GPU is set but the model sessions run on" in result.stdout
+    # no device here: refused at the device check, before any model is loaded
+    assert "FACEIDX_REQUIRE_GPU is set but no GPU is usable here" in result.stdout
     assert '"exit_reason":"no_gpu"' in result.stdout
     assert not (tmp_path / "out").exists()

@@ -99,9 +99,10 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     settings = settings.with_thread_plan(gpu=gpu, cores=os.cpu_count() or 1)
     if settings.require_gpu and not gpu:
         log.error(
-            "FACEIDX_REQUIRE_GPU is set but this ONNX Runtime offers no CUDAExecutionProvider (the CPU "
-            "build is installed?): refusing to run on the CPU. Install onnxruntime-gpu, or unset "
-            "FACEIDX_REQUIRE_GPU"
+            "FACEIDX_REQUIRE_GPU is set but no GPU is usable here (no NVIDIA device is visible, or this "
+            "ONNX Runtime offers no CUDAExecutionProvider: the CPU build is installed?): refusing to run "
+            "on the CPU. Check that the job asks for a GPU in resourceRequirements and that the image has "
+            "onnxruntime-gpu, or unset FACEIDX_REQUIRE_GPU"
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
     model = InsightFaceModelPack(
