@@ -37,6 +37,7 @@ from faceidx_dev.local.batch_compute import LocalBatchCompute, LocalJobRun  # no
 from faceidx_dev.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
 from faceidx_dev.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
 from faceidx_dev.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
+from faceidx_dev.local.product import WORKER_OVERRIDES  # noqa: E402
 
 INPUT_BUCKET = "faceidx-demo-photos"
 OUTPUT_BUCKET = "faceidx-demo-index"
@@ -258,15 +259,7 @@ def main() -> int:
     visible, _ = queue_depth(sqs, queue_url)
     say(f"S3 notifications queued {visible} messages ({count} images + the s3:TestEvent)")
 
-    overrides = {
-        "FACEIDX_MODEL_DIR": str(model_dir),
-        "FACEIDX_REQUIRE_GPU": "0",  # no GPU here; the job definition asks for one on AWS
-        "FACEIDX_MAX_IDLE_SECONDS": "8",
-        "FACEIDX_RECEIVE_WAIT_SECONDS": "2",
-        "FACEIDX_ORT_THREADS": "1",
-        "FACEIDX_DOWNLOAD_THREADS": "2",
-        "FACEIDX_FLUSH_MAX_SECONDS": "10",
-    }
+    overrides = {"FACEIDX_MODEL_DIR": str(model_dir), **WORKER_OVERRIDES}
     say(
         "local Batch compute overrides (logged, not hidden): "
         + ", ".join(f"{k}={v}" for k, v in overrides.items())

@@ -1,6 +1,6 @@
 """Parse SQS message bodies into the images they announce. Pure functions: no AWS, no I/O.
 
-Shapes understood (see ../shared/AWS_NOTES.md):
+Shapes understood (the S3 event contract in ARCHITECTURE.md):
 
 * S3 event notifications, ``{"Records": [...]}``, one or more records, keys URL-encoded;
 * the ``s3:TestEvent`` S3 sends when a notification is configured (deleted without work);

@@ -1,5 +1,5 @@
 """How each compute-environment change can be applied: in place, as an infrastructure update, or only
-by replacing the environment. Pure; the rules come from AWS_NOTES.md (AWS Batch).
+by replacing the environment. Pure; the rules are AWS Batch's (docs/infrastructure.md).
 
 Scaling changes apply in place, without replacing instances: ``state``, ``minvCpus``, ``maxvCpus``,
 ``desiredvCpus`` and the top-level ``tags``.
