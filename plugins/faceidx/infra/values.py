@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from faceidx.common.uris import split_s3_uri as common_split_s3_uri
+
 VARIABLE_PREFIX = "faceidx_"
 DEFAULT_INSTANCE_TYPES = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
 DRY_RUN_PARAM = "dry_run"
@@ -209,13 +211,13 @@ def parse_list(value: Any) -> list[str]:
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/prefix`` -> ``(bucket, "prefix/")``; the prefix is empty or ends with ``/``."""
-    if not uri.startswith("s3://") or len(uri) <= len("s3://"):
+    parts = common_split_s3_uri(uri)
+    if parts is None:
         raise InvalidValueError(
             f"output_uri must look like s3://bucket/prefix/, got {uri!r}. Fix the output_uri Param or "
             f"the {VARIABLE_PREFIX}output_uri Variable."
         )
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    prefix = prefix.strip("/")
+    bucket, prefix = parts
     return bucket, f"{prefix}/" if prefix else ""
 
 

@@ -18,7 +18,8 @@ from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from faceidx.reindex.selection import ReindexRequestError, normalise_etag
+from faceidx.common.uris import normalise_etag, split_s3_uri
+from faceidx.reindex.selection import ReindexRequestError
 
 INDEX_COLUMNS = ("image_bucket", "image_key", "image_etag", "status")
 STATUS_OK = "ok"
@@ -58,10 +59,10 @@ def parse_output_uri(raw: str) -> IndexLocation:
             "faceidx_output_uri (face_infra_bootstrap sets it), or turn only_missing off."
         )
     if raw.startswith("s3://"):
-        bucket, _, prefix = raw[len("s3://") :].partition("/")
-        if not bucket:
+        parts = split_s3_uri(raw)
+        if parts is None:
             raise ReindexRequestError(f"output_uri {raw!r} has no bucket: use s3://bucket/prefix")
-        return IndexLocation(bucket=bucket, prefix=prefix.strip("/"), local_dir=None)
+        return IndexLocation(bucket=parts[0], prefix=parts[1], local_dir=None)
     if "://" in raw and not raw.startswith("file://"):
         raise ReindexRequestError(f"output_uri {raw!r}: only s3:// URIs or local directories are supported")
     return IndexLocation(bucket=None, prefix="", local_dir=Path(raw.removeprefix("file://")).expanduser())

@@ -20,7 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from faceidx.common.uris import normalise_etag
 from faceidx.reindex import SELECT_AUTO, SELECT_LAST_MODIFIED, SELECT_MODES, SELECT_PREFIX
+
+__all__ = ["normalise_etag"]  # re-exported: the reindex modules import it from here
 
 SKIP_NOT_AN_IMAGE = "not_an_image"
 SKIP_EMPTY = "empty_object"
@@ -88,14 +91,6 @@ class ListedObject:
             last_modified=item["LastModified"],
             storage_class=str(item.get("StorageClass") or "STANDARD"),
         )
-
-
-def normalise_etag(etag: str | None) -> str | None:
-    """``"abc"`` -> ``abc``; S3 lists ETags quoted, events and the index hold them bare."""
-    if etag is None:
-        return None
-    bare = etag.strip().strip('"')
-    return bare or None
 
 
 def render_prefix(template: str, interval: Interval) -> str:
