@@ -8,7 +8,7 @@
    moto server in its own process.
 2. **Naive loop** (``naive_loop.py``, its own process): what a user writes: GET, ``cv2.imdecode``,
    ``FaceAnalysis.get``, next image. Same pack, insightface 2.1's default 128 + 640 detector passes.
-3. **Worker, full decode** (``DECODE_MIN_SIDE=0``): the real ``run_detection_service.py`` draining an
+3. **Worker, full decode** (``FACEIDX_DECODE_MIN_SIDE=0``): the real ``run_detection_service.py`` draining an
    SQS queue that announces the same objects, with its automatic thread plan. The like-for-like line.
 4. **Worker, as shipped** (1/2-scale DCT decode, lossy): its own line, with its embedding drift
    (median and minimum cosine of each matched face against the full-decode worker).
@@ -54,7 +54,7 @@ TARGET_PIXELS = 12_000_000
 PACK_FILES = ("det_500m.onnx", "mobilefacenet_128d_dynbatch.onnx")
 TARGET_RATIO = 2.5
 TARGET_BOUND_FRACTION = 0.80
-FULL_DECODE = {"DECODE_MIN_SIDE": "0"}
+FULL_DECODE = {"FACEIDX_DECODE_MIN_SIDE": "0"}
 TARGET_COSINE = 0.95
 
 
@@ -434,7 +434,11 @@ def main() -> int:
     parser.add_argument("--det-thresh", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3, help="loop/worker pairs; the median ratio counts")
     parser.add_argument("--quick", action="store_true", help="18 images, one pair: a smoke run, not a figure")
-    parser.add_argument("--dct-table", action="store_true", help="also the per-DECODE_MIN_SIDE decode table")
+    parser.add_argument(
+        "--dct-table",
+        action="store_true",
+        help="also the decode table per FACEIDX_DECODE_MIN_SIDE",
+    )
     parser.add_argument("--worker-env", action="append", default=[], help="extra NAME=VALUE for the worker")
     args = parser.parse_args()
     if not (ASSETS / "images").is_dir():
@@ -547,7 +551,7 @@ def main() -> int:
         results["dct"] = dct_table(pack, corpus, args.det_thresh, [2560, 1280, 640])
         for row in results["dct"]:
             print(
-                f"DECODE_MIN_SIDE {row['decode_min_side']!s:>13}: decode {row['decode_ms']:.1f} ms, "
+                f"FACEIDX_DECODE_MIN_SIDE {row['decode_min_side']!s:>13}: decode {row['decode_ms']:.1f} ms, "
                 f"{len(row['count_mismatches'])} count changes, cos median {row['median_cosine']:.4f} "
                 f"min {row['min_cosine']:.4f}"
             )

@@ -358,16 +358,16 @@ def run_worker(pack: Path, corpus: dict[str, bytes], out: Path, cuda: bool) -> d
     output = out / "worker-output"
     shutil.rmtree(output, ignore_errors=True)
     env = {
-        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/gpu-check",
-        "OUTPUT_URI": str(output),
-        "FACE_MODEL_DIR": str(pack),
-        "MAX_IDLE_SECONDS": "2",
-        "RECEIVE_WAIT_SECONDS": "1",
-        "METRICS_ENABLED": "0",
-        "DECODE_MIN_SIDE": "0",  # a full decode: like for like with the bound's tensors
+        "FACEIDX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/000000000000/gpu-check",
+        "FACEIDX_OUTPUT_URI": str(output),
+        "FACEIDX_MODEL_DIR": str(pack),
+        "FACEIDX_MAX_IDLE_SECONDS": "2",
+        "FACEIDX_RECEIVE_WAIT_SECONDS": "1",
+        "FACEIDX_METRICS_ENABLED": "0",
+        "FACEIDX_DECODE_MIN_SIDE": "0",  # a full decode: like for like with the bound's tensors
     }
     if cuda:  # the GPU plan's two lanes: one lane's CPU work overlaps the other's GPU work
-        env["INFERENCE_THREADS"] = str(AccelOptions().gpu_lanes)
+        env["FACEIDX_INFERENCE_THREADS"] = str(AccelOptions().gpu_lanes)
     original = worker_main.build_clients
     worker_main.build_clients = lambda _settings, _env: (sqs, s3)  # type: ignore[assignment]
     captured = io.StringIO()
