@@ -78,6 +78,10 @@ def start_moto_server(load_managed_policies: bool = False) -> MotoEndpoint:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = MotoEndpoint(url=f"http://{host}:{port}", server=server)
+    if load_managed_policies:
+        # moto's backends are per process: one created earlier (another server in this process, a
+        # test) was built without the managed policies. A reset rebuilds them with this config.
+        endpoint.reset()
     endpoint.configure()
     return endpoint
 
