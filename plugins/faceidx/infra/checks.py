@@ -16,7 +16,7 @@ from faceidx.infra.instance_types import MEMORY_MARGIN, InstanceType, expand
 ERROR = "error"
 WARNING = "warning"
 
-# Strategies that AWS Batch can change in place (an "infrastructure update") (AWS Batch's rules: docs/infrastructure.md).
+# Strategies AWS Batch can change in place (an "infrastructure update"); see docs/infrastructure.md.
 IN_PLACE_STRATEGIES = ("BEST_FIT_PROGRESSIVE", "SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED")
 SPOT_ONLY_STRATEGIES = ("SPOT_CAPACITY_OPTIMIZED", "SPOT_PRICE_CAPACITY_OPTIMIZED")
 MAX_QUEUE_ENVIRONMENTS = 3
