@@ -22,7 +22,9 @@ RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
 # beside plugins/, as in the repository) are copied too, so the image also runs without the mounts.
 COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
 COPY --chown=airflow:0 plugins/faceidx /opt/airflow/plugins/faceidx
+# The worker's model code, installed with faceidx: face_search runs the same detector and recognizer.
+COPY --chown=airflow:0 worker/faceidx_worker /opt/airflow/worker/faceidx_worker
 COPY --chown=airflow:0 dags /opt/airflow/dags
 COPY --chown=airflow:0 infra /opt/airflow/infra
 RUN pip install --no-cache-dir --no-deps --editable /opt/airflow \
-    && python -c "import faceidx.indexing.triggers"
+    && python -c "import faceidx.indexing.triggers, faceidx_worker.model"
