@@ -39,7 +39,8 @@ INPUT_BUCKET = "faceidx-local-photos"
 OUTPUT_BUCKET = "faceidx-local-index"
 OUTPUT_URI = f"s3://{OUTPUT_BUCKET}/v1/"
 WORKER_IMAGE = "faceidx-worker:local"
-DAG_IDS = ("face_indexing", "face_infra_bootstrap", "face_reindex")
+# Every DAG of the package: the product is up when the DAG processor has parsed them all.
+DAG_IDS = tuple(sorted(path.stem for path in (REPO / "dags").glob("face_*.py")))
 
 # What the stand-in changes in each worker's environment; logged at start, never hidden.
 WORKER_OVERRIDES = {
@@ -96,6 +97,8 @@ class LocalProduct:
             "security_group_ids": json.dumps(groups),
             "worker_image": WORKER_IMAGE,
             "service_role_arn": service_role,  # moto's Batch needs a named one; on AWS leave it empty
+            # The vector index in a local folder (on AWS it sits beside the table on S3).
+            "vectors_uri": str(self.work / "vectors"),
         }
         extra_env = {f"AIRFLOW_VAR_FACEIDX_{k.upper()}": v for k, v in variables.items()}
         extra_env.update(
@@ -103,6 +106,8 @@ class LocalProduct:
                 "FACEIDX_INDEXING_SCHEDULE": self.indexing_schedule,
                 # wait_primary/wait_secondary poll Batch every 30 s on AWS; local jobs take seconds
                 "FACEIDX_BATCH_POLL_SECONDS": "5",
+                # face_search and face_identities run the worker's model code inside Airflow tasks
+                "FACEIDX_MODEL_DIR": str(model_dir),
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "us-east-1",

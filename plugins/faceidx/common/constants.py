@@ -16,6 +16,8 @@ DEFAULT_AWS_CONN_ID = "aws_default"
 # Airflow Variables read at run time (through templates), never at parse time.
 VAR_QUEUE_URL = "faceidx_queue_url"
 VAR_OUTPUT_URI = "faceidx_output_uri"
+# Where the vector index lives when not beside the table (<output>/vectors): make up uses a local folder.
+VAR_VECTORS_URI = "faceidx_vectors_uri"
 
 # Batch job states that count as "active": the worker is coming or running.
 ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

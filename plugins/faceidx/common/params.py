@@ -22,3 +22,13 @@ def optional_param(description: str, kind: str = "string", **schema: Any) -> Par
 def optional_list_param(description: str) -> Param:
     """An optional list of strings (one per line in the form); empty means ``None``."""
     return optional_param(description, "array", items={"type": "string"})
+
+
+def param_or_variable(param: str, variable: str) -> str:
+    """A template: the Param's value when given, else the Airflow Variable's (read at run time)."""
+    return "{{ params." + param + " or var.value.get('" + variable + "', '') }}"
+
+
+def variable_value(variable: str) -> str:
+    """A template: the Airflow Variable's value at run time, ``""`` when it is not set."""
+    return "{{ var.value.get('" + variable + "', '') }}"
