@@ -94,7 +94,14 @@ def index_file_bytes(
     import numpy as np
     import pyarrow.parquet as pq
 
-    from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome, outcome_rows, rows_to_table
+    from faceidx_worker.rows import (
+        DetectedFace,
+        ErrorReason,
+        ImageOutcome,
+        ModelStamp,
+        outcome_rows,
+        rows_to_table,
+    )
 
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
@@ -118,7 +125,8 @@ def index_file_bytes(
             error_detail="" if status == "ok" else "not an image",
             faces=detected,
         )
-        rows.extend(outcome_rows(outcome, model="test-pack", job_id="job-1:0", indexed_at=indexed_at))
+        stamp = ModelStamp(pack="test-pack", version="test-pack-000000000000", dim=dim)
+        rows.extend(outcome_rows(outcome, model=stamp, job_id="job-1:0", indexed_at=indexed_at))
     buffer = io.BytesIO()
     pq.write_table(rows_to_table(rows), buffer, compression="zstd")
     return buffer.getvalue()

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceidx_worker.rows import SCHEMA
+from faceidx_worker.rows import SCHEMA, schema_for
 from tests.support import worker_images as gen
 from tests.support.worker_harness import (
     TEST_EVENT_BODY,
@@ -103,7 +103,7 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
     table, keys = read_output_table(world.s3, world.output_bucket, "index/")
     assert keys
     assert all(PART_KEY.match(key) for key in keys), keys
-    assert table.schema.equals(SCHEMA), table.schema
+    assert table.schema.equals(schema_for(128)), table.schema
 
     rows = _rows_by_key(table)
     assert len(rows) == 8
@@ -123,7 +123,8 @@ def test_every_event_shape_is_indexed_written_and_deleted(world, small_pack, ass
     t1 = rows[put["t1.jpg"][0]]
     assert sorted(r["face_index"] for r in t1) == list(range(6))
     for row in table.to_pylist():
-        assert row["model"] == "small_pack"
+        assert row["model_pack"] == "small_pack"
+        assert re.fullmatch(r"small_pack-[0-9a-f]{12}", row["model_version"]), row["model_version"]
         assert row["job_id"] == "0f3c-job:3"
         if row["face_index"] is None:
             continue
@@ -377,5 +378,8 @@ def test_pyarrow_schema_types_are_the_contract():
     assert types["image_width"] == pa.int32()
     assert types["face_index"] == pa.int32()
     assert types["bbox"] == pa.list_(pa.float32())
-    assert types["embedding"] == pa.list_(pa.float32())
+    assert types["embedding"] == pa.list_(pa.float32())  # any dimension; a file has one
+    assert schema_for(128).field("embedding").type == pa.list_(pa.float32(), 128)
+    assert types["quality_reasons"] == pa.list_(pa.string())
+    assert types["age"] == pa.int16()
     assert types["indexed_at"] == pa.timestamp("us", tz="UTC")

@@ -48,7 +48,7 @@ from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
 from faceidx_worker.model import FaceModel
 from faceidx_worker.queue import SqsWorkQueue
-from faceidx_worker.rows import ErrorReason, outcome_rows
+from faceidx_worker.rows import ErrorReason, ModelStamp, outcome_rows
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
 from faceidx_worker.tracking import MessageLedger, ProgressWatchdog, RunControl, RunStats, WorkItem
@@ -115,6 +115,12 @@ class WorkerLoop:
         self.watchdog = ProgressWatchdog(settings.progress_timeout_seconds, clock)
         self._stalled: tuple[str, float, int] | None = None
         self.intake = SqsIntake(settings, self.ledger, self._downloads, self.control)
+
+    @property
+    def stamp(self) -> ModelStamp:
+        """The model identity of this worker's rows (the model is loaded by then)."""
+        model = self.model
+        return ModelStamp(pack=model.name, version=model.version, dim=model.embedding_size)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -275,9 +281,7 @@ class WorkerLoop:
                 "broken, not the images (see the inference_error warnings above)"
             )
         for (item, _), outcome in zip(work, indexed.outcomes, strict=True):
-            rows = outcome_rows(
-                outcome, model=self.settings.model_name, job_id=self.settings.job_id, indexed_at=indexed_at
-            )
+            rows = outcome_rows(outcome, model=self.stamp, job_id=self.settings.job_id, indexed_at=indexed_at)
             self.sink.add(rows, item)
             faces += len(outcome.faces)
             if outcome.error_reason is not None:
@@ -473,7 +477,8 @@ class WorkerLoop:
             "messages_malformed": self.stats.messages_malformed,
             "messages_skipped": self.stats.messages_skipped,
             "retried": self.stats.retried,
-            "model": s.model_name,
+            "model_pack": self.model.name,
+            "model_version": self.model.version,
             "threads": {
                 "inference": max(1, s.inference_threads),
                 "decode": s.decode_threads,

@@ -107,7 +107,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
     model = InsightFaceModelPack(
         settings.model_dir,
-        name=settings.model_name,
+        name=settings.model_pack,
+        version=settings.model_version,
         det_thresh=settings.det_thresh,
         det_size=settings.det_size,
         det_small_size=settings.det_small_size,
@@ -165,16 +166,17 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             enabled=settings.metrics_enabled,
             namespace=settings.metrics_namespace,
             environment=settings.queue_role,
-            model_pack=settings.model_name,
+            model_pack=settings.model_pack,
         ),
     )
     install_signal_handlers(loop)
     log.info(
-        "worker started: queue %s, output %s, model %s on %s, job %s; %s inference lane(s), ONNX Runtime "
-        "threads %s, %s decode thread(s), %s download threads",
+        "worker started: queue %s, output %s, model %s (version %s) on %s, job %s; %s inference lane(s), "
+        "ONNX Runtime threads %s, %s decode thread(s), %s download threads",
         settings.queue_url,
         settings.output.describe(),
-        settings.model_name,
+        settings.model_pack,
+        model.version,
         model.active_provider,
         settings.job_id,
         settings.inference_threads,

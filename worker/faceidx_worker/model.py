@@ -29,6 +29,7 @@ and loads nothing until :meth:`load` is called (sessions are heavy; settings err
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -60,9 +61,12 @@ class ModelPackError(ValueError):
 
 
 class FaceModel(Protocol):
-    name: str
+    name: str  # the pack: every row's model_pack
 
     def load(self) -> None: ...
+
+    @property
+    def version(self) -> str: ...  # every row's model_version
 
     @property
     def active_provider(self) -> str: ...
@@ -188,6 +192,16 @@ def rewrite_prelu(model_bytes: bytes) -> tuple[bytes, int]:
     return model.SerializeToString(), count
 
 
+def pack_version(pack: str, model_dir: Path) -> str:
+    """``<pack>-<first 12 hex of the sha256 over the folder's .onnx files, in name order>``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.onnx")):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{pack}-{digest.hexdigest()[:12]}"
+
+
 def l2_normalize(features: np.ndarray) -> np.ndarray:
     features = np.asarray(features, dtype=np.float32)
     norms = np.linalg.norm(features, axis=1, keepdims=True)
@@ -202,6 +216,7 @@ class InsightFaceModelPack:
         model_dir: Path,
         *,
         name: str | None = None,
+        version: str | None = None,
         det_thresh: float = 0.5,
         det_size: int = 640,
         det_small_size: int = 128,
@@ -215,6 +230,7 @@ class InsightFaceModelPack:
     ) -> None:
         self.model_dir = Path(model_dir)
         self.name = name or self.model_dir.resolve().name
+        self._version = version
         self.det_thresh = det_thresh
         self.det_size = det_size
         self.det_small_size = det_small_size
@@ -237,6 +253,13 @@ class InsightFaceModelPack:
         self.batch_one = False
         self.static_size: tuple[int, int] | None = None
         self.det_sizes: list[tuple[int, int]] = []
+
+    @property
+    def version(self) -> str:
+        """The given version, else :func:`pack_version` of the folder (hashed once)."""
+        if self._version is None:
+            self._version = pack_version(self.name, self.model_dir)
+        return self._version
 
     # -- loading -------------------------------------------------------------------------------
     def load(self) -> None:

@@ -127,10 +127,19 @@ SETTINGS: tuple[Setting, ...] = (
         required=True,
     ),
     _s(
-        "model_name",
+        "model_pack",
         "str",
         Derived("the model folder's name", lambda v: v["model_dir"].resolve().name),
-        "The model pack's name, written to every row's model column and the metrics' model_pack.",
+        "The model pack's name, written to every row's model_pack column and the metrics' model_pack.",
+        old="FACEIDX_MODEL_NAME",
+    ),
+    _s(
+        "model_version",
+        "str",
+        None,
+        "The model version written to every row's model_version column. Unset: <pack>-<first 12 hex of "
+        "the sha256 over the pack's .onnx files in name order>, so new weights make a new version.",
+        old=None,
     ),
     _s(
         "det_thresh",
@@ -356,7 +365,8 @@ class WorkerSettings:
     queue_url: str
     output: OutputLocation
     model_dir: Path
-    model_name: str
+    model_pack: str
+    model_version: str | None
     det_thresh: float
     det_size: int
     det_small_size: int

@@ -2,9 +2,10 @@
 
 Rows accumulate in memory with an opaque *token* per image (the loop uses it to know which SQS
 messages are fully written). :meth:`ParquetSink.flush` writes one file per ``dt`` partition
-(``<FACEIDX_OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet``, the date of ``indexed_at`` in UTC) and
-returns the tokens whose rows are now durable: S3 acknowledged the PutObject, or the local file was
-fsynced and renamed into place. Only then may their messages be deleted.
+(``<FACEIDX_OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet``, the date of ``indexed_at`` in UTC)
+and embedding dimension (:func:`faceidx_worker.rows.schema_for` of it) and returns the tokens whose
+rows are now durable: S3 acknowledged the PutObject, or the local file was fsynced and renamed into
+place. Only then may their messages be deleted.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faceidx_worker.rows import estimated_row_bytes, rows_to_table
+from faceidx_worker.rows import DIM_KEY, estimated_row_bytes, rows_to_table
 from faceidx_worker.settings import OutputLocation
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,12 @@ class ParquetSink:
         if not self._tokens:
             return FlushResult([], 0, [], 0.0)
         started = time.perf_counter()
-        by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
         for row in self._rows:
-            by_day[row["indexed_at"].strftime("%Y-%m-%d")].append(row)
+            groups[(row["indexed_at"].strftime("%Y-%m-%d"), row[DIM_KEY])].append(row)
         files = []
-        for day, rows in sorted(by_day.items()):
-            table = rows_to_table(rows)
+        for (day, dim), rows in sorted(groups.items()):
+            table = rows_to_table(rows, dim)
             name = f"part-{uuid.uuid4()}.parquet"
             files.append(self._write(table, day, name))
         result = FlushResult(list(self._tokens), len(self._rows), files, time.perf_counter() - started)

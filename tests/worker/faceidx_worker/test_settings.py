@@ -45,7 +45,8 @@ def test_defaults_follow_the_contract(base, tmp_path):
     assert settings.download_threads == 8
     assert settings.output.bucket == "index-bucket"
     assert settings.output.prefix == "faces-v1"
-    assert settings.model_name == tmp_path.name
+    assert settings.model_pack == tmp_path.name
+    assert settings.model_version is None  # the model pack hashes its files
     assert settings.job_id == "local"
     assert settings.queue_role == "local"
     assert settings.metrics_enabled is True
@@ -71,7 +72,8 @@ def test_values_are_parsed(base):
             "FACEIDX_ALLOWED_BUCKETS": "a, b,,c",
             "FACEIDX_REQUIRE_GPU": "true",
             "FACEIDX_METRICS_ENABLED": "off",
-            "FACEIDX_MODEL_NAME": "buffalo_l",
+            "FACEIDX_MODEL_PACK": "buffalo_l",
+            "FACEIDX_MODEL_VERSION": "buffalo_l-2026",
             "FACEIDX_QUEUE_ROLE": "Secondary",
             "FACEIDX_DAG_RUN_ID": "manual__1",
         }
@@ -81,7 +83,7 @@ def test_values_are_parsed(base):
     assert settings.allowed_buckets == frozenset({"a", "b", "c"})
     assert settings.require_gpu is True
     assert settings.metrics_enabled is False
-    assert settings.model_name == "buffalo_l"
+    assert (settings.model_pack, settings.model_version) == ("buffalo_l", "buffalo_l-2026")
     assert settings.queue_role == "secondary"
     assert settings.dag_run_id == "manual__1"
 

@@ -8,10 +8,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from faceidx_worker.rows import SCHEMA, DetectedFace, ErrorReason, ImageOutcome, outcome_rows
+from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome, ModelStamp, outcome_rows, schema_for
 from faceidx_worker.settings import parse_output_uri
 from faceidx_worker.sink import ParquetSink, SinkError
 from tests.support.worker_harness import read_output_table
+
+STAMP = ModelStamp("m", "m-000000000000", 128)
 
 
 class Clock:
@@ -39,7 +41,9 @@ def _rows(key, faces=2, day=datetime(2026, 3, 4, 23, 59, tzinfo=UTC), dim=512):
             for _ in range(faces)
         ),
     )
-    return outcome_rows(outcome, model="buffalo_l", job_id="local", indexed_at=day)
+    return outcome_rows(
+        outcome, model=ModelStamp("buffalo_l", "buffalo_l-0123456789ab", dim), job_id="local", indexed_at=day
+    )
 
 
 def test_time_bound(tmp_path):
@@ -72,7 +76,7 @@ def test_local_flush_writes_day_partitions_and_returns_tokens(tmp_path):
     assert days == ["dt=2026-03-04", "dt=2026-03-05"]
     assert not list((tmp_path / "out").rglob(".*.tmp"))
     tables = [pq.read_table(p) for p in sorted((tmp_path / "out").rglob("*.parquet"))]
-    assert all(t.schema.equals(SCHEMA) for t in tables)
+    assert all(t.schema.equals(schema_for(512)) for t in tables)
     first = tables[0].to_pylist()
     assert [r["face_index"] for r in first] == [0, 1]
     assert len(first[0]["embedding"]) == 512
@@ -107,7 +111,7 @@ def test_error_rows(tmp_path):
         bucket="in", key="k", etag=None, width=None, height=None, error_reason=ErrorReason.NOT_FOUND,
         error_detail="GetObject says NoSuchKey: gone",
     )  # fmt: skip
-    rows = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
+    rows = outcome_rows(outcome, model=STAMP, job_id="j", indexed_at=datetime.now(UTC))
     assert len(rows) == 1
     assert rows[0]["status"] == "error"
     assert rows[0]["face_count"] == 0
@@ -121,12 +125,12 @@ def test_the_error_column_is_bounded():
         bucket="in", key="k", etag=None, width=None, height=None, error_reason=ErrorReason.DECODE_ERROR,
         error_detail="x" * 2000,
     )  # fmt: skip
-    [row] = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
+    [row] = outcome_rows(outcome, model=STAMP, job_id="j", indexed_at=datetime.now(UTC))
     assert len(row["error"]) == 500
     assert row["error"].startswith("decode_error: xxx")
 
 
 def test_ok_rows_have_no_error():
     outcome = ImageOutcome(bucket="in", key="k", etag=None, width=4, height=4)
-    [row] = outcome_rows(outcome, model="m", job_id="j", indexed_at=datetime.now(UTC))
+    [row] = outcome_rows(outcome, model=STAMP, job_id="j", indexed_at=datetime.now(UTC))
     assert (row["status"], row["error"], outcome.ok) == ("ok", None, True)
