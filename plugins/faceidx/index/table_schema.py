@@ -1,0 +1,111 @@
+"""The face table's schema, derived from the landing schema (``faceidx_worker.rows.SCHEMA``).
+
+The table holds the landing columns plus ``indexed_date`` (``YYYY-MM-DD``, the UTC date of
+``indexed_at``; a partition column with ``model_version``). ``embedding`` is stored as
+``list<float32>`` because Delta Lake has no fixed-size list; the writer enforces one dimension per
+model version and readers get ``fixed_size_list<float32>[D]`` back (:func:`fixed_embeddings`).
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PARTITION_COLUMNS = ("model_version", "indexed_date")
+EMBEDDING = "embedding"
+EMBEDDING_TYPE = pa.list_(pa.float32())
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_REMOVED = "removed"
+STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_REMOVED)
+
+# The contract's landing columns, used only while the installed worker still writes the old schema
+# (no model_version): the table is built against the contract, never against an older worker.
+_CONTRACT_LANDING = pa.schema(
+    [
+        pa.field("image_bucket", pa.string(), nullable=False),
+        pa.field("image_key", pa.string(), nullable=False),
+        pa.field("image_etag", pa.string()),
+        pa.field("image_width", pa.int32()),
+        pa.field("image_height", pa.int32()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("face_count", pa.int32(), nullable=False),
+        pa.field("face_index", pa.int32()),
+        pa.field("bbox", pa.list_(pa.float32())),
+        pa.field("landmarks", pa.list_(pa.float32())),
+        pa.field("det_score", pa.float32()),
+        pa.field("embedding", EMBEDDING_TYPE),
+        pa.field("model_pack", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("indexed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("job_id", pa.string(), nullable=False),
+        pa.field("face_id", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("bbox_width", pa.float32()),
+        pa.field("bbox_height", pa.float32()),
+        pa.field("sharpness", pa.float32()),
+        pa.field("yaw", pa.float32()),
+        pa.field("pitch", pa.float32()),
+        pa.field("roll", pa.float32()),
+        pa.field("embedding_norm", pa.float32()),
+        pa.field("quality_passed", pa.bool_()),
+        pa.field("quality_reasons", pa.list_(pa.string())),
+        pa.field("age", pa.int16()),
+        pa.field("gender", pa.string()),
+        pa.field("crop_uri", pa.string()),
+    ]
+)
+
+
+def landing_schema() -> pa.Schema:
+    """The landing files' schema: the worker's, once it carries ``model_version``."""
+    from faceidx_worker import rows
+
+    schema: pa.Schema = rows.SCHEMA
+    if "model_version" in schema.names:
+        return schema
+    return _CONTRACT_LANDING
+
+
+def table_schema() -> pa.Schema:
+    """Landing columns (embedding as a variable list) plus the ``indexed_date`` partition column."""
+    fields = []
+    for landing in landing_schema():
+        if landing.name == EMBEDDING:
+            fields.append(pa.field(EMBEDDING, EMBEDDING_TYPE))
+        else:
+            fields.append(landing)
+    fields.append(pa.field("indexed_date", pa.string(), nullable=False))
+    return pa.schema(fields)
+
+
+def required_columns() -> list[str]:
+    """Columns a landing file must have (the non-nullable ones); the others may be absent (null)."""
+    return [landing.name for landing in landing_schema() if not landing.nullable]
+
+
+def embedding_dimension(table: pa.Table) -> int | None:
+    """The embedding length of the first non-null embedding, or None when there is none."""
+    column = table.column(EMBEDDING) if EMBEDDING in table.column_names else None
+    if column is None:
+        return None
+    if pa.types.is_fixed_size_list(column.type):
+        return int(column.type.list_size)
+    lengths = pc.drop_null(pc.list_value_length(column))
+    return int(lengths[0].as_py()) if len(lengths) else None
+
+
+def fixed_embeddings(table: pa.Table) -> pa.Table:
+    """``embedding`` as ``fixed_size_list<float32>[D]`` when every embedding has one length D."""
+    if EMBEDDING not in table.column_names:
+        return table
+    column = table.column(EMBEDDING)
+    lengths = pc.unique(pc.drop_null(pc.list_value_length(column)))
+    if len(lengths) != 1:
+        return table  # no embedding, or several model versions of different dimensions
+    dimension = int(lengths[0].as_py())
+    fixed = column.cast(pa.list_(pa.float32(), dimension))
+    position = table.column_names.index(EMBEDDING)
+    return table.set_column(position, pa.field(EMBEDDING, fixed.type), fixed)
