@@ -45,6 +45,7 @@ TOMBSTONE_ACTOR = "s3:ObjectRemoved"
 CAPTURE_COLUMNS = ["face_id", "model_version", "image_bucket", "image_key", "embedding", "crop_uri"]
 VERIFY_K = 10
 MAX_INGEST_ROUNDS = 1000
+INGEST_BATCH = 500
 
 # person_id -> its face ids (None: no such person). Plugged in by faceidx.people when it exists.
 PersonResolver = Callable[[IndexLocation, str], Sequence[str] | None]
@@ -177,11 +178,10 @@ def ingest_pending(table: Any) -> tuple[int, list[Any]]:
     """Ingest every landing file (several rounds when there are many); ``(files, tombstones)``."""
     files, tombstones = 0, []
     for _ in range(MAX_INGEST_ROUNDS):
-        report = table.ingest()
-        done = int(getattr(report, "files", 0) or 0)
-        files += done
-        tombstones.extend(getattr(report, "tombstones", None) or ())
-        if not done or not getattr(report, "more", False):
+        report = table.ingest(max_files=INGEST_BATCH)
+        files += int(report.files_ingested)
+        tombstones.extend(report.tombstones or ())
+        if report.files_listed < INGEST_BATCH:
             break
     return files, tombstones
 
@@ -208,20 +208,7 @@ def default_person_resolver(location: IndexLocation, person_id: str) -> Sequence
 
 
 def _capture(table: Any, predicate: str) -> Any:
-    import pyarrow as pa
-
-    names = set(_schema_names(table))
-    columns = [c for c in CAPTURE_COLUMNS if c in names] if names else CAPTURE_COLUMNS
-    found = table.read(columns=columns, filter=predicate)
-    if "crop_uri" not in found.column_names:
-        found = found.append_column("crop_uri", pa.nulls(found.num_rows, pa.string()))
-    return found
-
-
-def _schema_names(table: Any) -> list[str]:
-    schema = getattr(table, "schema", None)
-    schema = schema() if callable(schema) else schema
-    return list(getattr(schema, "names", []) or [])
+    return table.read(columns=list(CAPTURE_COLUMNS), filter=predicate)
 
 
 def _count_by(values: Iterable[Any]) -> dict[str, int]:
@@ -303,13 +290,25 @@ def _delete_people_rows(
     return deleted
 
 
+def _indexed_versions(index: Any) -> set[str]:
+    versions = getattr(index, "versions", None)
+    return set(versions()) if callable(versions) else set()
+
+
 def _verify(table: Any, index: Any, predicate: str, captured: Mapping[str, tuple[list[str], Any]]) -> dict:
+    """No row of the target in the table; no forgotten face among the nearest ``VERIFY_K`` of each
+    captured embedding, in its own model version."""
     left = table.read(columns=["face_id"], filter=predicate).num_rows
     forgotten = {face_id for ids, _ in captured.values() for face_id in ids}
+    indexed = _indexed_versions(index)
     found: set[str] = set()
     searches = 0
+    not_indexed = []
     for version, (_, vectors) in sorted(captured.items()):
         if not len(vectors):
+            continue
+        if version not in indexed:
+            not_indexed.append(version)  # no vector table for it: nothing there to find
             continue
         for matches in index.search(vectors, model_version=version, k=VERIFY_K):
             searches += 1
@@ -318,14 +317,28 @@ def _verify(table: Any, index: Any, predicate: str, captured: Mapping[str, tuple
         "table_rows_left": int(left),
         "searches": searches,
         "k": VERIFY_K,
+        "versions_without_vectors": not_indexed,
         "found_face_ids": sorted(found),
         "passed": left == 0 and not found,
+    }
+
+
+def _purge_summary(report: Any) -> dict[str, Any]:
+    """The vector index's purge report as plain JSON."""
+    if report is None:
+        return {"purged": True}
+    return {
+        "purged": True,
+        "versions_removed": dict(getattr(report, "versions_removed", {}) or {}),
+        "rewritten": list(getattr(report, "rewritten", []) or []),
     }
 
 
 # -- the erasure ------------------------------------------------------------------------------------
 @dataclass
 class _Erasure:
+    """Erase one or more targets, then purge history once and verify and save every receipt."""
+
     location: IndexLocation
     table: Any
     index: Any
@@ -340,58 +353,54 @@ class _Erasure:
         actor: str,
         landing_files: int,
         person_id: str | None = None,
-        purge: bool = True,
+        rows: Any = None,
+        already_deleted: int = 0,
     ) -> Receipt:
-        started = _now()
+        """Delete the target's rows (``predicate``), vectors, crops and persons rows. ``rows``: the
+        target's rows captured beforehand when the table no longer holds them (a tombstone's)."""
         receipt = Receipt(
             id=uuid.uuid4().hex[:12],
             target={"type": target.kind, "value": target.value},
             reason=reason,
             actor=actor,
-            started_at=started.isoformat(),
+            started_at=_now().isoformat(),
         )
-        rows = _capture(self.table, predicate)
-        if rows.num_rows == 0 and person_id is None:
-            raise ForgetTargetNotFound(f"{target.describe()} is not in the index: nothing was forgotten")
+        deleted_rows = already_deleted
+        if rows is None:
+            rows = _capture(self.table, predicate)
+            if rows.num_rows == 0 and person_id is None:
+                raise ForgetTargetNotFound(f"{target.describe()} is not in the index: nothing was forgotten")
+            deleted_rows = self.table.delete(predicate) if rows.num_rows else 0
         captured = _embeddings_by_version(rows)
         face_ids = sorted({f for f in rows["face_id"].to_pylist() if f})
-        deleted_rows = self.table.delete(predicate) if rows.num_rows else 0
         vectors_deleted = self.index.delete(face_ids) if face_ids else 0
         crops = _delete_crops(self.location, [u for u in rows["crop_uri"].to_pylist() if u])
         people = _delete_people_rows(self.location, face_ids, person_id)
+        images = zip(rows["image_bucket"].to_pylist(), rows["image_key"].to_pylist(), strict=True)
         receipt.removed = {
             "landing": {"files_ingested": landing_files},
             "table_rows": _count_by(rows["model_version"].to_pylist()),
             "table_rows_total": int(deleted_rows),
             "face_ids": face_ids,
+            "images": sorted({f"s3://{bucket}/{key}" for bucket, key in images}),
             "vectors": {version: len(ids) for version, (ids, _) in sorted(captured.items())},
             "vectors_total": int(vectors_deleted or 0),
             "crops": crops,
             "people_rows": people,
-            "images": sorted(
-                {
-                    f"s3://{b}/{k}"
-                    for b, k in zip(
-                        rows["image_bucket"].to_pylist(), rows["image_key"].to_pylist(), strict=True
-                    )
-                }
-            ),
             "history": {},
         }
         self._receipts.append((receipt, predicate, captured))
-        if purge:
-            self.finish()
         return receipt
 
     def finish(self) -> list[Receipt]:
         """Purge history once for every erasure so far, then verify and save each receipt."""
         if not self._receipts:
             return []
-        table_files = list(self.table.purge_history() or [])
-        self.index.purge_history()
+        table_files = [str(f) for f in (self.table.purge_history() or [])]
+        vectors = _purge_summary(self.index.purge_history())
         done = []
         for receipt, predicate, captured in self._receipts:
-            receipt.removed["history"] = {"table_files": table_files, "vectors": True}
+            receipt.removed["history"] = {"table_files": table_files, "vectors": vectors}
             receipt.verification = _verify(self.table, self.index, predicate, captured)
             finished = _now()
             receipt.finished_at = finished.isoformat()
@@ -429,24 +438,23 @@ def forget(
     table: Any = None,
     index: Any = None,
 ) -> Receipt:
-    """Erase ``target`` from the table, the vector index, crops and persons tables; purge; verify."""
+    """Erase ``target`` from the table, the vector index, crops and persons tables; purge; verify.
+
+    Raises :class:`ForgetTargetNotFound` (nothing changed, no receipt) when the target is not there,
+    :class:`ForgetVerificationError` when traces remain (the receipt, written, records them)."""
     predicate, person_id = target_predicate(location, target, resolve_person)
     table = table or _open_table(location)
     index = index or _open_index(location)
     files, tombstones = ingest_pending(table)
     erasure = _Erasure(location, table, index)
     if tombstones:
-        _erase_tombstones(erasure, tombstones, landing_files=0)
-    receipt = erasure.erase(
-        target,
-        predicate,
-        reason=reason,
-        actor=actor,
-        landing_files=files,
-        person_id=person_id,
-        purge=False,
-    )
-    erasure.finish()
+        _erase_tombstones(erasure, tombstones)
+    try:
+        receipt = erasure.erase(
+            target, predicate, reason=reason, actor=actor, landing_files=files, person_id=person_id
+        )
+    finally:
+        erasure.finish()  # the tombstones' erasures are finished even when the target is not found
     if not receipt.verified:
         raise ForgetVerificationError(
             f"forgetting {target.describe()} left traces ({receipt.verification}); the receipt "
@@ -457,54 +465,119 @@ def forget(
 
 
 # -- ObjectRemoved tombstones ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Tombstone:
-    """An S3 ObjectRemoved event: erase (bucket, key) rows indexed at or before ``removed_at``."""
-
-    bucket: str
-    key: str
-    removed_at: datetime
-
-    @classmethod
-    def of(cls, item: Any) -> Tombstone:
-        """From a tombstone, a landing row (``image_bucket``, ``image_key``, ``indexed_at``) or a dict."""
-        if isinstance(item, Tombstone):
-            return item
-        get = item.get if isinstance(item, Mapping) else lambda name: getattr(item, name, None)
-        bucket = get("image_bucket") or get("bucket")
-        key = get("image_key") or get("key")
-        moment = get("indexed_at") or get("removed_at") or get("event_time")
-        if not bucket or not key or moment is None:
-            raise ValueError(f"not a tombstone (needs bucket, key and a time): {item!r}")
-        if isinstance(moment, str):
-            moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return cls(str(bucket), str(key), moment)
+def tombstone_parts(item: Any) -> tuple[str, str, datetime, tuple[str, ...] | None]:
+    """``(bucket, key, removed_at, face_ids)`` of a tombstone: the table's ``Tombstone`` (whose
+    ``face_ids`` the ingest already deleted), a landing row (``image_bucket``, ``image_key``,
+    ``indexed_at``) or a dict; ``face_ids`` is None when not given (the rows are still in the table)."""
+    get = item.get if isinstance(item, Mapping) else lambda name: getattr(item, name, None)
+    bucket = get("bucket") or get("image_bucket")
+    key = get("key") or get("image_key")
+    moment = get("removed_at") or get("indexed_at")
+    if not bucket or not key or moment is None:
+        raise ValueError(f"not a tombstone (it needs a bucket, a key and a time): {item!r}")
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    face_ids = get("face_ids")
+    return str(bucket), str(key), moment, None if face_ids is None else tuple(face_ids)
 
 
-def _erase_tombstones(erasure: _Erasure, tombstones: Iterable[Any], *, landing_files: int) -> int:
-    latest: dict[tuple[str, str], datetime] = {}
-    for item in tombstones:
-        tombstone = Tombstone.of(item)
-        where = (tombstone.bucket, tombstone.key)
-        latest[where] = max(latest.get(where, tombstone.removed_at), tombstone.removed_at)
-    erased = 0
-    for (bucket, key), moment in sorted(latest.items()):
-        target = ForgetTarget(TARGET_IMAGE, f"s3://{bucket}/{key}")
+def capture_from_history(location: IndexLocation, table: Any, face_ids: Sequence[str]) -> Any:
+    """The rows of ``face_ids`` that an earlier commit deleted, read from the newest older table
+    version that still holds them (before the purge removes them for good)."""
+    import pyarrow as pa
+    from deltalake import DeltaTable, QueryBuilder
+
+    found = []
+    missing = set(face_ids)
+    version = int(table.version()) - 1
+    while missing and version >= 0:
         try:
+            old = DeltaTable(
+                location.table_uri, version=version, storage_options=location.storage_options() or None
+            )
+            names = set(old.schema().to_arrow().names)
+            columns = ", ".join(f'"{c}"' for c in CAPTURE_COLUMNS if c in names)
+            sql = f"SELECT {columns} FROM faces WHERE {in_list('face_id', missing)}"  # noqa: S608 - quoted
+            rows = pa.table(QueryBuilder().register("faces", old).execute(sql))
+        except (OSError, ValueError) as error:  # a version whose files are already purged
+            log.warning("table version %s cannot be read (%s): the search check covers less", version, error)
+            break
+        if rows.num_rows:
+            if "crop_uri" not in rows.column_names:
+                rows = rows.append_column("crop_uri", pa.nulls(rows.num_rows, pa.string()))
+            rows = rows.select(CAPTURE_COLUMNS)
+            found.append(rows.cast(pa.schema([pa.field(f.name, _plain(f.type)) for f in rows.schema])))
+            missing -= set(rows["face_id"].to_pylist())
+        version -= 1
+    if not found:
+        return None
+    return pa.concat_tables(found, promote_options="permissive")
+
+
+def _plain(kind: Any) -> Any:
+    """string_view -> string (DataFusion answers with views), so captured rows concatenate."""
+    import pyarrow as pa
+
+    if pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_list_view(kind) or pa.types.is_large_list(kind):
+        return pa.list_(kind.value_type)
+    return kind
+
+
+def _erase_tombstones(erasure: _Erasure, tombstones: Iterable[Any]) -> int:
+    latest: dict[tuple[str, str], tuple[datetime, set[str] | None]] = {}
+    for item in tombstones:
+        bucket, key, moment, face_ids = tombstone_parts(item)
+        before, ids = latest.get((bucket, key), (moment, None))
+        if face_ids is not None:
+            ids = (ids or set()) | set(face_ids)
+        latest[(bucket, key)] = (max(before, moment), ids)
+    erased = 0
+    for (bucket, key), (moment, face_ids) in sorted(latest.items()):
+        target = ForgetTarget(TARGET_IMAGE, f"s3://{bucket}/{key}")
+        predicate = image_predicate(bucket, key, moment)
+        reason = f"S3 ObjectRemoved at {moment.isoformat()}"
+        if face_ids:  # the ingest already deleted these rows from the table
+            rows = capture_from_history(erasure.location, erasure.table, sorted(face_ids))
+            if rows is None:
+                rows = _face_ids_only(sorted(face_ids))
             erasure.erase(
                 target,
-                image_predicate(bucket, key, moment),
-                reason=f"S3 ObjectRemoved at {moment.isoformat()}",
+                predicate,
+                reason=reason,
                 actor=TOMBSTONE_ACTOR,
-                landing_files=landing_files,
-                purge=False,
+                landing_files=0,
+                rows=rows,
+                already_deleted=len(face_ids),
             )
+            erased += 1
+            continue
+        try:
+            erasure.erase(target, predicate, reason=reason, actor=TOMBSTONE_ACTOR, landing_files=0)
             erased += 1
         except ForgetTargetNotFound:
             log.info("ObjectRemoved s3://%s/%s: no row indexed at or before %s", bucket, key, moment)
     return erased
+
+
+def _face_ids_only(face_ids: Sequence[str]) -> Any:
+    """Rows that name the faces only (no embedding, no crop): what is known once history is gone."""
+    import pyarrow as pa
+
+    count = len(face_ids)
+    return pa.table(
+        {
+            "face_id": pa.array(face_ids, pa.string()),
+            "model_version": pa.array(["(unknown)"] * count, pa.string()),
+            "image_bucket": pa.nulls(count, pa.string()),
+            "image_key": pa.nulls(count, pa.string()),
+            "embedding": pa.nulls(count, pa.list_(pa.float32())),
+            "crop_uri": pa.nulls(count, pa.string()),
+        }
+    )
 
 
 def forget_tombstones(
@@ -514,14 +587,16 @@ def forget_tombstones(
     table: Any = None,
     index: Any = None,
 ) -> list[Receipt]:
-    """Erase the images of S3 ObjectRemoved tombstones (from ``FaceTable.ingest``), one receipt each.
+    """Forget the images of S3 ObjectRemoved tombstones (from ``FaceTable.ingest``), one receipt each.
 
-    Called by the face table's ingest step after its commit; images never indexed are skipped."""
+    Called by the face table's ingest step right after its commit: the vectors, crops and persons rows
+    of the faces the commit deleted go, history is purged, and each image is verified. Images that
+    were never indexed are skipped (no receipt)."""
     items = list(tombstones)
     if not items:
         return []
     erasure = _Erasure(location, table or _open_table(location), index or _open_index(location))
-    _erase_tombstones(erasure, items, landing_files=0)
+    _erase_tombstones(erasure, items)
     receipts = erasure.finish()
     failed = [r for r in receipts if not r.verified]
     if failed:
