@@ -1,0 +1,315 @@
+"""Full clustering of face embeddings: a kNN graph, weighted label propagation, hard constraints.
+
+Pure numpy + FAISS; no Airflow, no storage. Inputs are L2-normalised float32 embeddings (cosine
+similarity = inner product) and, per face, the image it comes from.
+
+1. **kNN graph** (:func:`knn`): each face's ``k`` nearest faces. Exact (blocked matrix products) up
+   to ``ClusterPolicy.exact_below`` faces; above, an inverted-file search (:func:`cell_knn`): faces
+   are put in their two nearest of ``n / 256`` cells (spherical k-means) and neighbours are searched
+   exactly inside each cell: FAISS's ``IndexIVFFlat`` idea (see ``benchmarks/bench_identities.py
+   --faiss`` for the two side by side), done as BLAS-sized matrix products.
+2. **Edges** (:func:`graph_edges`): a neighbour pair is an edge when its similarity is at least
+   ``threshold`` and the two faces are not of the same image (cannot-link). An edge found from both
+   sides (mutual neighbours) weighs twice.
+3. **Label propagation** (:func:`propagate_labels`, Chinese whispers): every face starts as its own
+   label and repeatedly takes the label with the largest summed edge weight among its neighbours
+   (half of the faces, drawn at random, per round, so labels cannot oscillate). A weak bridge of one
+   or two edges between two dense groups carries less weight than each group's own edges, so it does
+   not merge them: that is what connected components get wrong (one false edge joins two persons).
+4. **Constraints** (:func:`enforce_cannot_link`): a label holding two faces of one image keeps the
+   face closest to its centroid; the others are clustered again among themselves (a twin in the same
+   photo becomes their own person), and left out if still in conflict.
+5. **Core rule**: a cluster is a person only when it has at least ``min_samples + 1`` faces and one
+   face with ``min_samples`` neighbours inside it; everything else is noise (label ``-1``), so a
+   singleton never becomes a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+NOISE = -1
+
+
+@dataclass(frozen=True)
+class ClusterPolicy:
+    """Thresholds of the identity clustering; one source for the DAG's Params and the benchmark.
+
+    ``threshold`` and ``margin`` are cosine similarities of the model in use; the defaults are
+    calibrated on the labelled asset photos with the 128-d MobileFaceNet (same person >= 0.32,
+    different persons <= 0.27) and hold for 512-d ArcFace packs, whose impostor pairs sit lower.
+    """
+
+    threshold: float = 0.30  # an edge / an assignment needs at least this similarity
+    margin: float = 0.05  # best person minus runner-up person, for an incremental assignment
+    min_samples: int = 1  # neighbours a core face needs; a new person has >= min_samples + 1 faces
+    max_centroids: int = 4  # centroids per person (one per ``faces_per_centroid`` faces)
+    faces_per_centroid: int = 8
+    k: int = 10  # neighbours per face in the graph
+    iterations: int = 20  # label propagation rounds (stops early when nothing changes)
+    exact_below: int = 50_000  # faces: exact kNN below, cell (IVF) search at and above
+    merge_proposal: float = 0.55  # two persons whose centroids are this similar: proposed for a merge
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not -1.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold {self.threshold} is not a cosine similarity (-1..1)")
+        if self.margin < 0 or self.min_samples < 1 or self.max_centroids < 1 or self.k < 1:
+            raise ValueError(f"invalid cluster policy {self}: margin >= 0, min_samples, k >= 1")
+
+
+def as_unit(embeddings: np.ndarray) -> np.ndarray:
+    """Contiguous float32 rows of norm 1 (FAISS's inner product is then the cosine)."""
+    x = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be 2-d (faces x dimension), got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.maximum(norms, 1e-12))
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest entries per row, best first: (values, column indices)."""
+    k = min(k, sims.shape[1])
+    if k == 0:
+        return np.zeros((sims.shape[0], 0), np.float32), np.zeros((sims.shape[0], 0), np.int64)
+    part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.argsort(-sims, axis=1)
+    values = np.take_along_axis(sims, part, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(values, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
+def exact_knn(
+    base: np.ndarray, queries: np.ndarray | None, k: int, block: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product kNN by blocked matrix products; the base's own row is excluded when
+    ``queries`` is None."""
+    own = queries is None
+    q = base if queries is None else queries
+    sims_out = np.full((q.shape[0], k), -np.inf, np.float32)
+    idx_out = np.full((q.shape[0], k), -1, np.int64)
+    for start in range(0, q.shape[0], block):
+        sims = q[start : start + block] @ base.T
+        if own:
+            rows = np.arange(sims.shape[0])
+            sims[rows, rows + start] = -np.inf
+        values, cols = _top_k(sims, k)
+        sims_out[start : start + block, : values.shape[1]] = values
+        idx_out[start : start + block, : cols.shape[1]] = cols
+    idx_out[~np.isfinite(sims_out)] = -1
+    return sims_out, idx_out
+
+
+def coarse_cells(x: np.ndarray, cells: int, seed: int, iterations: int = 6) -> np.ndarray:
+    """Unit centroids of ``cells`` cells: spherical k-means on a sample of 16 faces per cell."""
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(len(x), size=min(len(x), 16 * cells), replace=False)]
+    centroids = sample[rng.choice(len(sample), size=cells, replace=False)].copy()
+    for _ in range(iterations):
+        owner = np.concatenate(
+            [np.argmax(sample[i : i + 8192] @ centroids.T, axis=1) for i in range(0, len(sample), 8192)]
+        )
+        sums = np.zeros_like(centroids, dtype=np.float64)
+        np.add.at(sums, owner, sample)
+        empty = np.bincount(owner, minlength=cells) == 0
+        sums[empty] = sample[rng.choice(len(sample), size=int(empty.sum()))]
+        centroids = as_unit(sums)
+    return centroids
+
+
+def cell_knn(
+    x: np.ndarray, k: int, cell_size: int = 256, probes: int = 3, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate kNN for large sets: every face joins its ``probes`` nearest cells, neighbours are searched
+    exactly inside each cell (an IVF index with multi-cell assignment on both sides), best k kept."""
+    n = x.shape[0]
+    cells = max(2, n // cell_size)
+    centroids = coarse_cells(x, cells, seed)
+    nearest = np.concatenate(
+        [_top_k(x[i : i + 8192] @ centroids.T, probes)[1] for i in range(0, n, 8192)]
+    )  # (n, probes)
+    members = np.tile(np.arange(n), probes)
+    cell_of = nearest.T.reshape(-1)
+    order = np.argsort(cell_of, kind="stable")
+    members, cell_of = members[order], cell_of[order]
+    bounds = np.searchsorted(cell_of, np.arange(cells + 1))
+    cand_sims = np.full((probes * n, k), -np.inf, np.float32)
+    cand_idx = np.full((probes * n, k), -1, np.int64)
+    for c in range(cells):
+        lo, hi = bounds[c], bounds[c + 1]
+        if hi - lo < 2:
+            continue
+        ids = members[lo:hi]
+        sims, local = exact_knn(x[ids], None, min(k, hi - lo - 1))
+        cand_sims[lo:hi, : sims.shape[1]] = sims
+        cand_idx[lo:hi, : sims.shape[1]] = np.where(local >= 0, ids[np.maximum(local, 0)], -1)
+    # each face has exactly ``probes`` candidate rows: merge them, drop repeats, keep the best k
+    by_face = np.argsort(members, kind="stable")
+    sims = cand_sims[by_face].reshape(n, probes * k)
+    idx = cand_idx[by_face].reshape(n, probes * k)
+    order = np.argsort(idx, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1)
+    sims = np.take_along_axis(sims, order, axis=1)
+    repeat = np.zeros_like(idx, dtype=bool)
+    repeat[:, 1:] = idx[:, 1:] == idx[:, :-1]
+    sims[repeat | (idx < 0)] = -np.inf
+    values, cols = _top_k(sims, k)
+    out = np.take_along_axis(idx, cols, axis=1)
+    out[~np.isfinite(values)] = -1
+    return values, out
+
+
+def knn(
+    base: np.ndarray, policy: ClusterPolicy, queries: np.ndarray | None = None, k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, indices), each (rows x k), best first; index -1 where fewer neighbours exist.
+
+    Without ``queries`` the base searches itself (a face is not its own neighbour): exactly below
+    ``policy.exact_below`` faces, by :func:`cell_knn` above. With ``queries``: exact.
+    """
+    k = policy.k if k is None else k
+    n = base.shape[0]
+    rows = n if queries is None else queries.shape[0]
+    k = min(k, n - 1 if queries is None else n)
+    if k <= 0:
+        return np.zeros((rows, 0), np.float32), np.zeros((rows, 0), np.int64)
+    if queries is None and n >= policy.exact_below:
+        return cell_knn(base, k, seed=policy.seed)
+    return exact_knn(base, queries, k)
+
+
+def graph_edges(
+    sims: np.ndarray, idx: np.ndarray, image_codes: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed edges (src, dst, weight), both directions, of neighbour pairs above ``threshold``.
+
+    Pairs of one image are never edges. A pair found from both sides appears twice per direction.
+    """
+    n = idx.shape[0]
+    src = np.repeat(np.arange(n, dtype=np.int64), idx.shape[1])
+    dst = idx.reshape(-1).astype(np.int64)
+    weight = sims.reshape(-1).astype(np.float32)
+    keep = (dst >= 0) & (weight >= threshold)
+    src, dst, weight = src[keep], dst[keep], weight[keep]
+    keep = image_codes[src] != image_codes[dst]
+    src, dst, weight = src[keep], dst[keep], weight[keep]
+    return np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([weight, weight])
+
+
+def propagate_labels(
+    n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, iterations: int, *, seed: int = 0
+) -> np.ndarray:
+    """Chinese whispers over directed edges: each face's label, a face index of its group."""
+    labels = np.arange(n, dtype=np.int64)
+    if len(src) == 0:
+        return labels
+    rng = np.random.default_rng(seed)
+    order = np.argsort(src, kind="stable")
+    src, dst, weight = src[order], dst[order], weight[order].astype(np.float64)
+    jitter = rng.random(len(src)) * 1e-6  # ties broken at random, once
+    for _ in range(iterations):
+        key = src * n + labels[dst]
+        unique, inverse = np.unique(key, return_inverse=True)
+        sums = np.bincount(inverse, weights=weight + jitter)
+        node = unique // n
+        order = np.lexsort((-sums, node))
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = node[order][1:] != node[order][:-1]
+        best_node = node[order][first]
+        best_label = unique[order][first] % n
+        move = (labels[best_node] != best_label) & (rng.random(len(best_node)) < 0.5)
+        if not move.any():
+            if (labels[best_node] == best_label).all():
+                break
+            continue
+        labels[best_node[move]] = best_label[move]
+    return labels
+
+
+def dense_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..m-1 (noise stays -1)."""
+    out = np.full(len(labels), NOISE, dtype=np.int64)
+    valid = labels >= 0
+    if valid.any():
+        _, out[valid] = np.unique(labels[valid], return_inverse=True)
+    return out
+
+
+def label_centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Unit mean embedding per dense label (rows: 0..max label)."""
+    count = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
+    sums = np.zeros((count, x.shape[1]), dtype=np.float64)
+    valid = labels >= 0
+    np.add.at(sums, labels[valid], x[valid])
+    return as_unit(sums) if count else np.zeros((0, x.shape[1]), np.float32)
+
+
+def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, image_codes: np.ndarray) -> np.ndarray:
+    """Faces ejected (True) so that no label holds two faces of one image; the closest one stays."""
+    labels = dense_labels(labels)
+    ejected = np.zeros(len(labels), dtype=bool)
+    valid = np.flatnonzero(labels >= 0)
+    if len(valid) == 0:
+        return ejected
+    centroids = label_centroids(x, labels)
+    score = np.einsum("ij,ij->i", x[valid], centroids[labels[valid]])
+    order = np.lexsort((-score, image_codes[valid], labels[valid]))
+    lab = labels[valid][order]
+    img = image_codes[valid][order]
+    repeat = np.zeros(len(order), dtype=bool)
+    repeat[1:] = (lab[1:] == lab[:-1]) & (img[1:] == img[:-1])
+    ejected[valid[order][repeat]] = True
+    return ejected
+
+
+def _core_filter(labels: np.ndarray, src: np.ndarray, dst: np.ndarray, min_samples: int) -> np.ndarray:
+    """Labels of clusters that fail the core rule set to NOISE."""
+    labels = labels.copy()
+    sizes = np.bincount(labels[labels >= 0], minlength=int(labels.max()) + 1 if len(labels) else 0)
+    inside = (labels[src] == labels[dst]) & (labels[src] >= 0)
+    pairs = np.unique(src[inside] * len(labels) + dst[inside]) if inside.any() else np.zeros(0, np.int64)
+    degree = np.bincount(pairs // len(labels), minlength=len(labels)) if len(labels) else pairs
+    has_core = np.zeros(len(sizes), dtype=bool)
+    core_nodes = np.flatnonzero(degree >= min_samples)
+    has_core[labels[core_nodes][labels[core_nodes] >= 0]] = True
+    good = (sizes >= min_samples + 1) & has_core
+    bad = (labels >= 0) & ~good[np.maximum(labels, 0)]
+    labels[bad] = NOISE
+    return labels
+
+
+def cluster_faces(
+    embeddings: np.ndarray, image_codes: np.ndarray, policy: ClusterPolicy, *, rounds: int = 2
+) -> np.ndarray:
+    """One dense label per face (0..m-1), NOISE for faces that belong to no person."""
+    x = as_unit(embeddings)
+    n = x.shape[0]
+    image_codes = np.asarray(image_codes, dtype=np.int64)
+    labels = np.full(n, NOISE, dtype=np.int64)
+    todo = np.arange(n)
+    next_label = 0
+    for round_index in range(rounds):
+        if len(todo) < policy.min_samples + 1:
+            break
+        sub = x[todo]
+        sims, idx = knn(sub, policy)
+        src, dst, weight = graph_edges(sims, idx, image_codes[todo], policy.threshold)
+        sub_labels = propagate_labels(
+            len(todo), src, dst, weight, policy.iterations, policy.seed + round_index
+        )
+        ejected = enforce_cannot_link(sub, sub_labels, image_codes[todo])
+        sub_labels[ejected] = NOISE
+        sub_labels = _core_filter(dense_labels(sub_labels), src, dst, policy.min_samples)
+        sub_labels = dense_labels(sub_labels)
+        kept = sub_labels >= 0
+        labels[todo[kept]] = sub_labels[kept] + next_label
+        next_label += int(sub_labels.max()) + 1 if kept.any() else 0
+        todo = todo[ejected]
+    return labels
+
+
+def encode(values: np.ndarray | list[str]) -> np.ndarray:
+    """Integer codes for strings (image ids), equal strings equal codes."""
+    _, codes = np.unique(np.asarray(values, dtype=object).astype(str), return_inverse=True)
+    return codes.astype(np.int64)
