@@ -1,0 +1,145 @@
+"""
+### face_table: landing files into the face table, compacted, vacuumed, synced to the vector index
+
+Every hour (`@hourly`), one run:
+
+1. **ingest**: every pending landing file (`<output>/faces/dt=*/part-*.parquet`, written by the
+   workers) goes into the Delta face table `<output>/table/faces/` in one MERGE commit per round of
+   `max_files`: validated (a file that is not a landing file, or a row whose embedding has the wrong
+   dimension, is set aside under `<output>/faces-rejected/` with its reason), one outcome per image
+   and model version, S3 ObjectRemoved tombstones erase the image's older rows in the same commit and
+   are then forgotten everywhere else (vectors, crops, receipts). Landing files are deleted only
+   after the commit.
+2. **compact**: rewrites the small files of the `indexed_date` partitions of the run's data interval
+   into files of about `target_file_mb`.
+3. **vacuum**: deletes data files that no table version younger than `retention_hours` needs.
+4. **sync_vectors**: brings the vector index up to the table, for every model version.
+5. **report**: one table of what the run did and what the table holds.
+
+**Re-running is safe**: a rerun finds no landing file and changes nothing; a run that stopped after its
+commit finds its landing files in the commit's metadata and only deletes them. A failed compaction
+leaves the table as it was (Delta commits are atomic); the files it wrote are removed by a vacuum.
+
+**Backfill from the UI** (*Trigger* → *Backfill*): each run's data interval chooses the partitions it
+compacts; every run ingests whatever is pending. `output_uri` / `vectors_uri` empty: the Airflow
+Variables `faceidx_output_uri` / `faceidx_vectors_uri`. See the face table page of the docs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
+from faceidx.common.params import optional_param, param_or_variable
+
+DEFAULT_MAX_FILES = 500
+DEFAULT_RETENTION_HOURS = 168  # faceidx.index.table.DEFAULT_RETENTION_HOURS (kept light here)
+DEFAULT_TARGET_FILE_MB = 128  # faceidx.index.table.DEFAULT_TARGET_FILE_BYTES
+
+
+@dag(
+    dag_id="face_table",
+    doc_md=__doc__,
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,  # backfills are explicit: Trigger -> Backfill
+    max_active_runs=1,  # one writer of the table at a time
+    tags=["faceidx", "index", "table"],
+    default_args={
+        "owner": "faceidx",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(minutes=50),
+    },
+    params={
+        "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
+        "vectors_uri": optional_param(
+            f"The vector index. Empty: the Airflow Variable {VAR_VECTORS_URI}, else <output>/vectors."
+        ),
+        "max_files": Param(
+            DEFAULT_MAX_FILES,
+            type="integer",
+            minimum=1,
+            maximum=10000,
+            description="Landing files per MERGE commit; the ingest step repeats until none is left.",
+        ),
+        "target_file_mb": Param(
+            DEFAULT_TARGET_FILE_MB,
+            type="integer",
+            minimum=1,
+            maximum=1024,
+            description="Compaction's target data file size in MiB.",
+        ),
+        "retention_hours": Param(
+            DEFAULT_RETENTION_HOURS,
+            type="integer",
+            minimum=0,
+            description="Vacuum keeps the files of table versions younger than this (time travel, "
+            "the vector index's change feed). 0 removes every old version's files.",
+        ),
+    },
+)
+def face_table() -> None:
+    def _location(output_uri: str, vectors_uri: str) -> Any:
+        from faceidx.index.forget_tasks import location_for
+
+        return location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
+
+    output = param_or_variable("output_uri", VAR_OUTPUT_URI)
+    vectors = param_or_variable("vectors_uri", VAR_VECTORS_URI)
+
+    @task
+    def ingest(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
+        from faceidx.index.table_tasks import ingest_task
+
+        location = _location(output_uri, vectors_uri)
+        return ingest_task(location, max_files=int(context["params"]["max_files"]))
+
+    @task
+    def compact(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
+        from faceidx.index.table_tasks import compact_task, interval_days
+
+        days = interval_days(context.get("data_interval_start"), context.get("data_interval_end"))
+        location = _location(output_uri, vectors_uri)
+        return compact_task(location, days, target_file_mb=int(context["params"]["target_file_mb"]))
+
+    @task
+    def vacuum(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
+        from faceidx.index.table_tasks import vacuum_task
+
+        location = _location(output_uri, vectors_uri)
+        return vacuum_task(location, retention_hours=int(context["params"]["retention_hours"]))
+
+    @task
+    def sync_vectors(output_uri: str, vectors_uri: str) -> dict[str, Any]:
+        from faceidx.index.table_tasks import sync_vectors_task
+
+        return sync_vectors_task(_location(output_uri, vectors_uri))
+
+    @task
+    def report(
+        output_uri: str,
+        vectors_uri: str,
+        *,
+        ingested: dict[str, Any],
+        compacted: dict[str, Any],
+        vacuumed: dict[str, Any],
+        synced: dict[str, Any],
+    ) -> dict[str, Any]:
+        from faceidx.index.table_tasks import report_task
+
+        return report_task(_location(output_uri, vectors_uri), ingested, compacted, vacuumed, synced)
+
+    ingested = ingest(output, vectors)
+    compacted = compact(output, vectors)
+    vacuumed = vacuum(output, vectors)
+    synced = sync_vectors(output, vectors)
+    ingested >> compacted >> vacuumed >> synced
+    report(output, vectors, ingested=ingested, compacted=compacted, vacuumed=vacuumed, synced=synced)
+
+
+face_table()
