@@ -168,6 +168,8 @@ def latest_changes(changes: pa.Table) -> tuple[pa.Table, list[str]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if "_change_type" not in changes.column_names or changes.num_rows == 0:
+        return changes.slice(0, 0), []
     relevant = changes.filter(
         pc.is_in(changes["_change_type"], pa.array(["insert", "update_postimage", "delete"]))
     )
@@ -269,6 +271,8 @@ class VectorIndex:
     def __init__(self, location: IndexLocation) -> None:
         self.location = location
         self._db: Any = None
+        # model version -> (open table, dimension, indexed) for repeated searches; our writes clear it
+        self._readers: dict[str, tuple[Any, int, bool]] = {}
 
     # -- the database ---------------------------------------------------------------------------
     @property
@@ -326,6 +330,7 @@ class VectorIndex:
     def sync(self, table: FaceSource, model_version: str) -> SyncReport:
         """Bring the version's index to the face table's current snapshot (see the module docstring)."""
         started = time.perf_counter()
+        self._readers.clear()
         target = int(table.version())
         state = self.sync_state(model_version) or {}
         recorded = state.get("delta_version")
@@ -352,6 +357,17 @@ class VectorIndex:
         self.location.write_json(self._state_uri(model_version), state)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _reader(self, model_version: str) -> tuple[Any, int, bool]:
+        """The version's table for searching, opened once per :class:`VectorIndex` (see ``search``)."""
+        if model_version not in self._readers:
+            lance_table = self._open(model_version)
+            self._readers[model_version] = (
+                lance_table,
+                int(lance_table.schema.field("vector").type.list_size),
+                bool(list(lance_table.list_indices())),
+            )
+        return self._readers[model_version]
 
     def _open_or_none(self, model_version: str) -> Any:
         name = table_name(model_version)
@@ -470,18 +486,19 @@ class VectorIndex:
 
         ``similarity`` is the exact cosine (flat search, or ANN candidates re-ranked on the stored
         vectors). ``exact`` forces the flat scan on an indexed version (the benchmark's baseline).
+        The version's table is opened on the first search of this object and reused: a long-lived
+        searcher sees other processes' writes after making a new :class:`VectorIndex`.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        lance_table = self._open(model_version)
-        dimension = int(lance_table.schema.field("vector").type.list_size)
+        lance_table, dimension, has_index = self._reader(model_version)
         queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if queries.shape[1] != dimension:
             raise ValueError(
                 f"query vectors have {queries.shape[1]} dimensions; model version {model_version!r} "
                 f"holds {dimension}-d embeddings (a different model produced the query)"
             )
-        indexed = bool(list(lance_table.list_indices())) and not exact
+        indexed = has_index and not exact
         results: list[list[Match]] = []
         for query in queries:
             builder = lance_table.search(query, vector_column_name="vector").distance_type("cosine")
@@ -491,7 +508,7 @@ class VectorIndex:
                 builder = builder.nprobes(nprobes).refine_factor(refine_factor)
             elif exact:
                 builder = builder.bypass_vector_index()
-            found = builder.select(list(FACE_COLUMNS)).limit(k).to_arrow().to_pylist()
+            found = builder.select([*FACE_COLUMNS, "_distance"]).limit(k).to_arrow().to_pylist()
             results.append([self._match(row, model_version) for row in found])
         return results
 
@@ -522,6 +539,7 @@ class VectorIndex:
         ids = list(dict.fromkeys(face_ids))
         if not ids:
             return 0
+        self._readers.clear()
         return sum(self._delete_from(self.db.open_table(name), ids) for name in self._table_names())
 
     def purge_history(self) -> PurgeReport:
@@ -534,6 +552,7 @@ class VectorIndex:
         writing (the erasure DAG's purge step).
         """
         report = PurgeReport()
+        self._readers.clear()
         with warnings.catch_warnings():
             # Lance warns that cleanup_older_than=0 breaks concurrent readers: that is the point here.
             warnings.simplefilter("ignore", UserWarning)
@@ -558,6 +577,7 @@ class VectorIndex:
     def drop_version(self, model_version: str) -> None:
         """Delete the version's table and its sync state (the face table is untouched)."""
         self._open(model_version)
+        self._readers.clear()
         self.db.drop_table(table_name(model_version))
         uri = self._state_uri(model_version)
         if uri.startswith("s3://"):

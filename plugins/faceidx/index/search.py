@@ -1,0 +1,301 @@
+"""Search by photo: the faces of one photo, each with its most similar faces in the index.
+
+The photo goes through the worker's own code, so a query face is computed exactly like an indexed one:
+:func:`faceidx_worker.settings.load_settings` reads the same ``FACEIDX_*`` variables (the model pack is
+``FACEIDX_MODEL_DIR``), :class:`faceidx_worker.model.InsightFaceModelPack` loads it,
+:class:`faceidx_worker.fetch.S3ImageLoader` / :func:`faceidx_worker.images.decode_image` read the photo
+and :func:`faceidx_worker.indexer.index_images` detects, aligns and embeds. Embeddings of different
+model versions are not comparable: the pack's version must be the version searched.
+
+Which version: the one asked for, else the registry's current one
+(``faceidx.index.versions.ModelRegistry``), else the only version the index holds; with several and no
+registry the search stops and names them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from faceidx.common.tables import format_table as render_table
+from faceidx.common.uris import split_s3_uri
+
+if TYPE_CHECKING:
+    from faceidx.index.location import IndexLocation
+    from faceidx.index.vectors import Match, VectorIndex
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 10
+MAX_K = 1000
+# face_id -> person name, for the matches of one search (the people feature provides it).
+PersonLookup = Callable[[list[str]], Mapping[str, str]]
+
+
+class PhotoSearchError(ValueError):
+    """The photo cannot be searched (unreadable, no face, wrong model version); nothing was changed."""
+
+
+@dataclass(frozen=True)
+class FaceMatch:
+    image: str  # s3://bucket/key
+    face_index: int
+    bbox: tuple[float, ...]
+    similarity: float
+    face_id: str
+    person: str | None = None
+    quality_passed: bool | None = None
+
+
+@dataclass(frozen=True)
+class QueryFace:
+    face_index: int
+    bbox: tuple[float, ...]
+    det_score: float
+    matches: list[FaceMatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    photo: str
+    model_version: str
+    k: int
+    quality_only: bool
+    faces: list[QueryFace]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+@dataclass
+class PhotoEmbedder:
+    """The worker's model pack and image settings, loaded once (a task or the CLI keeps one)."""
+
+    model: Any
+    model_version: str
+    max_image_bytes: int
+    max_image_pixels: int
+    decode_min_side: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PhotoEmbedder:
+        """The pack in ``FACEIDX_MODEL_DIR``, with the worker's own settings and loading code."""
+        from faceidx_worker.model import InsightFaceModelPack
+        from faceidx_worker.settings import SettingsError, load_settings
+
+        env = dict(os.environ if env is None else env)
+        if not (env.get("FACEIDX_MODEL_DIR") or env.get("FACE_MODEL_DIR")):
+            raise PhotoSearchError(
+                "FACEIDX_MODEL_DIR is not set: point it at the model pack the index was built with "
+                "(the folder holding the detector and recognizer .onnx files)"
+            )
+        # The worker's settings also require its queue and output; a search uses neither.
+        env.setdefault("FACEIDX_QUEUE_URL", "https://sqs.invalid/faceidx-search")
+        env.setdefault("FACEIDX_OUTPUT_URI", tempfile.gettempdir())
+        try:
+            settings = load_settings(env)
+        except SettingsError as error:
+            raise PhotoSearchError(f"bad model settings: {error}") from None
+        model = InsightFaceModelPack(
+            settings.model_dir,
+            name=settings.model_pack,
+            version=settings.model_version,
+            det_thresh=settings.det_thresh,
+            det_size=settings.det_size,
+            det_small_size=settings.det_small_size,
+            embed_batch=settings.embed_batch,
+            ort_threads=settings.ort_threads,
+            cpu_graph_rewrite=settings.cpu_graph_rewrite,
+        )
+        model.load()
+        return cls(
+            model=model,
+            model_version=model.version,
+            max_image_bytes=settings.max_image_bytes,
+            max_image_pixels=settings.max_image_pixels,
+            decode_min_side=settings.decode_min_side,
+        )
+
+    def faces(self, photo: str, location: IndexLocation | None = None) -> list[Any]:
+        """The photo's detected faces (``faceidx_worker.rows.DetectedFace``), boxes in original pixels."""
+        from faceidx_worker.events import ImageRef
+        from faceidx_worker.fetch import LoadedImage, S3ImageLoader
+        from faceidx_worker.images import ImageError, decode_image
+        from faceidx_worker.indexer import index_images
+
+        if photo.startswith("s3://"):
+            bucket, key = split_s3_uri(photo)
+            client = location.s3_client() if location is not None else _default_s3()
+            loader = S3ImageLoader(
+                client,
+                max_image_bytes=self.max_image_bytes,
+                max_image_pixels=self.max_image_pixels,
+                decode_min_side=self.decode_min_side,
+            )
+            loaded = loader.load(ImageRef(bucket=bucket, key=key))
+            if loaded.retryable is not None:
+                raise PhotoSearchError(f"{photo} cannot be read now: {loaded.retryable}")
+        else:
+            path = Path(photo.removeprefix("file://")).expanduser()
+            if not path.is_file():
+                raise PhotoSearchError(f"{photo}: no such file")
+            loaded = LoadedImage(ref=ImageRef(bucket="", key=str(path)))
+            data = path.read_bytes()
+            if len(data) > self.max_image_bytes:
+                raise PhotoSearchError(f"{photo}: {len(data)} bytes is over FACEIDX_MAX_IMAGE_BYTES")
+            try:
+                loaded.image = decode_image(
+                    data, max_pixels=self.max_image_pixels, min_side=self.decode_min_side
+                )
+            except ImageError as error:
+                loaded.error = error
+        if loaded.error is not None:
+            raise PhotoSearchError(f"{photo} is not a usable image: {loaded.error}")
+        outcome = index_images(self.model, [loaded]).outcomes[0]
+        if not outcome.ok:
+            raise PhotoSearchError(f"{photo}: {outcome.error_text}")
+        return list(outcome.faces)
+
+
+def _default_s3() -> Any:
+    import boto3
+
+    return boto3.client("s3")
+
+
+def resolve_model_version(location: IndexLocation, index: VectorIndex, requested: str | None) -> str:
+    """The version to search: ``requested``, else the registry's current one, else the index's only one."""
+    known = index.versions()
+    if requested:
+        if requested not in known:
+            from faceidx.index.vectors import UnknownModelVersionError
+
+            raise UnknownModelVersionError(requested, known)
+        return requested
+    try:
+        versions = importlib.import_module("faceidx.index.versions")
+    except ModuleNotFoundError:
+        versions = None
+    # The version chosen with `faceidx models use` (read from the registry document only: a search
+    # opens no face table).
+    chosen = versions.ModelRegistry(location).document().get("current") if versions is not None else None
+    if chosen:
+        if chosen not in known:
+            from faceidx.index.vectors import UnknownModelVersionError
+
+            raise UnknownModelVersionError(str(chosen), known)
+        return str(chosen)
+    if len(known) == 1:
+        return next(iter(known))
+    if not known:
+        raise LookupError(
+            f"the vector index at {location.vectors_uri} is empty: index photos and sync the index first"
+        )
+    raise LookupError(
+        f"the index holds several model versions ({', '.join(sorted(known))}): pass --model-version"
+    )
+
+
+def search_photo(
+    location: IndexLocation,
+    photo: str,
+    *,
+    k: int = DEFAULT_K,
+    model_version: str | None = None,
+    quality_only: bool = False,
+    embedder: PhotoEmbedder | None = None,
+    index: VectorIndex | None = None,
+    person_lookup: PersonLookup | None = None,
+) -> SearchResult:
+    """Detect the faces of ``photo`` (a local path or ``s3://`` URI) and find each one's ``k`` nearest
+    faces of one model version. Reads only; raises :class:`PhotoSearchError` or ``LookupError``."""
+    from faceidx.index.vectors import VectorIndex
+
+    if not 1 <= k <= MAX_K:
+        raise PhotoSearchError(f"k must be between 1 and {MAX_K}, got {k}")
+    index = index or VectorIndex(location)
+    version = resolve_model_version(location, index, model_version)
+    embedder = embedder or PhotoEmbedder.from_env()
+    if embedder.model_version != version:
+        raise PhotoSearchError(
+            f"the model pack in FACEIDX_MODEL_DIR is version {embedder.model_version}, the index searched "
+            f"is {version}: embeddings of different versions are not comparable. Point FACEIDX_MODEL_DIR at "
+            f"the {version} pack, or search --model-version {embedder.model_version} if it is indexed"
+        )
+    faces = embedder.faces(photo, location)
+    if not faces:
+        raise PhotoSearchError(f"{photo}: no face found (nothing to search for)")
+    vectors = np.vstack([np.asarray(face.embedding, dtype=np.float32) for face in faces])
+    found = index.search(vectors, model_version=version, k=k, quality_only=quality_only)
+    people = _people(person_lookup, [m.face_id for matches in found for m in matches])
+    query_faces = [
+        QueryFace(
+            face_index=position,
+            bbox=_box(face.bbox),
+            det_score=round(float(face.det_score), 4),
+            matches=[_face_match(match, people) for match in matches],
+        )
+        for position, (face, matches) in enumerate(zip(faces, found, strict=True))
+    ]
+    return SearchResult(photo=photo, model_version=version, k=k, quality_only=quality_only, faces=query_faces)
+
+
+def _people(lookup: PersonLookup | None, face_ids: list[str]) -> Mapping[str, str]:
+    if lookup is None or not face_ids:
+        return {}
+    return lookup(list(dict.fromkeys(face_ids)))
+
+
+def _box(values: Any) -> tuple[float, ...]:
+    return tuple(round(float(v), 1) for v in np.asarray(values).reshape(-1))
+
+
+def _face_match(match: Match, people: Mapping[str, str]) -> FaceMatch:
+    return FaceMatch(
+        image=f"s3://{match.image_bucket}/{match.image_key}",
+        face_index=match.face_index,
+        bbox=_box(match.bbox),
+        similarity=round(match.similarity, 4),
+        face_id=match.face_id,
+        person=people.get(match.face_id),
+        quality_passed=match.quality_passed,
+    )
+
+
+def format_table(result: SearchResult) -> str:
+    """One readable table per query face: rank, similarity, image, face, box, person."""
+    blocks = []
+    for face in result.faces:
+        title = (
+            f"query face {face.face_index} of {result.photo} at {_box_text(face.bbox)} "
+            f"(model version {result.model_version}, top {result.k}"
+            f"{', quality-passed faces only' if result.quality_only else ''})"
+        )
+        rows = [
+            (rank, f"{m.similarity:.4f}", m.image, m.face_index, _box_text(m.bbox), m.person)
+            for rank, m in enumerate(face.matches, start=1)
+        ]
+        if not rows:
+            passing = " passing the quality checks" if result.quality_only else ""
+            blocks.append(f"{title}\n(no match: the version holds no face{passing})")
+            continue
+        blocks.append(
+            render_table(("rank", "similarity", "image", "face", "box", "person"), rows, title=title)
+        )
+    return "\n\n".join(blocks)
+
+
+def _box_text(box: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:.0f}" for v in box) + ")"
