@@ -1,7 +1,8 @@
 """Index a batch of decoded images: detect each, align every face, embed all faces in batched calls.
 
 The recognizer sees the faces of the whole batch at once (the win on a GPU); boxes and landmarks are
-mapped back from the (possibly DCT-reduced) decoded pixels to the original image's pixels.
+mapped back from the (possibly DCT-reduced) decoded pixels to the original image's pixels. Each face
+gets its quality measures (:mod:`faceidx_worker.quality`) and the gate's reasons.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.model import FaceModel
+from faceidx_worker.quality import FaceQuality, QualityThresholds, head_pose, quality_gate, sharpness
 from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome
 
 log = logging.getLogger(__name__)
@@ -33,8 +35,19 @@ class IndexedBatch:
     timings: BatchTimings = field(default_factory=BatchTimings)
 
 
-def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatch:
-    """One outcome per loaded image, in order. ``loaded`` items with ``retryable`` set are not accepted."""
+def index_images(
+    model: FaceModel,
+    loaded: Sequence[LoadedImage],
+    thresholds: QualityThresholds | None = None,
+    *,
+    keep_crops: bool = False,
+) -> IndexedBatch:
+    """One outcome per loaded image, in order. ``loaded`` items with ``retryable`` set are not accepted.
+
+    ``thresholds`` is the quality gate's (default: :class:`QualityThresholds`' defaults); with
+    ``keep_crops`` each face keeps its aligned crop (``DetectedFace.crop``) for the crops option.
+    """
+    thresholds = thresholds or QualityThresholds()
     timings = BatchTimings()
     detections: list[tuple[np.ndarray, np.ndarray] | None] = []
     crops: list[np.ndarray] = []
@@ -67,7 +80,7 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
         detections.append((boxes, landmarks))
 
     started = time.perf_counter()
-    embeddings = model.embed(crops) if crops else np.empty((0, 0), dtype=np.float32)
+    embeddings, norms = _embed(model, crops)
     timings.embed += time.perf_counter() - started
 
     outcomes = []
@@ -94,12 +107,23 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
         for index in range(boxes.shape[0]):
             bbox = boxes[index, :4] * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
             points = landmarks[index] * np.array([scale_x, scale_y], dtype=np.float32)
+            crop = crops[cursor + index]
+            quality = measure_quality(
+                bbox,
+                points,
+                float(boxes[index, 4]),
+                crop,
+                None if norms is None else float(norms[cursor + index]),
+            )
             faces.append(
                 DetectedFace(
                     bbox=bbox.astype(np.float32),
                     landmarks=points.astype(np.float32),
                     det_score=float(boxes[index, 4]),
                     embedding=embeddings[cursor + index],
+                    quality=quality,
+                    quality_reasons=tuple(quality_gate(quality, thresholds)),
+                    crop=crop if keep_crops else None,
                 )
             )
         cursor += boxes.shape[0]
@@ -114,6 +138,35 @@ def index_images(model: FaceModel, loaded: Sequence[LoadedImage]) -> IndexedBatc
             )
         )
     return IndexedBatch(outcomes=outcomes, timings=timings)
+
+
+def measure_quality(
+    bbox: np.ndarray, landmarks: np.ndarray, det_score: float, crop: np.ndarray, norm: float | None
+) -> FaceQuality:
+    """The quality measures of one face: ``bbox`` and ``landmarks`` in original pixels, ``crop`` the
+    aligned recognizer input, ``norm`` the raw feature norm (``None`` when the model gives none)."""
+    yaw, pitch, roll = head_pose(landmarks)
+    return FaceQuality(
+        bbox_width=float(bbox[2] - bbox[0]),
+        bbox_height=float(bbox[3] - bbox[1]),
+        det_score=det_score,
+        sharpness=sharpness(crop),
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        embedding_norm=norm,
+    )
+
+
+def _embed(model: FaceModel, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Embeddings and raw norms; a model without ``embed_with_norms`` gives no norms."""
+    if not crops:
+        return np.empty((0, 0), dtype=np.float32), None
+    with_norms = getattr(model, "embed_with_norms", None)
+    if with_norms is None:
+        return model.embed(crops), None
+    embeddings, norms = with_norms(crops)
+    return embeddings, norms
 
 
 def _detect_together(

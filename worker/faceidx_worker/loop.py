@@ -243,7 +243,8 @@ class WorkerLoop:
         started = time.perf_counter()
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
-        indexed = index_images(self.model, [loaded for _, loaded in work]) if work else None
+        thresholds = self.settings.quality_thresholds
+        indexed = index_images(self.model, [loaded for _, loaded in work], thresholds) if work else None
         return ComputedBatch(work=work, retry=retry, indexed=indexed, seconds=time.perf_counter() - started)
 
     # -- book-keeping (the loop thread) -----------------------------------------------------------

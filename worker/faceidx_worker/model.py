@@ -19,7 +19,8 @@ and loads nothing until :meth:`load` is called (sessions are heavy; settings err
   batch per size in one call (:meth:`InsightFaceModelPack.detect_many`), the same boxes as one by one.
 * **Recognition**: aligned crops of many images go through one batched call (chunks of
   ``EMBED_BATCH``). A recognizer whose batch axis is fixed to 1, or that fails on a batch, is fed one
-  face at a time. Embeddings are L2-normalized float32. Inputs go through an IO binding; on a GPU each
+  face at a time. Embeddings are L2-normalized float32; ``embed_with_norms`` also gives each raw
+  feature's norm (a quality signal). Inputs go through an IO binding; on a GPU each
   chunk is padded to a warmed batch-size bucket (powers of two up to ``EMBED_BATCH``).
 * **CPU sessions**: ONNX Runtime's CPU ``PRelu`` kernel is slow (half of MobileFaceNet's time), so on
   the CPU the recognizer's ``PRelu`` nodes are rewritten as ``Max(x, 0) + Min(x, 0) * slope``: the same
@@ -79,6 +80,8 @@ class FaceModel(Protocol):
     def align(self, pixels: np.ndarray, landmarks: np.ndarray) -> np.ndarray: ...
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray: ...
+
+    def embed_with_norms(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -520,11 +523,20 @@ class InsightFaceModelPack:
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         """L2-normalized embeddings, one row per crop, in batches (one at a time for batch-1 models)."""
+        return l2_normalize(self.features(crops))
+
+    def embed_with_norms(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`embed` and each feature's L2 norm before the normalisation (a quality signal)."""
+        features = self.features(crops)
+        return l2_normalize(features), np.linalg.norm(features, axis=1).astype(np.float32)
+
+    def features(self, crops: list[np.ndarray]) -> np.ndarray:
+        """The recognizer's raw features (not normalized), one float32 row per crop."""
         self._require_loaded()
         if not crops:
             return np.empty((0, max(self.embedding_size, 0)), dtype=np.float32)
         if self.batch_one:
-            return l2_normalize(np.vstack([self._embed_chunk([crop]) for crop in crops]))
+            return np.vstack([self._embed_chunk([crop]) for crop in crops]).astype(np.float32, copy=False)
         parts = []
         for start in range(0, len(crops), self.embed_batch):
             chunk = crops[start : start + self.embed_batch]
@@ -540,8 +552,8 @@ class InsightFaceModelPack:
                     exc,
                 )
                 self.batch_one = True
-                return self.embed(crops)
-        return l2_normalize(np.vstack(parts))
+                return self.features(crops)
+        return np.vstack(parts).astype(np.float32, copy=False)
 
     def _embed_chunk(self, crops: list[np.ndarray]) -> np.ndarray:
         """Raw recognizer features for ``crops``: ``ArcFaceONNX.get_feat``'s blob, through the IO binding."""

@@ -41,11 +41,14 @@ class FaceQuality:
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    min_box_px: float = 40.0
-    min_sharpness: float = 40.0
-    max_yaw: float = 45.0
-    max_pitch: float = 35.0
-    min_det_score: float = 0.6
+    """The gate's limits; the defaults (the ``FACEIDX_QUALITY_*`` settings' defaults) are calibrated on
+    the test photos (``benchmarks/quality_calibration.py``, docs/quality.md)."""
+
+    min_box_px: float = 40.0  # real faces: >= 62 px; t1.jpg at 0.3 scale: 29-34 px
+    min_sharpness: float = 25.0  # real faces: >= 47; t1.jpg blurred (sigma 2.5): 9-19
+    max_yaw: float = 65.0  # real faces: <= 59 (a near-profile face that still matches its identity)
+    max_pitch: float = 45.0  # real faces: <= 32
+    min_det_score: float = 0.6  # real faces: >= 0.66 (rot_r90.jpg); a false positive: 0.56
 
 
 def quality_gate(quality: FaceQuality, thresholds: QualityThresholds) -> list[str]:
@@ -70,6 +73,57 @@ def sharpness(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
+# A canonical 3-D face at the five landmarks' places, in the ArcFace 112x112 template's pixels: x right,
+# y down (the template's own points, centred), z away from the camera (the nose tip stands out towards
+# it by half the eye distance, the mouth corners by an eighth). The depths are typical proportions, not
+# one person's: they set the scale of yaw and pitch, not their sign or their zero.
+_EYE_DISTANCE = 73.5318 - 38.2946
+CANONICAL_FACE = np.array(
+    [
+        [38.2946, 51.6963, 0.0],  # the eye on the image's left
+        [73.5318, 51.5014, 0.0],  # the eye on the image's right
+        [56.0252, 71.7366, -0.5 * _EYE_DISTANCE],  # nose tip
+        [41.5493, 92.3655, -0.125 * _EYE_DISTANCE],  # mouth corner, image left
+        [70.7299, 92.2041, -0.125 * _EYE_DISTANCE],  # mouth corner, image right
+    ],
+    dtype=np.float64,
+)
+CANONICAL_FACE -= CANONICAL_FACE.mean(axis=0)
+
+
 def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees from five landmarks; filled in below."""
-    raise NotImplementedError
+    """(yaw, pitch, roll) in degrees from the five landmarks (any pixel frame, insightface order).
+
+    The method: a scaled orthographic camera (faces are far from the lens compared with their depth).
+    The least-squares 2x3 projection ``M`` that takes :data:`CANONICAL_FACE` to the centred landmarks
+    is made a scaled rotation (the nearest one, by SVD); its third row is the cross product of the
+    first two. The rotation is read as ``R = Rz(roll) @ Rx(pitch) @ Ry(yaw)``: turn the head about
+    its vertical axis, then nod, then tilt in the image plane. Signs: yaw > 0 turns the nose to the
+    image's right, pitch > 0 lifts it (the face looks up), roll > 0 turns the eye line clockwise in the
+    image. A frontal face is (0, 0, 0); a photo turned by 90 degrees gives a roll of +-90.
+    """
+    points = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    points = points - points.mean(axis=0)
+    model = CANONICAL_FACE
+    # points.T (2x5) = M (2x3) @ model.T (3x5), least squares
+    projection = np.linalg.lstsq(model, points, rcond=None)[0].T
+    left, _, right = np.linalg.svd(projection, full_matrices=False)
+    rows = left @ right  # 2x3, orthonormal rows
+    rotation = np.vstack([rows, np.cross(rows[0], rows[1])])
+    pitch_internal = np.arcsin(np.clip(rotation[2, 1], -1.0, 1.0))
+    yaw_internal = np.arctan2(-rotation[2, 0], rotation[2, 2])
+    roll = np.arctan2(-rotation[0, 1], rotation[1, 1])
+    # Ry(+) swings the nose (z < 0) to the image's left and Rx(+) swings it down: flip both so that
+    # the signs read as the docstring says.
+    return float(-np.degrees(yaw_internal)), float(-np.degrees(pitch_internal)), float(np.degrees(roll))
+
+
+def project_canonical(yaw: float, pitch: float, roll: float, scale: float = 1.0) -> np.ndarray:
+    """The five landmarks of :data:`CANONICAL_FACE` posed at (yaw, pitch, roll) degrees, orthographic
+    (the inverse of :func:`head_pose`, for tests and the docs)."""
+    y, p, r = np.radians([-yaw, -pitch, roll])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    posed = CANONICAL_FACE @ (rz @ rx @ ry).T
+    return (scale * posed[:, :2] + 100.0).astype(np.float32)

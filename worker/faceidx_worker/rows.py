@@ -139,6 +139,7 @@ class DetectedFace:
     age: int | None = None
     gender: str | None = None  # "F" or "M"
     crop_uri: str | None = None
+    crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # aligned, for FACEIDX_CROPS_URI
 
 
 @dataclass(frozen=True)

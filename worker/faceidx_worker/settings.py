@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from faceidx_worker.accel import GPU_LANES
+from faceidx_worker.quality import QualityThresholds
 
 log = logging.getLogger(__name__)
 
 PREFIX = "FACEIDX_"
+_QUALITY = QualityThresholds()  # the gate's defaults live with the gate
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _MIB = 1024 * 1024
@@ -165,6 +167,52 @@ SETTINGS: tuple[Setting, ...] = (
         "FACEIDX_DET_SIZE.",
         low=0,
         high=4096,
+    ),
+    _s(
+        "quality_min_box_px",
+        "float",
+        _QUALITY.min_box_px,
+        "Quality gate: a face whose shorter box side (original pixels) is below this gets "
+        "SMALL_BOUNDING_BOX.",
+        old=None,
+        low=0,
+    ),
+    _s(
+        "quality_min_sharpness",
+        "float",
+        _QUALITY.min_sharpness,
+        "Quality gate: a face whose sharpness (variance of the Laplacian of the aligned 112x112 gray crop) "
+        "is below this gets LOW_SHARPNESS.",
+        old=None,
+        low=0,
+    ),
+    _s(
+        "quality_max_yaw",
+        "float",
+        _QUALITY.max_yaw,
+        "Quality gate: a face turned sideways by more than this many degrees gets EXTREME_POSE.",
+        old=None,
+        low=0,
+        high=180,
+    ),
+    _s(
+        "quality_max_pitch",
+        "float",
+        _QUALITY.max_pitch,
+        "Quality gate: a face looking up or down by more than this many degrees gets EXTREME_POSE.",
+        old=None,
+        low=0,
+        high=180,
+    ),
+    _s(
+        "quality_min_det_score",
+        "float",
+        _QUALITY.min_det_score,
+        "Quality gate: a face the detector scores below this gets LOW_CONFIDENCE (FACEIDX_DET_THRESH "
+        "drops faces altogether; this only flags them).",
+        old=None,
+        low=0,
+        high=1,
     ),
     _s(
         "max_idle_seconds",
@@ -370,6 +418,11 @@ class WorkerSettings:
     det_thresh: float
     det_size: int
     det_small_size: int
+    quality_min_box_px: float
+    quality_min_sharpness: float
+    quality_max_yaw: float
+    quality_max_pitch: float
+    quality_min_det_score: float
     max_idle_seconds: float
     max_run_seconds: float
     progress_timeout_seconds: float
@@ -401,6 +454,16 @@ class WorkerSettings:
     dag_run_id: str
     log_level: str
     job_id: str
+
+    @property
+    def quality_thresholds(self) -> QualityThresholds:
+        return QualityThresholds(
+            min_box_px=self.quality_min_box_px,
+            min_sharpness=self.quality_min_sharpness,
+            max_yaw=self.quality_max_yaw,
+            max_pitch=self.quality_max_pitch,
+            min_det_score=self.quality_min_det_score,
+        )
 
     def with_thread_plan(self, *, gpu: bool, cores: int) -> WorkerSettings:
         """Resolve ``FACEIDX_INFERENCE_THREADS``, ``FACEIDX_ORT_THREADS`` and ``FACEIDX_DECODE_THREADS``
