@@ -181,7 +181,7 @@ def ingest_pending(table: Any) -> tuple[int, list[Any]]:
         report = table.ingest(max_files=INGEST_BATCH)
         files += int(report.files_ingested)
         tombstones.extend(report.tombstones or ())
-        if report.files_listed < INGEST_BATCH:
+        if not report.more:
             break
     return files, tombstones
 
