@@ -18,11 +18,14 @@ import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceidx.common.uris import split_s3_uri
 from faceidx.index.location import IndexLocation
 from faceidx.index.table_dedup import ACTION, DELETE, EXISTING_COLUMNS, REPLACE, Tombstone, plan_merge
 from faceidx.index.table_landing import LandingStore, ValidatedFile, validate
@@ -41,6 +44,7 @@ OPERATION_KEY = "faceidx.operation"
 HISTORY_SCANNED = 100  # commits searched for landing files already ingested
 DEFAULT_TARGET_FILE_BYTES = 128 * 1024 * 1024
 DEFAULT_RETENTION_HOURS = 7 * 24
+CHANGE_DATA_DIR = "_change_data"
 MERGE_PREDICATE = (
     "t.face_id = s.face_id AND t.model_version = s.model_version AND t.indexed_date = s.indexed_date"
 )
@@ -359,17 +363,47 @@ class FaceTable:
         )
 
     def vacuum(self, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[str]:
-        """Delete data files no version younger than ``retention_hours`` needs; returns them."""
-        removed = self.delta.vacuum(
-            retention_hours=retention_hours,
-            dry_run=False,
-            enforce_retention_duration=False,
-            commit_properties=_commit("vacuum"),
+        """Delete data files no version younger than ``retention_hours`` needs; returns them.
+
+        delta-rs's vacuum leaves the change data feed's files (``_change_data/``, which hold copies of
+        changed rows) in place; they are removed here once older than the retention too.
+        """
+        cutoff = datetime.now(UTC) - timedelta(hours=retention_hours)
+        removed = list(
+            self.delta.vacuum(
+                retention_hours=retention_hours,
+                dry_run=False,
+                enforce_retention_duration=False,
+                commit_properties=_commit("vacuum"),
+            )
         )
-        return list(removed)
+        return removed + self._remove_change_data(cutoff)
+
+    def _remove_change_data(self, cutoff: datetime) -> list[str]:
+        root = f"{self.location.table_uri}/{CHANGE_DATA_DIR}"
+        if self.location.is_s3:
+            bucket, prefix = split_s3_uri(root + "/")
+            client = self.location.s3_client()
+            old = [
+                item["Key"]
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for item in page.get("Contents", [])
+                if item["LastModified"] <= cutoff
+            ]
+            for start in range(0, len(old), 1000):
+                chunk = [{"Key": key} for key in old[start : start + 1000]]
+                client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            return [f"s3://{bucket}/{key}" for key in old]
+        removed = []
+        for path in sorted(Path(root).rglob("*.parquet")):
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) <= cutoff:
+                path.unlink()
+                removed.append(str(path))
+        return removed
 
     def purge_history(self) -> list[str]:
-        """Vacuum with retention 0: the files of every older version are removed (erasure)."""
+        """Vacuum with retention 0: the files of every older version, and every change data feed file,
+        are removed (erasure). The vector index's sync then compares instead of reading the feed."""
         return self.vacuum(retention_hours=0)
 
 
