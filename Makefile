@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench soak simulate parse-times lock clean browser
+.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-table soak simulate parse-times lock clean browser
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
@@ -20,6 +20,7 @@ help:
 	@echo "make fmt       - ruff format and autofix"
 	@echo "make docs      - build the docs site (mkdocs --strict) into build/site"
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
+	@echo "make bench-table - face table formats side by side: Delta Lake vs Iceberg"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"
 	@echo "make parse-times - how long each DAG file takes to parse"
@@ -86,6 +87,9 @@ browser:
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_worker.py
+
+bench-table: $(STAMP)
+	$(PY) benchmarks/bench_table.py
 
 SOAK_MESSAGES ?= 10000
 soak: $(STAMP)
