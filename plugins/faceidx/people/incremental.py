@@ -18,6 +18,7 @@ Pure numpy + FAISS over plain arrays; the DAG's task feeds it from the tables.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -170,7 +171,7 @@ def promote_buffer(
     embeddings: np.ndarray,
     image_ids: list[str],
     policy: ClusterPolicy,
-    new_person_id: object,
+    new_person_id: Callable[[np.ndarray], str],
 ) -> list[str | None]:
     """New persons from the waiting faces: a person id per face (None: still waiting).
 
@@ -185,7 +186,7 @@ def promote_buffer(
     out: list[str | None] = [None] * n
     for label in np.unique(labels[labels != NOISE]):
         members = np.flatnonzero(labels == label)
-        pid = new_person_id(members)  # type: ignore[operator]
+        pid = new_person_id(members)
         for i in members:
             out[int(i)] = str(pid)
     return out

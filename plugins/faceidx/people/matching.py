@@ -40,14 +40,18 @@ def match_clusters(
     labels: Mapping[str, int],
     previous: Mapping[str, str],
     model_version: str,
+    reserved: frozenset[str] = frozenset(),
 ) -> Matching:
-    """Ids for the clusters ``labels`` (face_id -> label), reusing ``previous`` (face_id -> person_id)."""
+    """Ids for the clusters ``labels`` (face_id -> label), reusing ``previous`` (face_id -> person_id).
+
+    ``reserved`` ids (persons a split created: the replay gives them their faces) are not taken.
+    """
     overlap: Counter[tuple[int, str]] = Counter()
     members: dict[int, list[str]] = {}
     for face, label in labels.items():
         members.setdefault(label, []).append(face)
         pid = previous.get(face)
-        if pid is not None:
+        if pid is not None and pid not in reserved:
             overlap[(label, pid)] += 1
     result: dict[int, str] = {}
     taken: set[str] = set()
