@@ -35,7 +35,12 @@ objects whose LastModified is in `[data_interval_start, data_interval_end)`.
 Without it, every image of the interval is queued again; the duplicate rows carry the same bucket, key
 and ETag and are removed by the index's dedup rule. Empty `bucket`, `queue_url` and `output_uri`
 Params fall back to the Airflow Variables `faceidx_input_bucket`, `faceidx_queue_url` and
-`faceidx_output_uri`. The schedule is `FACEIDX_REINDEX_SCHEDULE` (a cron expression) when set.
+`faceidx_output_uri`.
+
+**A new model pack**: set `model_pack` (and turn `only_missing` off): every message carries
+`"model_pack": "<name>"`, the worker indexes with that pack and its rows carry the new `model_version`,
+beside the old one. Then compare and switch with face_models (see the model versions page of the docs).
+The schedule is `FACEIDX_REINDEX_SCHEDULE` (a cron expression) when set.
 """
 
 from __future__ import annotations
@@ -105,6 +110,11 @@ def _param_or_variable(param: str, variable: str) -> str:
         ),
         "dry_run": Param(
             False, type="boolean", description="List and log what would be queued; send nothing."
+        ),
+        "model_pack": optional_param(
+            "Model pack to index with (e.g. buffalo_l): every queued message carries it and the "
+            "worker uses that pack, writing a new model_version beside the old one. Use it with "
+            "only_missing off to re-index images already indexed. Empty: the job definition's pack.",
         ),
     },
 )

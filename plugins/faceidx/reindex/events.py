@@ -16,6 +16,9 @@ where the message came from:
                                     "eTag": "9b2cf535f27731c974343645a3985328",
                                     "sequencer": "00000660B0D73EED80"}}}],
      "faceidx": {"origin": "face_reindex", "dag_id": "face_reindex", "run_id": "backfill__..."}}
+
+With the ``model_pack`` Param set, the body also carries ``"model_pack": "<name>"``: the worker indexes
+the image with that pack (rows carry its ``model_version``, beside the old version's).
 """
 
 from __future__ import annotations
@@ -80,8 +83,14 @@ def s3_event_record(obj: ListedObject, *, bucket: str, region: str, partition: s
     }
 
 
-def message_body(record: Mapping[str, Any], origin: Mapping[str, str]) -> str:
-    return json.dumps({"Records": [record], "faceidx": dict(origin)}, separators=(",", ":"))
+MODEL_PACK_FIELD = "model_pack"  # the body field the worker reads (faceidx_worker.events)
+
+
+def message_body(record: Mapping[str, Any], origin: Mapping[str, str], model_pack: str | None = None) -> str:
+    body: dict[str, Any] = {"Records": [record], "faceidx": dict(origin)}
+    if model_pack:
+        body[MODEL_PACK_FIELD] = model_pack
+    return json.dumps(body, separators=(",", ":"))
 
 
 def batch_entries(
@@ -91,6 +100,7 @@ def batch_entries(
     region: str,
     origin: Mapping[str, str],
     partition: str = "aws",
+    model_pack: str | None = None,
 ) -> list[dict[str, str]]:
     """SendMessageBatch entries for at most 10 objects; the entry ``Id`` is the position in ``objects``."""
     if len(objects) > SEND_BATCH_SIZE:
@@ -99,7 +109,7 @@ def batch_entries(
         {
             "Id": str(position),
             "MessageBody": message_body(
-                s3_event_record(obj, bucket=bucket, region=region, partition=partition), origin
+                s3_event_record(obj, bucket=bucket, region=region, partition=partition), origin, model_pack
             ),
         }
         for position, obj in enumerate(objects)

@@ -7,6 +7,7 @@ the AWS calls go through :mod:`faceidx.aws.s3`, every decision through the pure 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_NAMED_FAILURES = 20
 PROGRESS_EVERY_BATCHES = 100
+MODEL_PACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 class ReindexQueueError(RuntimeError):
@@ -59,6 +61,7 @@ class ReindexRequest:
     queue_url: str
     output_uri: str
     dry_run: bool
+    model_pack: str | None = None  # the pack the worker must use; None: the job definition's
 
     @classmethod
     def from_params(
@@ -73,6 +76,7 @@ class ReindexRequest:
             queue_url=queue_url.strip(),
             output_uri=output_uri.strip(),
             dry_run=bool(params.get("dry_run", False)),
+            model_pack=str(params.get("model_pack") or "").strip() or None,
         )
         if not request.bucket:
             raise ReindexRequestError(
@@ -87,10 +91,19 @@ class ReindexRequest:
                 "no queue: set the queue_url Param or the Airflow Variable faceidx_queue_url "
                 "(face_infra_bootstrap sets it), or run with dry_run."
             )
+        if request.model_pack is not None and not MODEL_PACK_NAME.fullmatch(request.model_pack):
+            raise ReindexRequestError(
+                f"model_pack {request.model_pack!r} is not a pack name (a folder name such as buffalo_l: "
+                "letters, digits, '.', '_', '-'). Leave it empty to use the job definition's pack."
+            )
         choose_mode(request.select_by, request.prefix_template)  # validates select_by
         if request.only_missing:
             parse_output_uri(request.output_uri)  # validates output_uri
         return request
+
+
+def _pack(request: ReindexRequest) -> str:
+    return request.model_pack or "(the job definition's FACEIDX_MODEL_PACK)"
 
 
 def _indexed_images(s3: Any, request: ReindexRequest, candidates: list[ListedObject]) -> tuple[set[Any], int]:
@@ -140,7 +153,12 @@ def _send(
     failures: list[tuple[str, EntryFailure]] = []
     for number, chunk in enumerate(iter_in_batches(objects, SEND_BATCH_SIZE), start=1):
         entries = batch_entries(
-            chunk, bucket=request.bucket, region=region, origin=origin, partition=partition
+            chunk,
+            bucket=request.bucket,
+            region=region,
+            origin=origin,
+            partition=partition,
+            model_pack=request.model_pack,
         )
         report = sqs.send_batch(request.queue_url, entries)
         sent += report.sent
@@ -191,6 +209,7 @@ def queue_interval(
                 ("only_missing", request.only_missing),
                 ("index", request.output_uri if request.only_missing else "(not read)"),
                 ("queue", request.queue_url or "(none)"),
+                ("model pack", _pack(request)),
                 ("dry_run", request.dry_run),
             ],
             title="face_reindex request",
@@ -217,7 +236,8 @@ def queue_interval(
         format_table(
             ("images", "count"),
             summary_rows(selection, queued=queued, dry_run=request.dry_run),
-            title=f"face_reindex s3://{request.bucket}/{prefix} {interval.describe()} ({mode})",
+            title=f"face_reindex s3://{request.bucket}/{prefix} {interval.describe()} ({mode}), "
+            f"model pack: {_pack(request)}",
         ),
     )
     if request.dry_run and selection.selected:
@@ -238,6 +258,7 @@ def queue_interval(
         "only_missing": request.only_missing,
         "index_files_read": index_files,
         "queue_url": request.queue_url,
+        "model_pack": request.model_pack,
         "seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -82,6 +82,18 @@ def test_one_record_per_message_and_the_origin_is_recorded():
         assert body["faceidx"] == ORIGIN
 
 
+@pytest.mark.parametrize("pack", [None, "antelopev2"])
+def test_a_model_pack_is_carried_in_every_body_and_the_worker_still_reads_it(pack):
+    entries = batch_entries(
+        [listed(f"{n}.jpg") for n in range(3)], bucket="b", region="us-east-1", origin=ORIGIN, model_pack=pack
+    )
+    for entry in entries:
+        body = json.loads(entry["MessageBody"])
+        assert body.get("model_pack") == pack
+        assert ("model_pack" in body) is (pack is not None)
+        assert parse_body(entry["MessageBody"]).kind == MessageKind.IMAGES
+
+
 def test_at_most_ten_entries():
     with pytest.raises(ValueError, match="at most 10"):
         batch_entries([listed(f"{n}.jpg") for n in range(11)], bucket="b", region="us-east-1", origin=ORIGIN)

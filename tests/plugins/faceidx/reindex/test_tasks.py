@@ -45,6 +45,7 @@ def request(**overrides):
         ({"output_uri": ""}, "faceidx_output_uri"),
         ({"select_by": "newest"}, "not one of"),
         ({"suffixes": []}, "suffixes is empty"),
+        ({"model_pack": "../etc"}, "not a pack name"),
     ],
 )
 def test_param_problems_are_refused_before_any_aws_call(overrides, message):
@@ -86,6 +87,43 @@ def test_a_local_index_and_last_modified_selection(moto, tmp_path):
     assert summary["mode"] == "last_modified"
     assert summary["index_files_read"] == 1
     json.dumps(summary)  # an XCom: plain JSON
+
+
+def test_a_model_pack_rides_on_every_queued_message_and_in_the_log(moto, caplog):
+    caplog.set_level("INFO", logger="faceidx.reindex.tasks")
+    queue_url = create_resources(moto)
+    for key in ("a.jpg", "b.jpg"):
+        put(moto, key)
+        backdate(INPUT_BUCKET, key, START + timedelta(hours=1))
+    summary = queue_interval(
+        request(queue_url=queue_url, only_missing=False, model_pack="antelopev2"),
+        DAY,
+        origin=ORIGIN,
+        s3=ReindexS3Hook(aws_conn_id="aws_default"),
+        sqs=SqsWorkQueueHook(aws_conn_id="aws_default"),
+        region="us-east-1",
+    )
+    bodies = drain(moto, queue_url)
+    assert sorted(b["Records"][0]["s3"]["object"]["key"] for b in bodies) == ["a.jpg", "b.jpg"]
+    assert {b["model_pack"] for b in bodies} == {"antelopev2"}
+    assert summary["model_pack"] == "antelopev2"
+    assert "model pack: antelopev2" in caplog.text
+
+
+def test_without_a_model_pack_the_bodies_name_none(moto):
+    queue_url = create_resources(moto)
+    put(moto, "a.jpg")
+    backdate(INPUT_BUCKET, "a.jpg", START + timedelta(hours=1))
+    queue_interval(
+        request(queue_url=queue_url, only_missing=False, model_pack=None),
+        DAY,
+        origin=ORIGIN,
+        s3=ReindexS3Hook(aws_conn_id="aws_default"),
+        sqs=SqsWorkQueueHook(aws_conn_id="aws_default"),
+        region="us-east-1",
+    )
+    (body,) = drain(moto, queue_url)
+    assert "model_pack" not in body
 
 
 def test_images_that_cannot_be_queued_fail_the_run_by_name(moto):
