@@ -119,6 +119,16 @@ VALUES: tuple[InfraValue, ...] = (
         default="/opt/models/buffalo_l",
     ),
     InfraValue(
+        "model_pack",
+        "MODEL_PACK",
+        "FACEIDX_MODEL_PACK of the workers: the model pack's name, written with its model_version into "
+        "every row. Set it with face_model_dir (and worker_image) when rolling a new pack: a new value "
+        "registers a new job definition revision. Empty: the name of face_model_dir's folder.",
+        "buffalo_l",
+        default="",
+        optional=True,
+    ),
+    InfraValue(
         "service_role_arn",
         "SERVICE_ROLE_ARN",
         "Leave empty on AWS: Batch then uses its service-linked role, which in-place infrastructure "

@@ -247,6 +247,35 @@ def test_job_memory_change_registers_a_new_revision(bootstrap, account, spec_dir
     )
 
 
+def test_a_new_model_pack_is_a_new_job_definition_revision(bootstrap, account):
+    def latest_environment():
+        revisions = account.client("batch").describe_job_definitions(
+            jobDefinitionName=JOB_DEFINITION, status="ACTIVE"
+        )["jobDefinitions"]
+        latest = max(revisions, key=lambda d: d["revision"])
+        return latest["revision"], {
+            e["name"]: e["value"] for e in latest["containerProperties"]["environment"]
+        }
+
+    bootstrap()
+    assert "FACEIDX_MODEL_PACK" not in latest_environment()[1], "empty: the worker names the pack itself"
+
+    run = bootstrap(model_pack="antelopev2", face_model_dir="/opt/models/antelopev2")
+    (result,) = run["steps"][-1]["results"]
+    assert result["action"] == "updated"
+    assert result["arn"].endswith(f"{JOB_DEFINITION}:2")
+    revision, environment = latest_environment()
+    assert revision == 2
+    assert environment["FACEIDX_MODEL_PACK"] == "antelopev2"
+    assert environment["FACEIDX_MODEL_DIR"] == "/opt/models/antelopev2"
+
+    again = bootstrap(model_pack="antelopev2", face_model_dir="/opt/models/antelopev2")
+    assert again["steps"][-1]["results"][0]["action"] == "unchanged"
+    back = bootstrap(model_pack="buffalo_l")
+    assert back["steps"][-1]["results"][0]["arn"].endswith(f"{JOB_DEFINITION}:3")
+    assert latest_environment()[1]["FACEIDX_MODEL_PACK"] == "buffalo_l"
+
+
 def test_a_change_that_needs_replacement_is_reported_not_attempted(bootstrap, account):
     iam, ec2 = account.client("iam"), account.client("ec2")
     custom = iam.create_role(RoleName="custom-batch-service-role", AssumeRolePolicyDocument="{}")["Role"][
