@@ -1,0 +1,77 @@
+"""
+### face_identities: faces become persons, incrementally, one model version at a time
+
+Each run reads the faces of the model version (the Param, else the current one) that have no row in
+`face_persons` yet, plus the buffer, and:
+
+1. **gates** them: faces that failed the worker's quality gate (`quality_passed` false) are recorded
+   as `gated` and never clustered;
+2. **assigns** each passing face to the person whose nearest centroid is at least `threshold` similar
+   and beats every other person by `margin` (siblings fall in the margin and wait instead of merging);
+   a person never gets two faces of one photo;
+3. **buffers** the rest and **promotes** groups of the buffer that pass the core rule to new persons
+   (a lone face never becomes a person);
+4. with `full_recluster` (or on the weekly cadence: the run whose interval starts Monday 00:00 UTC)
+   re-clusters every face of the version instead: kNN graph, label propagation, average linkage,
+   person ids kept by overlap with the previous persons, and every correction of `face_people`
+   replayed on top.
+
+It logs a table: faces seen, passed, gated by reason, assigned, buffered, new persons, merges
+proposed, seconds. Faces already mapped are never processed again. Runs are safe to repeat and to
+backfill (Trigger -> Backfill): a rerun finds nothing new. Empty `output_uri` falls back to the Airflow
+Variable `faceidx_output_uri`. See the People page of the docs for the algorithm and its thresholds.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI
+from faceidx.common.params import optional_param, param_or_variable
+
+
+@dag(
+    dag_id="face_identities",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # runs write the same persons tables: one at a time
+    tags=["faceidx", "people"],
+    default_args={
+        "owner": "faceidx",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(hours=2),
+    },
+    params={
+        "full_recluster": Param(
+            False, type="boolean", description="Re-cluster every face of the version (else incremental)."
+        ),
+        "model_version": optional_param("Model version. Empty: the current one (faceidx models)."),
+        "threshold": optional_param(
+            "Cosine similarity an assignment needs. Empty: ClusterPolicy's default (0.30).", "number"
+        ),
+        "margin": optional_param(
+            "How much the best person must beat the runner-up. Empty: the default (0.05).", "number"
+        ),
+        "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
+    },
+)
+def face_identities() -> None:
+    @task
+    def identities(output_uri: str, **context: Any) -> dict[str, Any]:
+        from faceidx.index.forget_tasks import location_for
+        from faceidx.people.tasks import identities_task
+
+        location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
+        return identities_task(location, context["params"], context.get("data_interval_start"))
+
+    identities(output_uri=param_or_variable("output_uri", VAR_OUTPUT_URI))
+
+
+face_identities()

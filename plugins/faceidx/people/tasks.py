@@ -1,0 +1,89 @@
+"""Task bodies of the face_identities and face_people DAGs (Airflow stays at the edges)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from faceidx.common.tables import format_pairs
+from faceidx.index.location import IndexLocation
+from faceidx.people.clustering import ClusterPolicy
+from faceidx.people.identities import RunReport
+
+log = logging.getLogger(__name__)
+
+RECLUSTER_WEEKDAY = 0  # Monday: the scheduled run whose interval starts at 00:00 re-clusters in full
+
+
+def model_version_of(location: IndexLocation, requested: str | None) -> str:
+    """The Param's version, else the registry's current one."""
+    if requested:
+        return requested
+    from faceidx.index.versions import ModelRegistry
+
+    return ModelRegistry(location).current()
+
+
+def wants_full_recluster(full_recluster: bool | None, interval_start: datetime | None) -> bool:
+    """The Param, or the weekly cadence: the run whose interval starts Monday 00:00 UTC."""
+    if full_recluster:
+        return True
+    if interval_start is None:
+        return False
+    return interval_start.weekday() == RECLUSTER_WEEKDAY and interval_start.hour == 0
+
+
+def identities_task(
+    location: IndexLocation, params: Mapping[str, Any], interval_start: datetime | None
+) -> dict[str, Any]:
+    from faceidx.people.identities import run_incremental, run_recluster
+
+    version = model_version_of(location, params.get("model_version"))
+    policy = ClusterPolicy(
+        threshold=float(params.get("threshold") or ClusterPolicy.threshold),
+        margin=float(params.get("margin") or ClusterPolicy.margin),
+    )
+    full = wants_full_recluster(params.get("full_recluster"), interval_start)
+    report: RunReport = (run_recluster if full else run_incremental)(location, version, policy)
+    log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
+    return {name: value for name, value in report.pairs()}
+
+
+def people_task(location: IndexLocation, params: Mapping[str, Any], actor: str) -> dict[str, Any]:
+    """One correction (or a full re-cluster for ``cluster``), logged as a table."""
+    from faceidx.people.actions import correct
+    from faceidx.people.identities import run_recluster
+
+    version = model_version_of(location, params.get("model_version"))
+    action = params["action"]
+    if action == "cluster":
+        report = run_recluster(location, version, ClusterPolicy())
+        log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
+        return {name: value for name, value in report.pairs()}
+    event = correct(
+        location,
+        version,
+        action,
+        person_id=params.get("person_id"),
+        other_person_id=params.get("other_person_id"),
+        face_ids=list(params.get("face_ids") or []),
+        label=params.get("label"),
+        actor=actor,
+    )
+    pairs = [
+        ("model version", version),
+        ("event", event.event_id),
+        ("kind", event.kind.value),
+        ("actor", actor),
+    ]
+    pairs += [(f"payload: {key}", _short(value)) for key, value in sorted(event.payload.items())]
+    log.info("%s", format_pairs(pairs, title="correction recorded and applied"))
+    return {"event_id": event.event_id, "kind": event.kind.value}
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, list) and len(value) > 5:
+        return f"{', '.join(map(str, value[:5]))} ... ({len(value)})"
+    return value
