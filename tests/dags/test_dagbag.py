@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"face_indexing", "face_infra_bootstrap", "face_reindex"}
+EXPECTED = {"face_indexing", "face_infra_bootstrap", "face_reindex", "face_identities", "face_people"}
 HEAVY = ("cv2", "onnxruntime", "insightface", "pyarrow", "numpy", "PIL", "faceidx_worker", "moto")
 
 # Runs in a fresh interpreter: any AWS client built while importing the DAG file raises.
