@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dev")]
 
 from faceidx.common.tables import format_table  # noqa: E402
-from faceidx_dev.index_query import deduplicate, nearest_faces, read_index  # noqa: E402
 from faceidx_dev.local.batch_compute import LocalBatchCompute, LocalJobRun  # noqa: E402
 from faceidx_dev.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
 from faceidx_dev.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
@@ -93,18 +92,35 @@ def airflow(env: dict[str, str], log_name: str, *args: str) -> Path:
 
 
 def tables_from_log(log_path: Path, titles: tuple[str, ...]) -> str:
-    """The tables our tasks logged, cut out of an ``airflow dags test`` log."""
+    """The tables our tasks logged, cut out of an ``airflow dags test`` log.
+
+    A table starts at a log line containing one of ``titles`` (the start of its title: titles may go on
+    with run-specific text) and runs until the next log line."""
     lines = log_path.read_text().splitlines()
     out: list[str] = []
     for i, line in enumerate(lines):
-        if any(line.rstrip().endswith(t) for t in titles):
-            block = [titles[[line.rstrip().endswith(t) for t in titles].index(True)]]
-            for row in lines[i + 1 :]:
-                if not row.strip() or row.startswith("20") or row.startswith("["):
-                    break
-                block.append(row.split(" [faceidx")[0].split(" [airflow")[0])
-            out.append("\n".join(block))
+        starts = [line.find(t) for t in titles if t in line]
+        if not starts:
+            continue
+        block = [line[min(starts) :].rstrip()]
+        for row in lines[i + 1 :]:
+            if not row.strip() or row.startswith("20") or row.startswith("["):
+                break
+            block.append(row.split(" [faceidx")[0].split(" [airflow")[0])
+        out.append("\n".join(block))
     return "\n\n".join(out)
+
+
+def faceidx_cli(env: dict[str, str], log_name: str, *args: str, check: bool = True) -> str:
+    """Run the ``faceidx`` command as a user would; returns its output (also in demo-output/logs)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "faceidx.cli", *args], env=env, capture_output=True, text=True, check=False
+    )
+    log_path = WORK / "logs" / f"{log_name}.log"
+    log_path.write_text(done.stdout + done.stderr)
+    if check and done.returncode != 0:
+        raise SystemExit(f"`faceidx {' '.join(args)}` failed (exit {done.returncode}); see {log_path}")
+    return done.stdout
 
 
 def upload_photos(s3: Any, photos: list[Path], count: int) -> list[str]:
@@ -172,36 +188,89 @@ class Progress:
         self._stop.set()
 
 
-def similarity_query(rows: list[dict[str, Any]]) -> str:
-    faces = [r for r in rows if r["status"] == "ok" and r["face_index"] is not None]
-    if not faces:
-        return "no face in the index: nothing to query"
-    by_photo: dict[str, list[dict[str, Any]]] = {}
+def _location(user_env: dict[str, str]) -> Any:
+    from faceidx.index.location import IndexLocation
+
+    saved = dict(os.environ)
+    os.environ.update(user_env)
+    try:
+        return IndexLocation.from_env(user_env["FACEIDX_OUTPUT_URI"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def cli_env(env: dict[str, str], moto_url: str, model_dir: Path) -> dict[str, str]:
+    """The environment of someone running ``faceidx`` against the demo's (moto) account."""
+    return {
+        **env,
+        "FACEIDX_OUTPUT_URI": OUTPUT_URI,
+        "FACEIDX_MODEL_DIR": str(model_dir),
+        "FACEIDX_ACTOR": "demo",
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_REGION": "us-east-1",
+    }
+
+
+def friends_check(assets: Path, people: dict[str, list[tuple[float, str | None]]]) -> str:
+    """Whether the six Friends faces of the two cast photos came out as six persons, one per actor."""
+    truth = assets / "expected.json"
+    expected = json.loads(truth.read_text())["images"] if truth.exists() else {}
+    by_actor: dict[str, set[str | None]] = {}
+    for photo in ("t1.jpg", "many_face.png"):
+        ids = expected.get(photo, {}).get("ids")
+        faces = sorted(people.get(photo, []))
+        if not ids or len(faces) != len(ids):
+            return f"Friends cast: {photo} has {len(faces)} faces in the index, expected {len(ids or [])}"
+        for actor, (_x, person) in zip(ids, faces, strict=True):
+            by_actor.setdefault(actor, set()).add(person)
+    persons = {p for found in by_actor.values() for p in found}
+    one_each = all(len(found) == 1 and None not in found for found in by_actor.values())
+    verdict = "six persons, one per actor" if one_each and len(persons) == 6 else "NOT one person per actor"
+    return f"Friends cast: {len(by_actor)} actors -> {len(persons - {None})} persons ({verdict})"
+
+
+def people_of_photos(location: Any) -> tuple[str, dict[str, list[tuple[float, str | None]]]]:
+    """Persons found, as a table, and per photo name the (x1, person) of its faces."""
+    from faceidx.index.table import FaceTable
+    from faceidx.index.versions import ModelRegistry
+    from faceidx.people.store import PeopleStore
+
+    version = ModelRegistry(location).current()
+    faces = (
+        FaceTable.open(location)
+        .read(
+            model_version=version, columns=["face_id", "image_key", "bbox"], filter="face_index IS NOT NULL"
+        )
+        .to_pylist()
+    )
+    store = PeopleStore(location)
+    mapping = store.mapping(version)
+    labels = store.labels(version)
+    photos_of: dict[str, set[str]] = {}
+    per_photo: dict[str, list[tuple[float, str | None]]] = {}
+    seen_photo_key: dict[str, str] = {}
     for face in faces:
-        by_photo.setdefault(face["image_key"].rsplit("/", 1)[-1], []).append(face)
-    probe_photo = next(
-        (p for p in ("obama.jpg", "t1.jpg", "astronaut.png") if p in by_photo), sorted(by_photo)[0]
-    )
-    probe = by_photo[probe_photo][0]
-    others = [f for f in faces if f["image_key"].rsplit("/", 1)[-1] != probe_photo]
-    best: dict[str, tuple[float, dict[str, Any]]] = {}
-    for score, face in nearest_faces(probe["embedding"], others, top=len(others)):
         photo = face["image_key"].rsplit("/", 1)[-1]
-        if photo not in best:
-            best[photo] = (score, face)
-        if len(best) == 5:
-            break
-    return format_table(
-        ("cosine", "image key", "face", "box"),
-        [
-            (round(score, 3), face["image_key"], face["face_index"], [round(v) for v in face["bbox"]])
-            for score, face in best.values()
-        ],
-        title=(
-            f"Nearest faces to face {probe['face_index']} of "
-            f"s3://{probe['image_bucket']}/{probe['image_key']} (one best face per other photo)"
+        person = mapping.get(face["face_id"])
+        if person:
+            photos_of.setdefault(person, set()).add(photo)
+        # one copy of each photo is enough to read the cast off
+        if seen_photo_key.setdefault(photo, face["image_key"]) == face["image_key"]:
+            per_photo.setdefault(photo, []).append((float(face["bbox"][0]), person))
+    rows = sorted(
+        (
+            (person, labels.get(person) or "", len(photos), ", ".join(sorted(photos))[:70])
+            for person, photos in photos_of.items()
         ),
+        key=lambda row: (-int(row[2]), str(row[0])),
     )
+    table = format_table(
+        ("person", "label", "photos", "which (copies of a photo count once)"),
+        rows,
+        title=f"People found ({len(rows)} persons, model version {version})",
+    )
+    return table, per_photo
 
 
 def main() -> int:
@@ -287,14 +356,16 @@ def main() -> int:
         flush=True,
     )
 
-    index_dir = WORK / "index"
-    paginator = s3.get_paginator("list_objects_v2")
-    parts = [o["Key"] for page in paginator.paginate(Bucket=OUTPUT_BUCKET) for o in page.get("Contents", [])]
-    for key in parts:
-        target = index_dir / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(OUTPUT_BUCKET, key, str(target))
-    rows = deduplicate(read_index(index_dir).to_pylist()) if parts else []
+    say("running face_table: landing files -> the Delta face table, compaction, the vector index ...")
+    log = airflow(env, "face_table", "dags", "test", "face_table")
+    print(tables_from_log(log, ("ingest into", "compaction of", "vector index", "face table ")), flush=True)
+
+    from faceidx.index.table import FaceTable
+
+    user_env = cli_env(env, moto.url, model_dir)
+    location = _location(user_env)
+    table = FaceTable.open(location)
+    rows = table.read(columns=["image_key", "image_etag", "status", "face_index"]).to_pylist()
     images = {(r["image_key"], r["image_etag"]) for r in rows}
     ok_images = {(r["image_key"], r["image_etag"]) for r in rows if r["status"] == "ok"}
     faces = sum(1 for r in rows if r["status"] == "ok" and r["face_index"] is not None)
@@ -309,9 +380,10 @@ def main() -> int:
                 ("error rows", sum(1 for r in rows if r["status"] == "error")),
                 ("images missing from the index", len({k for k in keys} - {k for k, _ in images})),
                 ("faces found", faces),
+                ("face table rows (each image, ETag and face once)", len(rows)),
                 ("queue left (waiting / in flight)", f"{visible} / {in_flight}"),
                 ("worker processes (Batch jobs and array children)", len(jobs)),
-                ("Parquet files", f"{len(parts)} under {OUTPUT_URI}faces/ (copied to {index_dir})"),
+                ("face table", f"{len(table.file_uris())} Parquet files under {OUTPUT_URI}table/faces/"),
                 ("wall time", f"{time.monotonic() - START:.0f} s"),
             ],
             title="faceidx demo: result",
@@ -321,8 +393,31 @@ def main() -> int:
     print(
         format_table(("worker", "job id", "exit code", "seconds"), jobs, title="Worker processes"), flush=True
     )
-    print(similarity_query(rows), flush=True)
-    print(f"Logs: {WORK / 'logs'} (Airflow task logs of both DAG runs)", flush=True)
+
+    probe = next((p for p in photos if p.name == "obama.jpg"), photos[0])
+    say(f"$ faceidx search {probe.name} --k 5   (search by photo: the worker's model, the vector index)")
+    print(faceidx_cli(user_env, "search", "search", str(probe), "--k", "5"), flush=True)
+
+    say("running face_identities: people from the faces that pass the quality gate ...")
+    log = airflow(env, "face_identities", "dags", "test", "face_identities")
+    print(tables_from_log(log, ("identities of",)), flush=True)
+    people, per_photo = people_of_photos(location)
+    print(people, flush=True)
+    print(friends_check(assets, per_photo), flush=True)
+
+    forgotten = next((k for k in keys if k.endswith(f"/{probe.name}")), keys[0])
+    say(f"$ faceidx forget --image 's3://{INPUT_BUCKET}/{forgotten}'   (erasure, with a receipt)")
+    print(
+        faceidx_cli(
+            user_env, "forget", "forget", "--image", f"s3://{INPUT_BUCKET}/{forgotten}", "--reason", "demo"
+        ),
+        flush=True,
+    )
+    after = faceidx_cli(user_env, "search-after-forget", "search", str(probe), "--k", "20", "--json")
+    gone = f"s3://{INPUT_BUCKET}/{forgotten}"
+    hits = sum(m["image"] == gone for face in json.loads(after)["faces"] for m in face["matches"])
+    print(f"search after forget: {hits} matches from {gone}", flush=True)
+    print(f"Logs: {WORK / 'logs'} (Airflow task logs of every DAG run, and the faceidx commands)", flush=True)
     moto.stop()
     missing = len(set(keys) - {k for k, _ in images})
     return 0 if missing == 0 and all(r.exit_code == 0 for r in compute.runs) else 1

@@ -60,7 +60,7 @@ def main() -> int:
         keys = product.upload(photos)
         say(f"uploaded {len(keys)} photos from {source} to s3://{INPUT_BUCKET}/photos/")
         assert product.stack is not None
-        for dag_id in ("face_indexing", "face_reindex"):
+        for dag_id in ("face_indexing", "face_reindex", "face_table", "face_identities"):
             product.stack.unpause(dag_id)
         print(
             f"""
@@ -69,6 +69,8 @@ faceidx is up.
   index       {OUTPUT_URI} (moto: {product.moto.url if product.moto else "?"})
   face_indexing runs every few minutes and starts a local worker per submitted Batch job;
   trigger it now from the UI (▶ Trigger) to index the uploaded photos at once.
+  face_table (hourly; trigger it after indexing) moves the workers' files into the face table and
+  the vector index; then trigger face_search with a photo path, face_identities, face_forget.
   Task logs, backfills of face_reindex and the bootstrap's summary are all in the UI.
   Stop with Ctrl-C or `make down`. Files: {WORK}
 """,
