@@ -25,10 +25,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faceidx.common.uris import split_s3_uri
 from faceidx.index.location import IndexLocation
 from faceidx.index.table_dedup import ACTION, DELETE, EXISTING_COLUMNS, REPLACE, Tombstone, plan_merge
-from faceidx.index.table_landing import LandingStore, ValidatedFile, validate
+from faceidx.index.table_landing import LandingStore, ValidatedFile, split_s3_uri, validate
 from faceidx.index.table_schema import (
     PARTITION_COLUMNS,
     STATUS_REMOVED,

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from faceidx.common.uris import split_s3_uri
+from faceidx.common.uris import split_s3_uri as _split_or_none
 from faceidx.index.location import IndexLocation
 from faceidx.index.table_schema import (
     EMBEDDING,
@@ -45,6 +45,15 @@ log = logging.getLogger(__name__)
 
 REJECTED_DIR = "faces-rejected"
 REJECTED_REASON = "rejected_reason"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``; a prefix ending in ``/`` keeps its slash."""
+    parts = _split_or_none(uri)
+    if parts is None:
+        raise ValueError(f"not an S3 URI with a bucket: {uri!r}")
+    bucket, key = parts
+    return bucket, key + "/" if uri.endswith("/") and key else key
 
 
 @dataclass(frozen=True)
