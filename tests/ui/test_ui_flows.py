@@ -2,7 +2,8 @@
 
 In file order, on one product (see conftest.py): trigger ``face_infra_bootstrap`` from its form with
 only ``dry_run`` turned off; upload photos and trigger ``face_indexing`` with its defaults; read the
-``plan``, ``worker_logs`` and ``report`` task logs in the UI; have the form refuse a bad Param; and
+``plan``, ``worker_logs`` and ``report`` task logs in the UI; run ``face_table`` and then
+``face_search`` with a photo, and read the match table in its log; have the form refuse a bad Param; and
 backfill two days of ``face_reindex`` from the Backfill form. Every test asserts on what the page
 shows and on what moto holds. Screenshots go to ``ui-output/`` (``FACEIDX_SCREENSHOTS``).
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from faceidx_dev.local.airflow_stack import quote_id
 from faceidx_dev.local.product import INPUT_BUCKET, OUTPUT_BUCKET, LocalProduct
 from faceidx_worker.events import MessageKind, parse_body
 from tests.ui.pages import (
@@ -158,6 +160,42 @@ def test_task_logs_show_the_tables(page, product, indexing_run, shots, task_id, 
     for text in expected:
         page.get_by_text(text, exact=False).first.wait_for(timeout=60_000)
     page.screenshot(path=str(shots / shot))
+
+
+def test_search_by_photo_from_the_forms_after_face_table(page, product, assets_dir, indexing_run, shots):
+    """face_table with its defaults moves the indexed photos into the table and the vector index; then
+    face_search, given only a photo the index has never seen, logs the match table."""
+    if "run_id" not in indexing_run:
+        pytest.fail("the indexing test did not leave an index to search (it failed first)")
+    dialog = open_trigger_form(page, product, "face_table")
+    before = {r["dag_run_id"] for r in runs(product, "face_table", "manual")}
+    dialog.get_by_role("button", name="Trigger").click()
+    run_id = new_run(product, "face_table", before)
+    _wait_success(product, "face_table", run_id, timeout=300)
+    open_task_log(page, product, "face_table", run_id, "ingest")
+    page.get_by_text("ingest into", exact=False).first.wait_for(timeout=60_000)
+
+    dialog = open_trigger_form(page, product, "face_search")
+    field(dialog, "photo").fill(str(assets_dir / "images" / "obama2.jpg"))
+    dialog.screenshot(path=str(shots / "search-trigger-form.png"))
+    trigger = dialog.get_by_role("button", name="Trigger")
+    assert trigger.is_enabled(), "a photo is all the form needs"
+    before = {r["dag_run_id"] for r in runs(product, "face_search", "manual")}
+    trigger.click()
+    run_id = new_run(product, "face_search", before)
+    _wait_success(product, "face_search", run_id, timeout=300)
+    open_task_log(page, product, "face_search", run_id, "search")
+    page.get_by_text("query face 0 of", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text(re.compile(r"s3://\S+/photos/obama\.jpg")).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-search-matches.png"))
+    # what the log shows is the task's result: the best match of the new Obama photo is the indexed one
+    assert product.stack is not None
+    entry = product.stack.api(
+        "GET", f"/dags/face_search/dagRuns/{quote_id(run_id)}/taskInstances/search/xcomEntries/return_value"
+    )
+    result = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
+    [face] = result["faces"]
+    assert face["matches"][0]["image"].endswith("/photos/obama.jpg")
 
 
 def test_a_bad_param_is_refused_by_the_form(page, product, shots):
