@@ -11,7 +11,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
-EXPECTED = {"face_indexing", "face_infra_bootstrap", "face_reindex", "face_identities", "face_people"}
+EXPECTED = {
+    "face_indexing",
+    "face_infra_bootstrap",
+    "face_reindex",
+    "face_identities",
+    "face_people",
+    "face_forget",
+    "face_models",
+}
 HEAVY = ("cv2", "onnxruntime", "insightface", "pyarrow", "numpy", "PIL", "faceidx_worker", "moto")
 
 # Runs in a fresh interpreter: any AWS client built while importing the DAG file raises.

@@ -23,6 +23,8 @@ PAGES_OF_DAGS = {
     "face_indexing": "indexing.md",
     "face_reindex": "backfills.md",
     "face_infra_bootstrap": "infrastructure.md",
+    "face_forget": "erasure.md",
+    "face_models": "model-versions.md",
 }
 
 

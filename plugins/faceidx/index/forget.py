@@ -143,7 +143,9 @@ class Receipt:
             rows.append((f"{name} rows", count))
         history = removed.get("history", {})
         rows.append(("table files purged", len(history.get("table_files", []))))
-        rows.append(("vector history purged", history.get("vectors", False)))
+        vectors = history.get("vectors", {})
+        rows.append(("old vector versions purged", sum(vectors.get("versions_removed", {}).values())))
+        rows.append(("vector tables rewritten", len(vectors.get("rewritten", []))))
         check = self.verification
         rows.append(("verify: table rows left", check.get("table_rows_left")))
         rows.append(("verify: searches run", check.get("searches")))
