@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-identities bench-table soak simulate parse-times lock clean browser
+.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-identities bench-search bench-table soak simulate parse-times lock clean browser
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
@@ -21,6 +21,7 @@ help:
 	@echo "make docs      - build the docs site (mkdocs --strict) into build/site"
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
 	@echo "make bench-table - face table formats side by side: Delta Lake vs Iceberg"
+	@echo "make bench-search - face search: IVF-PQ (LanceDB) vs exact (DuckDB, numpy) on 10^6 faces"
 	@echo "make bench-identities - identity clustering: labelled photos, 10^5 and 10^6 synthetic faces"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"
@@ -91,6 +92,10 @@ bench: $(STAMP)
 
 bench-table: $(STAMP)
 	$(PY) benchmarks/bench_table.py
+
+BENCH_SEARCH_ARGS ?=
+bench-search: $(STAMP)
+	$(PY) benchmarks/bench_search.py $(BENCH_SEARCH_ARGS)
 
 bench-identities: $(STAMP)
 	$(PY) benchmarks/bench_identities.py
