@@ -135,8 +135,11 @@ class PhotoEmbedder:
         from faceidx_worker.images import ImageError, decode_image
         from faceidx_worker.indexer import index_images
 
+        parts = split_s3_uri(photo)
         if photo.startswith("s3://"):
-            bucket, key = split_s3_uri(photo)
+            if parts is None or not parts[1]:
+                raise PhotoSearchError(f"{photo} is not an s3://bucket/key URI")
+            bucket, key = parts
             client = location.s3_client() if location is not None else _default_s3()
             loader = S3ImageLoader(
                 client,

@@ -583,8 +583,9 @@ class VectorIndex:
         if uri.startswith("s3://"):
             from faceidx.common.uris import split_s3_uri
 
-            bucket, key = split_s3_uri(uri)
-            self.location.s3_client().delete_object(Bucket=bucket, Key=key)
+            parts = split_s3_uri(uri)
+            if parts is not None:
+                self.location.s3_client().delete_object(Bucket=parts[0], Key=parts[1])
         else:
             from pathlib import Path
 
