@@ -61,7 +61,9 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.index.forget.TARGET_TYPES 
             "What to forget: s3://bucket/key, a face_id or a person_id. Empty: the run fails at once "
             "(there is no default target).",
         ),
-        "reason": optional_param("Why (kept in the receipt), e.g. the erasure request's number."),
+        "reason": optional_param(
+            "Why (kept in the receipt), e.g. the erasure request's number. Empty: no reason recorded."
+        ),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
         "vectors_uri": optional_param(
             f"The vector index. Empty: the Airflow Variable {VAR_VECTORS_URI}, else <output>/vectors."
