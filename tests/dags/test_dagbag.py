@@ -19,6 +19,8 @@ EXPECTED = {
     "face_people",
     "face_forget",
     "face_models",
+    "face_search",
+    "face_table",
 }
 HEAVY = ("cv2", "onnxruntime", "insightface", "pyarrow", "numpy", "PIL", "faceidx_worker", "moto")
 

@@ -25,6 +25,8 @@ PAGES_OF_DAGS = {
     "face_infra_bootstrap": "infrastructure.md",
     "face_forget": "erasure.md",
     "face_models": "model-versions.md",
+    "face_search": "search.md",
+    "face_table": "index-table.md",
 }
 
 
