@@ -20,53 +20,13 @@ STATUS_ERROR = "error"
 STATUS_REMOVED = "removed"
 STATUSES = (STATUS_OK, STATUS_ERROR, STATUS_REMOVED)
 
-# The contract's landing columns, used only while the installed worker still writes the old schema
-# (no model_version): the table is built against the contract, never against an older worker.
-_CONTRACT_LANDING = pa.schema(
-    [
-        pa.field("image_bucket", pa.string(), nullable=False),
-        pa.field("image_key", pa.string(), nullable=False),
-        pa.field("image_etag", pa.string()),
-        pa.field("image_width", pa.int32()),
-        pa.field("image_height", pa.int32()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("error", pa.string()),
-        pa.field("face_count", pa.int32(), nullable=False),
-        pa.field("face_index", pa.int32()),
-        pa.field("bbox", pa.list_(pa.float32())),
-        pa.field("landmarks", pa.list_(pa.float32())),
-        pa.field("det_score", pa.float32()),
-        pa.field("embedding", EMBEDDING_TYPE),
-        pa.field("model_pack", pa.string(), nullable=False),
-        pa.field("model_version", pa.string(), nullable=False),
-        pa.field("indexed_at", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("job_id", pa.string(), nullable=False),
-        pa.field("face_id", pa.string(), nullable=False),
-        pa.field("image_id", pa.string(), nullable=False),
-        pa.field("bbox_width", pa.float32()),
-        pa.field("bbox_height", pa.float32()),
-        pa.field("sharpness", pa.float32()),
-        pa.field("yaw", pa.float32()),
-        pa.field("pitch", pa.float32()),
-        pa.field("roll", pa.float32()),
-        pa.field("embedding_norm", pa.float32()),
-        pa.field("quality_passed", pa.bool_()),
-        pa.field("quality_reasons", pa.list_(pa.string())),
-        pa.field("age", pa.int16()),
-        pa.field("gender", pa.string()),
-        pa.field("crop_uri", pa.string()),
-    ]
-)
-
 
 def landing_schema() -> pa.Schema:
-    """The landing files' schema: the worker's, once it carries ``model_version``."""
+    """The landing files' schema: ``faceidx_worker.rows.SCHEMA``, the single source."""
     from faceidx_worker import rows
 
     schema: pa.Schema = rows.SCHEMA
-    if "model_version" in schema.names:
-        return schema
-    return _CONTRACT_LANDING
+    return schema
 
 
 def table_schema() -> pa.Schema:

@@ -15,32 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faceidx.index.location import IndexLocation
-from faceidx.index.table_schema import EMBEDDING, landing_schema
+from faceidx.index.table_schema import landing_schema
+from faceidx_worker import rows as worker_rows
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 VERSION = "test-pack-0123456789ab"
 DIM = 8
 
 
-def _sha(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
-
-
-def face_id(bucket: str, key: str, etag: str | None, model_version: str, face_index: int | None) -> str:
-    try:
-        from faceidx_worker.rows import face_id as worker_face_id
-    except ImportError:
-        index = -1 if face_index is None else face_index
-        return _sha(bucket, key, etag or "", model_version, str(index))
-    return str(worker_face_id(bucket, key, etag, model_version, face_index))
-
-
-def image_id(bucket: str, key: str, etag: str | None) -> str:
-    try:
-        from faceidx_worker.rows import image_id as worker_image_id
-    except ImportError:
-        return _sha(bucket, key, etag or "")
-    return str(worker_image_id(bucket, key, etag))
+face_id = worker_rows.face_id
+image_id = worker_rows.image_id
 
 
 @dataclass(frozen=True)
@@ -107,14 +91,8 @@ def rows_of(image: Image) -> list[dict[str, Any]]:
 
 
 def landing_table(images: list[Image]) -> pa.Table:
-    rows = [row for image in images for row in rows_of(image)]
-    dim = images[0].dim
-    fields = [
-        pa.field(EMBEDDING, pa.list_(pa.float32(), dim)) if item.name == EMBEDDING else item
-        for item in landing_schema()
-    ]
-    schema = pa.schema(fields)
-    return pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
+    """The images' rows as the worker's sink writes them (``rows_to_table``, fixed-size embeddings)."""
+    return worker_rows.rows_to_table([row for image in images for row in rows_of(image)], images[0].dim)
 
 
 def write_landing(location: IndexLocation, images: list[Image], name: str | None = None) -> str:

@@ -284,3 +284,33 @@ def test_crash_after_the_commit_before_the_deletes_duplicates_nothing(location, 
     assert [t["key"] for t in report.tombstones] == ["b.jpg"]  # reported again for the forget
     assert _faces(table) == []
     assert _landing(location) == []
+
+
+def test_files_of_the_workers_own_sink_are_ingested(location):
+    import numpy as np
+
+    from faceidx_worker.rows import DetectedFace, ImageOutcome, ModelStamp, outcome_rows
+    from faceidx_worker.settings import OutputLocation
+    from faceidx_worker.sink import ParquetSink
+
+    stamp = ModelStamp(pack="test-pack", version=VERSION, dim=DIM)
+    embedding = np.full(DIM, 1 / np.sqrt(DIM), dtype=np.float32)
+    face = DetectedFace(
+        bbox=np.array([1, 2, 30, 40], np.float32),
+        landmarks=np.ones((5, 2), np.float32),
+        det_score=0.9,
+        embedding=embedding,
+    )
+    sink = ParquetSink(OutputLocation(bucket=None, prefix="", local_dir=Path(location.output_uri)))
+    for key, faces in (("one.jpg", (face,)), ("none.jpg", ())):
+        outcome = ImageOutcome("photos", key, "etag", 640, 480, faces=faces)
+        sink.add(outcome_rows(outcome, model=stamp, job_id="local", indexed_at=later(0)), token=key)
+    sink.flush()
+    assert len(_landing(location)) == 1
+
+    table = FaceTable.open(location)
+    report = table.ingest()
+    assert report.files_rejected == {}
+    assert report.rejected_rows == {}
+    assert _faces(table) == [("none.jpg", "etag", None, "ok"), ("one.jpg", "etag", 0, "ok")]
+    assert table.dimension(VERSION) == DIM
