@@ -178,7 +178,7 @@ def _open_index(location: IndexLocation) -> Any:
 
 def ingest_pending(table: Any) -> tuple[int, list[Any]]:
     """Ingest every landing file (several rounds when there are many); ``(files, tombstones)``."""
-    files, tombstones = 0, []
+    files, tombstones = 0, list[Any]()
     for _ in range(MAX_INGEST_ROUNDS):
         report = table.ingest(max_files=INGEST_BATCH)
         files += int(report.files_ingested)
@@ -538,14 +538,15 @@ def _erase_tombstones(erasure: _Erasure, tombstones: Iterable[Any]) -> int:
             ids = (ids or set()) | set(face_ids)
         latest[(bucket, key)] = (max(before, moment), ids)
     erased = 0
-    for (bucket, key), (moment, face_ids) in sorted(latest.items()):
+    for (bucket, key), (moment, erased_ids) in sorted(latest.items()):
         target = ForgetTarget(TARGET_IMAGE, f"s3://{bucket}/{key}")
         predicate = image_predicate(bucket, key, moment)
         reason = f"S3 ObjectRemoved at {moment.isoformat()}"
-        if face_ids:  # the ingest already deleted these rows from the table
-            rows = capture_from_history(erasure.location, erasure.table, sorted(face_ids))
+        if erased_ids:  # the ingest already deleted these rows from the table
+            gone = sorted(erased_ids)
+            rows = capture_from_history(erasure.location, erasure.table, gone)
             if rows is None:
-                rows = _face_ids_only(sorted(face_ids))
+                rows = _face_ids_only(gone)
             erasure.erase(
                 target,
                 predicate,
@@ -553,7 +554,7 @@ def _erase_tombstones(erasure: _Erasure, tombstones: Iterable[Any]) -> int:
                 actor=TOMBSTONE_ACTOR,
                 landing_files=0,
                 rows=rows,
-                already_deleted=len(face_ids),
+                already_deleted=len(gone),
             )
             erased += 1
             continue

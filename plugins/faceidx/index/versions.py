@@ -20,6 +20,7 @@ only where a method needs them.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -166,7 +167,7 @@ class ModelRegistry:
         return current.version
 
     # -- the steps --------------------------------------------------------------------------------
-    def _unknown(self, version: str, versions: list[str]) -> ModelVersionError:
+    def _unknown(self, version: str, versions: builtins.list[str]) -> ModelVersionError:
         return ModelVersionError(
             f"model version {version!r} is not in the index; known: {', '.join(versions) or '(none)'}"
         )
@@ -244,7 +245,7 @@ class ModelRegistry:
         return entry
 
     # -- the table of versions --------------------------------------------------------------------
-    def stats(self) -> list[VersionStats]:
+    def stats(self) -> builtins.list[VersionStats]:
         """Faces, images and first/last indexed per version, and which one is current."""
         import pyarrow.compute as pc
 

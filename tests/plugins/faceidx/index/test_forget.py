@@ -128,6 +128,8 @@ def keys_in(table: FaceTable) -> set[tuple[str, str]]:
 
 
 def found_ids(index: VectorIndex, vectors: np.ndarray, version: str) -> set[str]:
+    """What a search finds. After a purge a reader opens the index again (old handles see purged files)."""
+    index = VectorIndex(index.location)
     return {
         match.face_id for matches in index.search(vectors, model_version=version, k=10) for match in matches
     }
