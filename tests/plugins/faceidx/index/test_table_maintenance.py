@@ -123,3 +123,21 @@ def test_table_cli_ingest_show_compact_vacuum(location, capsys):
     assert "file(s) removed" in capsys.readouterr().out
     assert main(["--output-uri", location.output_uri, "table", "show", "--json"]) == 0
     assert '"faces": {"' + VERSION + '": 6}' in capsys.readouterr().out
+
+
+def test_the_ingest_step_forgets_tombstones_with_a_receipt(tmp_path):
+    from faceidx.index.table_tasks import ingest_task, sync_vectors_task
+
+    location = IndexLocation(output_uri=str(tmp_path / "out"), vectors_uri=str(tmp_path / "vectors"))
+    write_landing(location, [Image("keep.jpg"), Image("gone.jpg")])
+    ingest_task(location, max_files=10)
+    sync_vectors_task(location)
+    write_landing(location, [Image("gone.jpg", status="removed", at=later(30))])
+    summary = ingest_task(location, max_files=10)
+    assert [t["key"] for t in summary["tombstones"]] == ["gone.jpg"]
+    assert summary["receipts"] == 1
+    table = FaceTable.open(location)
+    assert set(table.read(columns=["image_key"]).column("image_key").to_pylist()) == {"keep.jpg"}
+    receipts = list(Path(location.receipts_uri).glob("*.json"))
+    assert len(receipts) == 1
+    assert _rows_on_disk(location, "gone.jpg") == 0  # the erasure purged the table's history
