@@ -16,6 +16,9 @@ Each run reads the faces of the model version (the Param, else the current one) 
    person ids kept by overlap with the previous persons, and every correction of `face_people`
    replayed on top.
 
+After a model change, `carry_from` (the old version) re-clusters the new version with the old
+version's person ids and labels, matched through the faces both versions found in the same photos.
+
 It logs a table: faces seen, passed, gated by reason, assigned, buffered, new persons, merges
 proposed, seconds. Faces already mapped are never processed again. Runs are safe to repeat and to
 backfill (Trigger -> Backfill): a rerun finds nothing new. Empty `output_uri` falls back to the Airflow
@@ -58,6 +61,10 @@ from faceidx.common.params import optional_param, param_or_variable
         ),
         "margin": optional_param(
             "How much the best person must beat the runner-up. Empty: the default (0.05).", "number"
+        ),
+        "carry_from": optional_param(
+            "After a model change: a full re-cluster that takes person ids and labels from this older "
+            "model version (the faces both found in the same photos). Empty: none."
         ),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
     },

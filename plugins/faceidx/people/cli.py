@@ -6,7 +6,7 @@
     faceidx people merge PERSON_ID OTHER_PERSON_ID
     faceidx people split PERSON_ID FACE_ID [FACE_ID ...]
     faceidx people move PERSON_ID FACE_ID [FACE_ID ...]   # PERSON_ID "-": back to the buffer
-    faceidx people cluster [--incremental]
+    faceidx people cluster [--incremental | --carry-from OLD_VERSION]
 
 Every command takes ``--model-version`` (default: the current one). Corrections are appended to
 person_events and applied at once; a full re-cluster replays them.
@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     move.add_argument("face_ids", nargs="+")
     cluster = actions.add_parser("cluster", help="a full re-cluster now (corrections replayed)")
     cluster.add_argument("--incremental", action="store_true", help="only new faces and the buffer")
+    cluster.add_argument(
+        "--carry-from", metavar="VERSION", help="take ids and labels from this model version"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if action == "cluster":
         from faceidx.people.identities import run_incremental, run_recluster
 
-        report = (run_incremental if args.incremental else run_recluster)(location, version, ClusterPolicy())
+        if args.incremental:
+            report = run_incremental(location, version, ClusterPolicy())
+        else:
+            report = run_recluster(location, version, ClusterPolicy(), carry_from=args.carry_from)
         print(format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
         return 0
     from faceidx.people.actions import correct

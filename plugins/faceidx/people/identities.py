@@ -26,7 +26,7 @@ from faceidx.people.incremental import (
     person_centroids,
     promote_buffer,
 )
-from faceidx.people.matching import match_clusters, new_person_id
+from faceidx.people.matching import FaceKey, match_clusters, new_person_id, pair_faces
 from faceidx.people.store import PeopleStore, now, sql_string
 
 FACE_COLUMNS = ["face_id", "image_id", "embedding", "quality_passed", "quality_reasons"]
@@ -331,8 +331,40 @@ def events(store: PeopleStore, model_version: str) -> list[PersonEvent]:
     return [PersonEvent.from_row(row) for row in store.read("person_events", model_version).to_pylist()]
 
 
-def run_recluster(location: IndexLocation, model_version: str, policy: ClusterPolicy) -> RunReport:
-    """Every face of the version clustered again; ids kept by overlap; corrections replayed."""
+def carried_mapping(
+    location: IndexLocation, old_version: str, new_version: str
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """The old version's face -> person mapping translated to the new version's faces (same photo,
+    same face: :func:`faceidx.people.matching.pair_faces`), and the old labels."""
+    from faceidx.index.table import FaceTable
+
+    store = PeopleStore(location)
+    old_mapping = {face: pid for face, pid in store.mapping(old_version).items() if pid is not None}
+    table = FaceTable.open(location)
+    columns = ["face_id", "image_id", "face_index", "bbox"]
+    where = "face_index IS NOT NULL"
+    keys = {
+        version: [
+            FaceKey(
+                r["face_id"], r["image_id"], int(r["face_index"]), tuple(r["bbox"]) if r["bbox"] else None
+            )
+            for r in table.read(version, columns=columns, filter=where).to_pylist()
+        ]
+        for version in (old_version, new_version)
+    }
+    pairs = pair_faces(keys[old_version], keys[new_version])
+    translated = {new: old_mapping[old] for new, old in pairs.items() if old in old_mapping}
+    return translated, store.labels(old_version)
+
+
+def run_recluster(
+    location: IndexLocation, model_version: str, policy: ClusterPolicy, carry_from: str | None = None
+) -> RunReport:
+    """Every face of the version clustered again; ids kept by overlap; corrections replayed.
+
+    With ``carry_from`` (another model version), ids and labels come from that version's persons
+    through the faces both versions found in the same photos.
+    """
     started = time.perf_counter()
     store = PeopleStore(location)
     report = RunReport(model_version, "full re-cluster")
@@ -347,6 +379,11 @@ def run_recluster(location: IndexLocation, model_version: str, policy: ClusterPo
     )
     by_face = {face: int(label) for face, label in zip(passing.face_ids, labels, strict=True) if label >= 0}
     previous = {face: pid for face, pid in store.mapping(model_version).items() if pid is not None}
+    old_labels = store.labels(model_version)
+    if carry_from:
+        previous, carried_labels = carried_mapping(location, carry_from, model_version)
+        old_labels = {**carried_labels, **{pid: label for pid, label in old_labels.items() if label}}
+        report.mode = f"full re-cluster, ids and labels from {carry_from}"
     history = events(store, model_version)
     reserved = frozenset(e.payload["new_person_id"] for e in history if e.kind is EventKind.SPLIT)
     matching = match_clusters(by_face, previous, model_version, reserved)
@@ -357,7 +394,6 @@ def run_recluster(location: IndexLocation, model_version: str, policy: ClusterPo
         methods[face] = Outcome.CLUSTERED.value if face in by_face else Outcome.BUFFERED.value
     for i in np.flatnonzero(~faces.passed):
         person_of_face[faces.face_ids[i]] = None
-    old_labels = store.labels(model_version)
     state = PeopleState(
         person_of_face,
         {pid: label for pid, label in old_labels.items() if label},

@@ -45,8 +45,13 @@ def identities_task(
         threshold=float(params.get("threshold") or ClusterPolicy.threshold),
         margin=float(params.get("margin") or ClusterPolicy.margin),
     )
-    full = wants_full_recluster(params.get("full_recluster"), interval_start)
-    report: RunReport = (run_recluster if full else run_incremental)(location, version, policy)
+    carry_from = params.get("carry_from")
+    full = wants_full_recluster(params.get("full_recluster"), interval_start) or bool(carry_from)
+    report: RunReport = (
+        run_recluster(location, version, policy, carry_from=carry_from)
+        if full
+        else run_incremental(location, version, policy)
+    )
     log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
     return {name: value for name, value in report.pairs()}
 

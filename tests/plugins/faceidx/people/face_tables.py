@@ -36,21 +36,21 @@ def face_of(person: int, variation: int, dim: int = DIM, spread: float = 0.15) -
     return vector / np.linalg.norm(vector)
 
 
-def fid(key: str, index: int) -> str:
-    return face_id("photos", key, "e1", VERSION, index)
+def fid(key: str, index: int, version: str = VERSION) -> str:
+    return face_id("photos", key, "e1", version, index)
 
 
-def add_photos(location: IndexLocation, photos: list[Photo]) -> None:
+def add_photos(location: IndexLocation, photos: list[Photo], version: str = VERSION) -> None:
     rows = []
     for photo in photos:
-        image_rows = rows_of(Image(photo.key, faces=len(photo.embeddings), dim=DIM))
+        image_rows = rows_of(Image(photo.key, faces=len(photo.embeddings), dim=DIM, version=version))
         for index, row in enumerate(image_rows):
             row["embedding"] = [float(v) for v in photo.embeddings[index]]
             passed = True if photo.passed is None else photo.passed[index]
             row["quality_passed"] = passed
             row["quality_reasons"] = [] if passed else ["LOW_SHARPNESS"]
         rows += image_rows
-    schema = _landing_table([Image(photos[0].key, faces=1, dim=DIM)]).schema
+    schema = _landing_table([Image(photos[0].key, faces=1, dim=DIM, version=version)]).schema
     table = pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)

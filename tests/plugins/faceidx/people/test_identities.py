@@ -121,3 +121,24 @@ def test_corrections_refuse_unknown_persons_and_record_nothing(location):
         correct(location, VERSION, "label", person_id="pnope", label="x")
     assert PeopleStore(location).read("person_events", VERSION).num_rows == 0
     assert face_ids_of_person(location, "pnope") is None
+
+
+def test_labels_carry_over_to_a_new_model_version(location):
+    from tests.plugins.faceidx.people import face_tables
+
+    _three_persons(location)
+    run_incremental(location, VERSION, POLICY)
+    p1 = person_of(location, "p1-0.jpg")
+    correct(location, VERSION, "label", person_id=p1, label="Ross")
+    new_version = "test-pack-new000000000"
+    face_tables.add_photos(
+        location,
+        [Photo(f"p{p}-{v}.jpg", [face_of(p, 500 + v)]) for p in (1, 2, 3) for v in range(3)],
+        version=new_version,
+    )
+    report = run_recluster(location, new_version, POLICY, carry_from=VERSION)
+    assert report.persons == 3
+    mapping = PeopleStore(location).mapping(new_version)
+    carried = mapping[face_tables.fid("p1-0.jpg", 0, new_version)]
+    assert carried == p1
+    assert PeopleStore(location).labels(new_version)[p1] == "Ross"
