@@ -64,6 +64,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-real", action="store_true", help="synthetic faces only")
     parser.add_argument("--json", default="", help="also write the results to this file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sync",
+        type=int,
+        default=0,
+        metavar="FACES",
+        help="instead: time VectorIndex.sync on a Delta table of FACES faces, first load, then 1%% "
+        "changed through the change data feed and through the face_id set difference",
+    )
     return parser.parse_args(argv)
 
 
@@ -129,8 +137,108 @@ def write_lance(location: Any, vectors: np.ndarray, names: list[str]) -> Any:
     return index, table
 
 
+class _DeltaFaces:
+    """A Delta table of face rows with the change data feed on (what ``VectorIndex.sync`` reads)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.feed = True
+
+    def append(self, rows: Any) -> None:
+        from deltalake import write_deltalake
+
+        write_deltalake(self.uri, rows, mode="append", configuration={"delta.enableChangeDataFeed": "true"})
+
+    def delete(self, predicate: str) -> None:
+        from deltalake import DeltaTable
+
+        DeltaTable(self.uri).delete(predicate)
+
+    def read(
+        self, model_version: str | None = None, columns: list[str] | None = None, filter: str | None = None
+    ) -> Any:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.uri).to_pyarrow_table(
+            columns=columns and [c for c in columns if c != "status"]
+        )
+
+    def version(self) -> int:
+        from deltalake import DeltaTable
+
+        return int(DeltaTable(self.uri).version())
+
+    def changes_since(self, version: int) -> Any:
+        from deltalake import DeltaTable
+
+        if not self.feed:
+            raise OSError("change data feed turned off for the measurement")
+        return DeltaTable(self.uri).load_cdf(starting_version=version + 1).read_all()
+
+
+def _face_rows(vectors: np.ndarray, start: int) -> Any:
+    import pyarrow as pa
+
+    count = len(vectors)
+    return pa.table(
+        {
+            "face_id": [f"face-{start + i:08d}" for i in range(count)],
+            "image_bucket": ["bench"] * count,
+            "image_key": [f"img/{start + i:08d}.jpg" for i in range(count)],
+            "face_index": pa.array(np.zeros(count, dtype=np.int32)),
+            "bbox": pa.nulls(count, pa.list_(pa.float32())),
+            "quality_passed": pa.array(np.ones(count, dtype=bool)),
+            "embedding": pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (count + 1) * vectors.shape[1], vectors.shape[1], dtype=np.int32)),
+                pa.array(vectors.reshape(-1)),
+            ),
+        }
+    )
+
+
+def measure_sync(faces_count: int) -> int:
+    """First sync, then 1% changed (new faces and deletes) applied by the feed and by the set difference."""
+    from faceidx.common.tables import format_table
+    from faceidx.index import vectors as vector_module
+    from faceidx.index.location import IndexLocation
+    from faceidx.index.vectors import VectorIndex
+
+    vector_module.ANN_MIN_ROWS = 10**12  # time the sync, not an index build
+    root = Path(tempfile.mkdtemp(prefix="bench_search_sync_"))
+    changed = max(10, faces_count // 100)
+    data = synthetic_faces(faces_count + 2 * changed).vectors
+    rows = []
+    for mode in ("cdf", "diff"):
+        table = _DeltaFaces(str(root / mode / "faces"))
+        for start in range(0, faces_count, 100_000):
+            table.append(_face_rows(data[start : min(start + 100_000, faces_count)], start))
+        index = VectorIndex(IndexLocation(str(root / mode)))
+        first = index.sync(table, MODEL_VERSION)
+        table.append(_face_rows(data[faces_count : faces_count + changed], faces_count))
+        doomed = ", ".join(f"'face-{i:08d}'" for i in range(0, changed * 10, 10)[: changed // 10])
+        table.delete(f"face_id IN ({doomed})")
+        table.feed = mode == "cdf"
+        later = index.sync(table, MODEL_VERSION)
+        assert later.mode == mode, later
+        rows.append(
+            (mode, f"{first.seconds:.1f}", later.upserted, later.deleted, f"{later.seconds:.2f}", later.rows)
+        )
+    print(
+        format_table(
+            ("path", "first sync s", "upserted", "deleted", "incremental sync s", "faces"),
+            rows,
+            title=f"VectorIndex.sync on {faces_count:,} faces (512-d), then {changed:,} added and "
+            f"{changed // 10:,} deleted",
+        )
+    )
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.sync:
+        return measure_sync(args.sync)
     from faceidx.common.tables import format_pairs, format_table
     from faceidx.index.location import IndexLocation
     from faceidx.index.vectors import build_ivf_pq, ivf_pq_parameters
