@@ -5,7 +5,9 @@ Shapes understood (the S3 event contract in ARCHITECTURE.md):
 * S3 event notifications, ``{"Records": [...]}``, one or more records, keys URL-encoded;
 * the ``s3:TestEvent`` S3 sends when a notification is configured (deleted without work);
 * the same two wrapped in an SNS envelope (``{"Type": "Notification", "Message": "<json>"}``);
-* EventBridge ``Object Created`` events (keys not encoded there).
+* EventBridge ``Object Created`` events (keys not encoded there);
+* ``ObjectRemoved:*`` records and EventBridge ``Object Deleted`` events: a *removal* (an
+  :class:`ImageRef` with ``removed_at``, the event's time), which becomes a tombstone row.
 
 Anything else is *malformed*: the loop logs it with the message id and leaves it for the dead-letter queue.
 """
@@ -14,26 +16,29 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
 
 class MessageKind(StrEnum):
-    IMAGES = "images"  # one or more images to index
+    IMAGES = "images"  # one or more images to index, or removals to record as tombstones
     TEST = "test"  # s3:TestEvent: delete without work
-    IGNORED = "ignored"  # a well-formed event that asks for no work (e.g. ObjectRemoved): delete
+    IGNORED = "ignored"  # a well-formed event that asks for no work (e.g. ObjectRestore): delete
     MALFORMED = "malformed"  # cannot be parsed: log and leave for the DLQ
 
 
 @dataclass(frozen=True)
 class ImageRef:
-    """One object to index, as the event announced it."""
+    """One object to index, as the event announced it; with ``removed_at``, one that was removed then."""
 
     bucket: str
     key: str
     etag: str | None = None
     size: int | None = None
+    removed_at: datetime | None = None
+    model_pack: str | None = None  # the pack the message asks for; None = the worker's default
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ def _parse_s3_records(records: Any) -> ParsedMessage:
         if not isinstance(record, dict):
             raise MalformedEvent(f"Records[{position}] is not an object")
         event_name = str(record.get("eventName", ""))
-        if not event_name.startswith("ObjectCreated:"):
+        removed = event_name.startswith("ObjectRemoved:")
+        if not event_name.startswith("ObjectCreated:") and not removed:
             ignored += 1
             continue
         s3 = record.get("s3")
@@ -101,6 +107,10 @@ def _parse_s3_records(records: Any) -> ParsedMessage:
         bucket = _dig(s3, ("bucket", "name"), position)
         key = _dig(s3, ("object", "key"), position)
         obj = s3["object"]
+        if removed:
+            when = _event_time(record.get("eventTime"), position)
+            images.append(ImageRef(bucket=bucket, key=unquote_plus(key), removed_at=when))
+            continue
         images.append(
             ImageRef(
                 bucket=bucket,
@@ -111,7 +121,9 @@ def _parse_s3_records(records: Any) -> ParsedMessage:
         )
     if images:
         return ParsedMessage(MessageKind.IMAGES, images=tuple(images), ignored_records=ignored)
-    return ParsedMessage(MessageKind.IGNORED, reason="no ObjectCreated record", ignored_records=ignored)
+    return ParsedMessage(
+        MessageKind.IGNORED, reason="no ObjectCreated or ObjectRemoved record", ignored_records=ignored
+    )
 
 
 def _parse_eventbridge(document: dict[str, Any]) -> ParsedMessage:
@@ -119,11 +131,14 @@ def _parse_eventbridge(document: dict[str, Any]) -> ParsedMessage:
     detail = document.get("detail")
     if not isinstance(detail, dict):
         raise MalformedEvent("EventBridge detail is not an object")
-    if detail_type != "Object Created":
+    if detail_type not in ("Object Created", "Object Deleted"):
         return ParsedMessage(MessageKind.IGNORED, reason=f"EventBridge {detail_type!r} event")
     bucket = _dig(detail, ("bucket", "name"), 0)
     key = _dig(detail, ("object", "key"), 0)
     obj = detail["object"]
+    if detail_type == "Object Deleted":
+        removal = ImageRef(bucket=bucket, key=key, removed_at=_event_time(document.get("time"), 0))
+        return ParsedMessage(MessageKind.IMAGES, images=(removal,))
     return ParsedMessage(
         MessageKind.IMAGES,
         images=(
@@ -158,3 +173,17 @@ def _size(value: Any, position: int) -> int | None:
     if size < 0:
         raise MalformedEvent(f"record {position}: object size {size} is negative")
     return size
+
+
+def _event_time(value: Any, position: int) -> datetime:
+    """An event's ISO 8601 time (``2026-03-04T05:06:07.890Z``) as an aware UTC datetime. A removal
+    without one is malformed: its tombstone must say up to when it erases."""
+    if not isinstance(value, str) or not value:
+        raise MalformedEvent(f"record {position}: a removal without an eventTime")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedEvent(f"record {position}: eventTime {value!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)

@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,7 +48,7 @@ from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
 from faceidx_worker.model import FaceModel
 from faceidx_worker.queue import SqsWorkQueue
-from faceidx_worker.rows import ErrorReason, ModelStamp, outcome_rows
+from faceidx_worker.rows import ErrorReason, ModelStamp, outcome_rows, tombstone_row
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
 from faceidx_worker.tracking import MessageLedger, ProgressWatchdog, RunControl, RunStats, WorkItem
@@ -72,6 +72,7 @@ class ComputedBatch:
     retry: list[tuple[WorkItem, LoadedImage]]
     indexed: IndexedBatch | None
     seconds: float
+    removed: list[WorkItem] = field(default_factory=list)  # ObjectRemoved events: tombstone rows
 
 
 @dataclass(frozen=True)
@@ -190,20 +191,24 @@ class WorkerLoop:
             item = self._downloads.get()
             if self.stopping or item.tracked.finished:
                 continue  # its message is (or will be) released or handed back
-            try:
-                loaded = self.load_image(item.ref)
-            except Exception as exc:  # a bug or an unexpected library error: one error row, logged
-                log.exception("unexpected failure loading s3://%s/%s", item.ref.bucket, item.ref.key)
-                loaded = LoadedImage(
-                    ref=item.ref,
-                    error=ImageError(ErrorReason.DECODE_ERROR, f"unexpected {type(exc).__name__}: {exc}"),
-                )
+            # a removal becomes a tombstone row: there is nothing to read
+            loaded = LoadedImage(ref=item.ref) if item.ref.removed_at is not None else self._load(item)
             while not self.stopping:
                 try:
                     self._ready.put((item, loaded), timeout=_POLL)
                     break
                 except queue_module.Full:
                     continue
+
+    def _load(self, item: WorkItem) -> LoadedImage:
+        try:
+            return self.load_image(item.ref)
+        except Exception as exc:  # a bug or an unexpected library error: one error row, logged
+            log.exception("unexpected failure loading s3://%s/%s", item.ref.bucket, item.ref.key)
+            return LoadedImage(
+                ref=item.ref,
+                error=ImageError(ErrorReason.DECODE_ERROR, f"unexpected {type(exc).__name__}: {exc}"),
+            )
 
     # -- inference lanes ------------------------------------------------------------------------
     def _lane_loop(self) -> None:
@@ -241,11 +246,19 @@ class WorkerLoop:
 
     def _compute_batch(self, batch: list[tuple[WorkItem, LoadedImage]]) -> ComputedBatch:
         started = time.perf_counter()
+        removed = [(item, loaded) for item, loaded in batch if item.ref.removed_at is not None]
+        batch = [(item, loaded) for item, loaded in batch if item.ref.removed_at is None]
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
         thresholds = self.settings.quality_thresholds
         indexed = index_images(self.model, [loaded for _, loaded in work], thresholds) if work else None
-        return ComputedBatch(work=work, retry=retry, indexed=indexed, seconds=time.perf_counter() - started)
+        return ComputedBatch(
+            work=work,
+            retry=retry,
+            indexed=indexed,
+            seconds=time.perf_counter() - started,
+            removed=[item for item, _ in removed],
+        )
 
     # -- book-keeping (the loop thread) -----------------------------------------------------------
     def _take_computed(self, timeout: float) -> None:
@@ -265,6 +278,7 @@ class WorkerLoop:
         started = time.perf_counter()
         for item, loaded in computed.retry:
             self._hand_back(item, loaded)
+        self._record_removals(computed.removed)
         work, indexed = computed.work, computed.indexed
         if indexed is None:
             return
@@ -317,6 +331,29 @@ class WorkerLoop:
             }
         )
         self.metrics.batch(images=len(work), faces=faces, errors_by_reason=reasons, stage_seconds=stages)
+
+    def _record_removals(self, items: list[WorkItem]) -> None:
+        """One ``removed`` row per ObjectRemoved event; its message is deleted once the row is written."""
+        if not items:
+            return
+        stamp = self.stamp
+        for item in items:
+            assert item.ref.removed_at is not None
+            ref, removed_at = item.ref, item.ref.removed_at
+            row = tombstone_row(
+                ref.bucket, ref.key, removed_at=removed_at, model=stamp, job_id=self.settings.job_id
+            )
+            self.sink.add([row], item)
+            log.info(
+                "s3://%s/%s was removed at %s: a tombstone row erases its faces up to then, in every "
+                "model version",
+                item.ref.bucket,
+                item.ref.key,
+                item.ref.removed_at.isoformat(),
+            )
+        self.ledger.mark_processed(items)
+        self.stats.tombstones += len(items)
+        self.control.last_activity = self.clock()
 
     def _hand_back(self, item: WorkItem, loaded: LoadedImage) -> None:
         self.stats.retried += 1
@@ -477,6 +514,7 @@ class WorkerLoop:
             "messages_released": self.stats.messages_released,
             "messages_malformed": self.stats.messages_malformed,
             "messages_skipped": self.stats.messages_skipped,
+            "tombstones": self.stats.tombstones,
             "retried": self.stats.retried,
             "model_pack": self.model.name,
             "model_version": self.model.version,

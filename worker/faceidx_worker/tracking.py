@@ -32,6 +32,7 @@ class RunStats:
     messages_released: int = 0
     messages_malformed: int = 0
     messages_skipped: int = 0
+    tombstones: int = 0  # ObjectRemoved events recorded as removed rows
     rows_written: int = 0
     files_written: int = 0
     errors_by_reason: Counter[ErrorReason] = field(default_factory=Counter)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
 from faceidx_worker.events import ImageRef, MessageKind, parse_body
 from tests.support.worker_harness import TEST_EVENT_BODY, eventbridge_body, s3_event_body, s3_record, sns_wrap
+
+
+def removed_record(bucket, key, when, name="ObjectRemoved:Delete"):
+    record = s3_record(bucket, key)
+    return {**record, "eventName": name, "eventTime": when}
+
 
 CASES = [
     (
@@ -38,13 +45,51 @@ CASES = [
     ),
     (
         "EventBridge other detail-type",
-        json.dumps({"detail-type": "Object Deleted", "detail": {"bucket": {"name": "b"}}}),
+        json.dumps({"detail-type": "Object Restore Completed", "detail": {"bucket": {"name": "b"}}}),
         MessageKind.IGNORED,
         [],
     ),
     (
-        "only an ObjectRemoved record",
-        json.dumps({"Records": [{"eventName": "ObjectRemoved:Delete", "s3": {}}]}),
+        "EventBridge Object Deleted: a removal at the event's time",
+        json.dumps(
+            {
+                "detail-type": "Object Deleted",
+                "time": "2026-03-04T05:06:07Z",
+                "detail": {"bucket": {"name": "b"}, "object": {"key": "raw key.jpg"}},
+            }
+        ),
+        MessageKind.IMAGES,
+        [ImageRef("b", "raw key.jpg", removed_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC))],
+    ),
+    (
+        "an ObjectRemoved record: a removal, key decoded, no etag",
+        s3_event_body([removed_record("b", "old photo+1.jpg", "2026-03-04T05:06:07.890Z")]),
+        MessageKind.IMAGES,
+        [ImageRef("b", "old photo+1.jpg", removed_at=datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC))],
+    ),
+    (
+        "a delete marker is a removal too",
+        s3_event_body(
+            [removed_record("b", "k", "2026-03-04T05:06:07Z", "ObjectRemoved:DeleteMarkerCreated")]
+        ),
+        MessageKind.IMAGES,
+        [ImageRef("b", "k", removed_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC))],
+    ),
+    (
+        "a removal without an eventTime",
+        json.dumps({"Records": [{**removed_record("b", "k", ""), "eventTime": None}]}),
+        MessageKind.MALFORMED,
+        [],
+    ),
+    (
+        "a removal with a bad eventTime",
+        s3_event_body([removed_record("b", "k", "yesterday")]),
+        MessageKind.MALFORMED,
+        [],
+    ),
+    (
+        "only an ObjectRestore record",
+        json.dumps({"Records": [{"eventName": "ObjectRestore:Completed", "s3": {}}]}),
         MessageKind.IGNORED,
         [],
     ),
@@ -86,9 +131,20 @@ def test_parse_body(label, body, kind, images):
         assert parsed.reason
 
 
-def test_mixed_records_keep_the_created_ones():
-    body = json.dumps({"Records": [{"eventName": "ObjectRemoved:Delete"}, s3_record("b", "k.jpg")]})
+def test_mixed_records_keep_the_created_and_removed_ones():
+    body = json.dumps(
+        {
+            "Records": [
+                {"eventName": "ObjectRestore:Post"},
+                removed_record("b", "gone.jpg", "2026-03-04T05:06:07Z"),
+                s3_record("b", "k.jpg"),
+            ]
+        }
+    )
     parsed = parse_body(body)
     assert parsed.kind is MessageKind.IMAGES
-    assert parsed.images == (ImageRef("b", "k.jpg"),)
+    assert parsed.images == (
+        ImageRef("b", "gone.jpg", removed_at=datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ImageRef("b", "k.jpg"),
+    )
     assert parsed.ignored_records == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -389,3 +390,32 @@ def test_max_run_time_hands_over_under_steady_inflow_and_exits_0(
     assert visible == len(sent) - len(indexed)  # the rest waits, none lost, none both written and queued
     assert result.summary["messages_deleted"] == len(indexed)
     assert any("FACEIDX_MAX_RUN_SECONDS" in r.message for r in caplog.records)
+
+
+def test_an_object_removed_event_becomes_a_tombstone_row_and_its_message_is_deleted(
+    world, model, small_pack, assets_dir
+):
+    world.put_image("kept.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    removed = {**s3_record(world.input_bucket, "old photo.jpg"), "eventName": "ObjectRemoved:Delete"}
+    world.send(s3_event_body([{**removed, "eventTime": "2026-03-04T05:06:07.890Z"}]))
+    marker = {**s3_record(world.input_bucket, "gone.jpg"), "eventName": "ObjectRemoved:DeleteMarkerCreated"}
+    world.send(
+        s3_event_body(
+            [{**marker, "eventTime": "2026-03-05T00:00:00Z"}, s3_record(world.input_bucket, "kept.jpg")]
+        )
+    )
+    loop, _ = _loop(world, model, small_pack)
+    result = _run_within(loop, 60)
+    assert result.exit_code == 0
+    assert result.summary["tombstones"] == 2
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    rows = {row["image_key"]: row for row in table.to_pylist()}
+    assert set(rows) == {"old photo.jpg", "gone.jpg", "kept.jpg"}
+    tombstone = rows["old photo.jpg"]
+    assert (tombstone["status"], tombstone["face_count"], tombstone["image_etag"]) == ("removed", 0, None)
+    assert tombstone["indexed_at"] == datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
+    assert tombstone["embedding"] is None
+    assert tombstone["model_version"] == model.version
+    assert rows["gone.jpg"]["status"] == "removed"
+    assert (rows["kept.jpg"]["status"], rows["kept.jpg"]["face_count"]) == ("ok", 1)
