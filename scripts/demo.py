@@ -188,18 +188,6 @@ class Progress:
         self._stop.set()
 
 
-def _location(user_env: dict[str, str]) -> Any:
-    from faceidx.index.location import IndexLocation
-
-    saved = dict(os.environ)
-    os.environ.update(user_env)
-    try:
-        return IndexLocation.from_env(user_env["FACEIDX_OUTPUT_URI"])
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def cli_env(env: dict[str, str], moto_url: str, model_dir: Path) -> dict[str, str]:
     """The environment of someone running ``faceidx`` against the demo's (moto) account."""
     return {
@@ -230,47 +218,30 @@ def friends_check(assets: Path, people: dict[str, list[tuple[float, str | None]]
     return f"Friends cast: {len(by_actor)} actors -> {len(persons - {None})} persons ({verdict})"
 
 
-def people_of_photos(location: Any) -> tuple[str, dict[str, list[tuple[float, str | None]]]]:
-    """Persons found, as a table, and per photo name the (x1, person) of its faces."""
-    from faceidx.index.table import FaceTable
-    from faceidx.index.versions import ModelRegistry
-    from faceidx.people.store import PeopleStore
-
-    version = ModelRegistry(location).current()
-    faces = (
-        FaceTable.open(location)
-        .read(
-            model_version=version, columns=["face_id", "image_key", "bbox"], filter="face_index IS NOT NULL"
-        )
-        .to_pylist()
+def index_report(env: dict[str, str], kind: str) -> dict[str, Any]:
+    """``faceidx_dev.demo_report`` in its own process (delta-rs must not share one with moto)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "faceidx_dev.demo_report", kind],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "dev")])},
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    store = PeopleStore(location)
-    mapping = store.mapping(version)
-    labels = store.labels(version)
-    photos_of: dict[str, set[str]] = {}
-    per_photo: dict[str, list[tuple[float, str | None]]] = {}
-    seen_photo_key: dict[str, str] = {}
-    for face in faces:
-        photo = face["image_key"].rsplit("/", 1)[-1]
-        person = mapping.get(face["face_id"])
-        if person:
-            photos_of.setdefault(person, set()).add(photo)
-        # one copy of each photo is enough to read the cast off
-        if seen_photo_key.setdefault(photo, face["image_key"]) == face["image_key"]:
-            per_photo.setdefault(photo, []).append((float(face["bbox"][0]), person))
+    if done.returncode != 0:
+        raise SystemExit(f"reading the index ({kind}) failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def people_table(report: dict[str, Any]) -> str:
     rows = sorted(
-        (
-            (person, labels.get(person) or "", len(photos), ", ".join(sorted(photos))[:70])
-            for person, photos in photos_of.items()
-        ),
+        ((p["person"], p["label"], len(p["photos"]), ", ".join(p["photos"])[:70]) for p in report["persons"]),
         key=lambda row: (-int(row[2]), str(row[0])),
     )
-    table = format_table(
+    return format_table(
         ("person", "label", "photos", "which (copies of a photo count once)"),
         rows,
-        title=f"People found ({len(rows)} persons, model version {version})",
+        title=f"People found ({len(rows)} persons, model version {report['model_version']})",
     )
-    return table, per_photo
 
 
 def main() -> int:
@@ -360,15 +331,8 @@ def main() -> int:
     log = airflow(env, "face_table", "dags", "test", "face_table")
     print(tables_from_log(log, ("ingest into", "compaction of", "vector index", "face table ")), flush=True)
 
-    from faceidx.index.table import FaceTable
-
     user_env = cli_env(env, moto.url, model_dir)
-    location = _location(user_env)
-    table = FaceTable.open(location)
-    rows = table.read(columns=["image_key", "image_etag", "status", "face_index"]).to_pylist()
-    images = {(r["image_key"], r["image_etag"]) for r in rows}
-    ok_images = {(r["image_key"], r["image_etag"]) for r in rows if r["status"] == "ok"}
-    faces = sum(1 for r in rows if r["status"] == "ok" and r["face_index"] is not None)
+    stats = index_report(user_env, "stats")
     visible, in_flight = queue_depth(sqs, queue_url)
     jobs = [(r.label, r.job_id, r.exit_code, round(r.stopped - r.started, 1)) for r in compute.runs]
     print(
@@ -376,14 +340,14 @@ def main() -> int:
             ("item", "value"),
             [
                 ("images uploaded", len(keys)),
-                ("images indexed (ok)", len(ok_images)),
-                ("error rows", sum(1 for r in rows if r["status"] == "error")),
-                ("images missing from the index", len({k for k in keys} - {k for k, _ in images})),
-                ("faces found", faces),
-                ("face table rows (each image, ETag and face once)", len(rows)),
+                ("images indexed (ok)", stats["ok_images"]),
+                ("error rows", stats["errors"]),
+                ("images missing from the index", len(set(keys) - set(stats["images"]))),
+                ("faces found", stats["faces"]),
+                ("face table rows (each image, ETag and face once)", stats["rows"]),
                 ("queue left (waiting / in flight)", f"{visible} / {in_flight}"),
                 ("worker processes (Batch jobs and array children)", len(jobs)),
-                ("face table", f"{len(table.file_uris())} Parquet files under {OUTPUT_URI}table/faces/"),
+                ("face table", f"{stats['files']} Parquet files under {OUTPUT_URI}table/faces/"),
                 ("wall time", f"{time.monotonic() - START:.0f} s"),
             ],
             title="faceidx demo: result",
@@ -401,9 +365,11 @@ def main() -> int:
     say("running face_identities: people from the faces that pass the quality gate ...")
     log = airflow(env, "face_identities", "dags", "test", "face_identities")
     print(tables_from_log(log, ("identities of",)), flush=True)
-    people, per_photo = people_of_photos(location)
-    print(people, flush=True)
-    print(friends_check(assets, per_photo), flush=True)
+    people = index_report(user_env, "people")
+    print(people_table(people), flush=True)
+    print(
+        friends_check(assets, {k: [tuple(f) for f in v] for k, v in people["per_photo"].items()}), flush=True
+    )
 
     forgotten = next((k for k in keys if k.endswith(f"/{probe.name}")), keys[0])
     say(f"$ faceidx forget --image 's3://{INPUT_BUCKET}/{forgotten}'   (erasure, with a receipt)")
@@ -419,7 +385,7 @@ def main() -> int:
     print(f"search after forget: {hits} matches from {gone}", flush=True)
     print(f"Logs: {WORK / 'logs'} (Airflow task logs of every DAG run, and the faceidx commands)", flush=True)
     moto.stop()
-    missing = len(set(keys) - {k for k, _ in images})
+    missing = len(set(keys) - set(stats["images"]))
     return 0 if missing == 0 and all(r.exit_code == 0 for r in compute.runs) else 1
 
 

@@ -123,7 +123,7 @@ class IndexLocation:
     def read_json(self, uri: str) -> Any | None:
         """The JSON document at ``uri``, or None when there is none."""
         if uri.startswith("s3://"):
-            bucket, key = split_s3_uri(uri)
+            bucket, key = _bucket_and_key(uri)
             client = self.s3_client()
             try:
                 body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -136,7 +136,7 @@ class IndexLocation:
     def write_json(self, uri: str, document: Any) -> None:
         payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
         if uri.startswith("s3://"):
-            bucket, key = split_s3_uri(uri)
+            bucket, key = _bucket_and_key(uri)
             self.s3_client().put_object(Bucket=bucket, Key=key, Body=payload, ContentType="application/json")
             return
         path = Path(uri)
@@ -185,3 +185,10 @@ class IndexLocation:
             endpoint_url=extra.endpoint_url,
             credentials=credentials,
         )
+
+
+def _bucket_and_key(uri: str) -> tuple[str, str]:
+    parts = split_s3_uri(uri)
+    if parts is None or not parts[1]:
+        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
+    return parts
