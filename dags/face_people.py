@@ -50,9 +50,14 @@ ACTIONS = ["label", "merge", "split", "move", "cluster"]  # faceidx.people.actio
     },
     params={
         "action": Param("label", enum=ACTIONS, description="What to do (see the table above)."),
-        "person_id": optional_param("The person (label, merge target, split, move target)."),
-        "other_person_id": optional_param("merge: the person absorbed into person_id."),
-        "face_ids": optional_list_param("split / move: the face ids, one per line."),
+        "person_id": optional_param(
+            "The person (label, merge target, split, move target). "
+            "Empty: for cluster, or a move back to the buffer."
+        ),
+        "other_person_id": optional_param("merge: the person absorbed into person_id. Empty: not a merge."),
+        "face_ids": optional_list_param(
+            "split / move: the face ids, one per line. Empty: not a split or move."
+        ),
         "label": optional_param("label: the person's name. Empty: clears it."),
         "model_version": optional_param("Model version. Empty: the current one (faceidx models)."),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
