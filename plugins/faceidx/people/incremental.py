@@ -1,6 +1,6 @@
 """Incremental identities: new faces join known persons, or wait in a buffer until they form one.
 
-Pure numpy + FAISS over plain arrays; the DAG's task feeds it from the tables.
+Pure numpy over plain arrays; the DAG's task feeds it from the tables.
 
 * **Centroids** (:func:`person_centroids`): a person is matched through up to
   ``ClusterPolicy.max_centroids`` unit centroids, one per ``faces_per_centroid`` faces, found by a
