@@ -108,6 +108,7 @@ def index_images(
             bbox = boxes[index, :4] * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
             points = landmarks[index] * np.array([scale_x, scale_y], dtype=np.float32)
             crop = crops[cursor + index]
+            age, gender = _genderage(model, item.image.pixels, boxes[index, :4])
             quality = measure_quality(
                 bbox,
                 points,
@@ -124,6 +125,8 @@ def index_images(
                     quality=quality,
                     quality_reasons=tuple(quality_gate(quality, thresholds)),
                     crop=crop if keep_crops else None,
+                    age=age,
+                    gender=gender,
                 )
             )
         cursor += boxes.shape[0]
@@ -156,6 +159,15 @@ def measure_quality(
         roll=roll,
         embedding_norm=norm,
     )
+
+
+def _genderage(model: FaceModel, pixels: np.ndarray, box: np.ndarray) -> tuple[int | None, str | None]:
+    """(age, gender) when the model carries a genderage model (``FACEIDX_GENDERAGE``), else (None, None)."""
+    genderage = getattr(model, "genderage", None)
+    if genderage is None:
+        return None, None
+    age, gender = genderage.predict(pixels, box)
+    return age, gender
 
 
 def _embed(model: FaceModel, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from faceidx_worker.crops import CropWriter
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.indexer import IndexedBatch, index_images
@@ -93,8 +94,10 @@ class WorkerLoop:
         sink: ParquetSink,
         metrics: EmfMetrics,
         clock: Callable[[], float] = time.monotonic,
+        crops: CropWriter | None = None,
     ) -> None:
         self.settings = settings
+        self.crops = crops
         self.load_image = load_image
         self.model = model
         self.sink = sink
@@ -251,7 +254,13 @@ class WorkerLoop:
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
         thresholds = self.settings.quality_thresholds
-        indexed = index_images(self.model, [loaded for _, loaded in work], thresholds) if work else None
+        keep = self.crops is not None
+        indexed = (
+            index_images(self.model, [x for _, x in work], thresholds, keep_crops=keep) if work else None
+        )
+        if indexed is not None and self.crops is not None:  # the crops are written before their rows
+            version = self.model.version
+            indexed.outcomes = [self.crops.write(outcome, version) for outcome in indexed.outcomes]
         return ComputedBatch(
             work=work,
             retry=retry,

@@ -115,6 +115,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         embed_batch=settings.embed_batch,
         ort_threads=settings.ort_threads,
         cpu_graph_rewrite=settings.cpu_graph_rewrite,
+        genderage=settings.genderage,
     )
     try:
         model.load()
@@ -130,6 +131,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
 
+    from faceidx_worker.crops import CropWriter
     from faceidx_worker.fetch import S3ImageLoader
     from faceidx_worker.loop import EXIT_STALLED, WorkerLoop
     from faceidx_worker.metrics import EmfMetrics
@@ -169,6 +171,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             model_pack=settings.model_pack,
         ),
     )
+    if settings.crops_uri is not None:
+        loop.crops = CropWriter(settings.crops_uri, s3_client=s3 if settings.crops_uri.is_s3 else None)
     install_signal_handlers(loop)
     log.info(
         "worker started: queue %s, output %s, model %s (version %s) on %s, job %s; %s inference lane(s), "

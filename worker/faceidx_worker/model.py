@@ -89,6 +89,7 @@ class PackFiles:
     detector: Path
     recognizer: Path
     ignored: tuple[Path, ...]
+    genderage: Path | None = None  # insightface's 96x96 age/gender model, when the pack has one
 
 
 def _dims(value_info: Any) -> list[int | str]:
@@ -136,7 +137,15 @@ def find_pack_files(model_dir: Path) -> PackFiles:
         if len(found[task]) != 1:
             names = ", ".join(p.name for p in found[task]) or "none"
             raise ModelPackError(f"{model_dir} must hold exactly one {task} model, found {names}")
-    return PackFiles(found["detection"][0], found["recognition"][0], tuple(found["other"]))
+    from faceidx_worker.genderage import is_genderage
+
+    genderage = [path for path in found["other"] if is_genderage(path)]
+    return PackFiles(
+        found["detection"][0],
+        found["recognition"][0],
+        tuple(found["other"]),
+        genderage[0] if len(genderage) == 1 else None,
+    )
 
 
 def choose_providers(available: list[str] | None = None, *, gpu_present: bool | None = None) -> list[str]:
@@ -230,8 +239,11 @@ class InsightFaceModelPack:
         det_batch: int = 16,
         accel: AccelOptions | None = None,
         gpu_present: bool | None = None,
+        genderage: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.want_genderage = genderage
+        self.genderage: Any = None  # a GenderAgeModel once loaded, when asked for and present
         self.name = name or self.model_dir.resolve().name
         self._version = version
         self.det_thresh = det_thresh
@@ -321,6 +333,7 @@ class InsightFaceModelPack:
             self.accel.batch_detect and self.static_size is None and has_batch_axis(detector.session)
         )
         self.pad_to_buckets = self.active_provider == CUDA
+        self._load_genderage(providers, options)
         self._warm_up()
         log.info(
             "loaded model pack %s: detector %s (input %s, sizes %s, %s), recognizer %s (%s-d, %s%s), "
@@ -336,6 +349,30 @@ class InsightFaceModelPack:
             f", {self.rewritten_prelu} PRelu rewritten for the CPU" if self.rewritten_prelu else "",
             self.session_providers(),
         )
+
+    def _load_genderage(self, providers: list[Any], options: Any) -> None:
+        """The age/gender model, when ``genderage`` is asked for; a clear warning when the pack has none."""
+        if not self.want_genderage:
+            return
+        assert self.files is not None
+        if self.files.genderage is None:
+            log.warning(
+                "FACEIDX_GENDERAGE is on but model pack %s (%s) holds no genderage model (a 96x96 input with "
+                "one output of 3 values, insightface's genderage.onnx): age and gender stay null. Add the "
+                "model to the pack, or unset FACEIDX_GENDERAGE",
+                self.name,
+                self.model_dir,
+            )
+            return
+        import onnxruntime
+
+        from faceidx_worker.genderage import GenderAgeModel
+
+        session = onnxruntime.InferenceSession(
+            str(self.files.genderage), sess_options=options, providers=providers
+        )
+        self.genderage = GenderAgeModel(self.files.genderage, session)
+        log.info("model pack %s: age and gender from %s", self.name, self.files.genderage.name)
 
     def _warm_up(self) -> None:
         """Build the per-size detector sessions and run the recognizer, before the first message.

@@ -169,6 +169,23 @@ SETTINGS: tuple[Setting, ...] = (
         high=4096,
     ),
     _s(
+        "crops_uri",
+        "uri",
+        None,
+        "Write each face's aligned 112x112 crop as a JPEG to <uri>/<model_version>/<face_id>.jpg (s3:// or a "
+        "local directory) before its row, and set the row's crop_uri. Unset: no crops.",
+        env="CROPS_URI",
+        old=None,
+    ),
+    _s(
+        "genderage",
+        "bool",
+        False,
+        "Estimate age and gender with the pack's genderage model (insightface's 96x96 genderage.onnx); "
+        "a pack without one logs a warning and leaves the columns null.",
+        old=None,
+    ),
+    _s(
         "quality_min_box_px",
         "float",
         _QUALITY.min_box_px,
@@ -418,6 +435,8 @@ class WorkerSettings:
     det_thresh: float
     det_size: int
     det_small_size: int
+    crops_uri: OutputLocation | None
+    genderage: bool
     quality_min_box_px: float
     quality_min_sharpness: float
     quality_max_yaw: float

@@ -139,13 +139,13 @@ class ParquetSink:
         assert self.location.local_dir is not None
         target = self.location.local_dir / partition_key("", day, name)
         try:
-            _write_durably(target, payload)
+            write_durably(target, payload)
         except OSError as exc:
             raise SinkError(f"writing {target} failed: {exc}; no message was deleted") from exc
         return str(target)
 
 
-def _write_durably(target: Path, payload: bytes) -> None:
+def write_durably(target: Path, payload: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
     with open(temporary, "wb") as handle:

@@ -419,3 +419,40 @@ def test_an_object_removed_event_becomes_a_tombstone_row_and_its_message_is_dele
     assert tombstone["model_version"] == model.version
     assert rows["gone.jpg"]["status"] == "removed"
     assert (rows["kept.jpg"]["status"], rows["kept.jpg"]["face_count"]) == ("ok", 1)
+
+
+def test_the_crops_option_writes_each_face_s_aligned_crop_before_its_row(
+    world, model, small_pack, assets_dir
+):
+    import cv2
+    import numpy as np
+
+    from faceidx_worker.crops import CropWriter
+
+    world.put_image("friends.jpg", (assets_dir / "images" / "t1.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "friends.jpg")]))
+    loop, _ = _loop(world, model, small_pack, FACEIDX_CROPS_URI=f"s3://{world.output_bucket}/crops")
+    assert loop.settings.crops_uri is not None
+    loop.crops = CropWriter(loop.settings.crops_uri, s3_client=world.s3)
+    assert _run_within(loop, 60).exit_code == 0
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    rows = table.to_pylist()
+    assert len(rows) == 6
+    for row in rows:
+        assert row["crop_uri"] == f"s3://{world.output_bucket}/crops/{model.version}/{row['face_id']}.jpg"
+        key = row["crop_uri"].removeprefix(f"s3://{world.output_bucket}/")
+        body = world.s3.get_object(Bucket=world.output_bucket, Key=key)["Body"].read()
+        crop = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert crop.shape == (112, 112, 3)
+
+
+def test_without_the_crops_option_nothing_is_written_and_crop_uri_is_null(
+    world, model, small_pack, assets_dir
+):
+    world.put_image("one.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    world.send(s3_event_body([s3_record(world.input_bucket, "one.jpg")]))
+    loop, _ = _loop(world, model, small_pack)
+    assert _run_within(loop, 60).exit_code == 0
+    table, keys = read_output_table(world.s3, world.output_bucket, "")
+    assert [row["crop_uri"] for row in table.to_pylist()] == [None]
+    assert all(key.endswith(".parquet") for key in keys)
