@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         q = len(query_vectors) - len(real_queries) + offset
         first = names[ann_best["found"][q][0]]
         verdict = "yes" if first == answer else ("same person" if first in same else "NO")
-        real_rows.append((query, answer, first, verdict))
+        real_rows.append((query, answer, first, verdict, names[truth[q][0]]))
     print()
     print(
         format_table(
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(
             format_table(
-                ("real query", "expected first", "first match", "ok"),
+                ("real query", "expected first", "first match", "ok", "exact first"),
                 real_rows,
                 title=f"real photos among {total:,} faces ({ann_best['method']})",
             )
