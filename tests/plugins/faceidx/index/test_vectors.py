@@ -214,3 +214,29 @@ def test_the_last_change_of_each_face_decides(feed, upserted, deleted):
     ups, dels = latest_changes(_feed(feed))
     assert ups["face_id"].to_pylist() == upserted
     assert dels == deleted
+
+
+def test_sync_follows_the_real_face_table_through_ingest_delete_and_compaction(tmp_path):
+    from faceidx.index.table import FaceTable
+    from tests.plugins.faceidx.index.test_forget import V1, image_rows, unit, write_landing
+
+    location = IndexLocation(output_uri=str(tmp_path / "out"))
+    write_landing(location, image_rows("a.jpg", unit(1, 2)) + image_rows("b.jpg", unit(2, 1)))
+    table = FaceTable.open(location)
+    table.ingest()
+    index = VectorIndex(location)
+    first = index.sync(table, V1)
+    assert (first.mode, first.rows) == ("full", 3)
+
+    write_landing(location, image_rows("c.jpg", unit(3, 2)) + image_rows("empty.jpg", unit(4, 0)))
+    table.ingest()
+    second = index.sync(table, V1)
+    assert (second.mode, second.upserted, second.rows) == ("cdf", 2, 5)  # the image-level row is no face
+
+    assert table.delete("image_key = 'a.jpg'") == 2
+    table.compact()
+    third = index.sync(table, V1)
+    assert third.mode == "cdf"
+    assert third.deleted == 2
+    keys = set(index.db.open_table(table_name(V1)).to_arrow()["image_key"].to_pylist())
+    assert keys == {"b.jpg", "c.jpg"}
