@@ -6,6 +6,8 @@ Shapes understood (the S3 event contract in ARCHITECTURE.md):
 * the ``s3:TestEvent`` S3 sends when a notification is configured (deleted without work);
 * the same two wrapped in an SNS envelope (``{"Type": "Notification", "Message": "<json>"}``);
 * EventBridge ``Object Created`` events (keys not encoded there);
+* an S3-shaped body with a top-level ``"model_pack": "<name>"`` (``face_reindex`` stamps it): its
+  images are indexed with that pack;
 * ``ObjectRemoved:*`` records and EventBridge ``Object Deleted`` events: a *removal* (an
   :class:`ImageRef` with ``removed_at``, the event's time), which becomes a tombstone row.
 
@@ -14,6 +16,7 @@ Anything else is *malformed*: the loop logs it with the message id and leaves it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,7 +74,14 @@ def _parse_document(document: Any, depth: int) -> ParsedMessage:
     if document.get("Event") == "s3:TestEvent":
         return ParsedMessage(MessageKind.TEST, reason="s3:TestEvent")
     if "Records" in document:
-        return _parse_s3_records(document["Records"])
+        parsed = _parse_s3_records(document["Records"])
+        pack = document.get("model_pack")
+        if pack is None or parsed.kind is not MessageKind.IMAGES:
+            return parsed
+        if not isinstance(pack, str) or not pack.strip() or "/" in pack:
+            raise MalformedEvent(f"model_pack {pack!r} is not a pack name")
+        images = tuple(dataclasses.replace(ref, model_pack=pack.strip()) for ref in parsed.images)
+        return dataclasses.replace(parsed, images=images)
     if document.get("Type") == "Notification" and "Message" in document:
         if depth > 0:
             raise MalformedEvent("SNS envelope nested inside another envelope")

@@ -43,13 +43,14 @@ from typing import Any
 from faceidx_worker.crops import CropWriter
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
-from faceidx_worker.indexer import IndexedBatch, index_images
+from faceidx_worker.indexer import BatchTimings, IndexedBatch, index_images
 from faceidx_worker.intake import QueueConfigError, SqsIntake
 from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
-from faceidx_worker.model import FaceModel
+from faceidx_worker.model import FaceModel, ModelPackError
+from faceidx_worker.packs import ModelPacks
 from faceidx_worker.queue import SqsWorkQueue
-from faceidx_worker.rows import ErrorReason, ModelStamp, outcome_rows, tombstone_row
+from faceidx_worker.rows import ErrorReason, ImageOutcome, ModelStamp, outcome_rows, tombstone_row
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
 from faceidx_worker.tracking import MessageLedger, ProgressWatchdog, RunControl, RunStats, WorkItem
@@ -74,6 +75,7 @@ class ComputedBatch:
     indexed: IndexedBatch | None
     seconds: float
     removed: list[WorkItem] = field(default_factory=list)  # ObjectRemoved events: tombstone rows
+    stamps: list[ModelStamp] = field(default_factory=list)  # the model of each ``work`` outcome
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,11 @@ class WorkerLoop:
         metrics: EmfMetrics,
         clock: Callable[[], float] = time.monotonic,
         crops: CropWriter | None = None,
+        packs: ModelPacks | None = None,
     ) -> None:
         self.settings = settings
         self.crops = crops
+        self.packs = packs or ModelPacks(model, settings.model_dir)
         self.load_image = load_image
         self.model = model
         self.sink = sink
@@ -253,21 +257,55 @@ class WorkerLoop:
         batch = [(item, loaded) for item, loaded in batch if item.ref.removed_at is None]
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
-        thresholds = self.settings.quality_thresholds
-        keep = self.crops is not None
-        indexed = (
-            index_images(self.model, [x for _, x in work], thresholds, keep_crops=keep) if work else None
-        )
-        if indexed is not None and self.crops is not None:  # the crops are written before their rows
-            version = self.model.version
-            indexed.outcomes = [self.crops.write(outcome, version) for outcome in indexed.outcomes]
+        indexed, stamps = self._index_by_pack(work) if work else (None, [])
         return ComputedBatch(
             work=work,
             retry=retry,
             indexed=indexed,
             seconds=time.perf_counter() - started,
             removed=[item for item, _ in removed],
+            stamps=stamps,
         )
+
+    def _index_by_pack(
+        self, work: list[tuple[WorkItem, LoadedImage]]
+    ) -> tuple[IndexedBatch, list[ModelStamp]]:
+        """Each image with the pack its message asks for (the default when none): one ``index_images``
+        call per pack; a pack the model folder lacks gives ``unknown_model_pack`` error rows."""
+        groups: dict[str | None, list[int]] = {}
+        for position, (item, _) in enumerate(work):
+            name = item.ref.model_pack
+            groups.setdefault(None if name == self.model.name else name, []).append(position)
+        outcomes: list[ImageOutcome | None] = [None] * len(work)
+        stamps: list[ModelStamp] = [self.stamp] * len(work)
+        timings = BatchTimings()
+        thresholds = self.settings.quality_thresholds
+        for name, positions in groups.items():
+            try:
+                model = self.packs.get(name)
+            except ModelPackError as exc:
+                model, problem = None, f"model pack {name!r} does not load: {exc}"
+            else:
+                problem = f"FACEIDX_MODEL_DIR {self.settings.model_dir} holds no model pack {name!r}"
+            if model is None:
+                log.warning("%s: %s images get unknown_model_pack rows", problem, len(positions))
+                for position in positions:
+                    outcomes[position] = _unknown_pack(work[position][1], problem)
+                continue
+            indexed = index_images(
+                model, [work[p][1] for p in positions], thresholds, keep_crops=self.crops is not None
+            )
+            timings.detect += indexed.timings.detect
+            timings.embed += indexed.timings.embed
+            stamp = ModelStamp(pack=model.name, version=model.version, dim=model.embedding_size)
+            for position, outcome in zip(positions, indexed.outcomes, strict=True):
+                # the crops are written before their rows
+                written = self.crops.write(outcome, stamp.version) if self.crops is not None else outcome
+                outcomes[position] = written
+                stamps[position] = stamp
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(work)
+        return IndexedBatch(outcomes=done, timings=timings), stamps
 
     # -- book-keeping (the loop thread) -----------------------------------------------------------
     def _take_computed(self, timeout: float) -> None:
@@ -304,8 +342,8 @@ class WorkerLoop:
                 f"{self._inference_failures} images in a row failed inference: the model or the GPU is "
                 "broken, not the images (see the inference_error warnings above)"
             )
-        for (item, _), outcome in zip(work, indexed.outcomes, strict=True):
-            rows = outcome_rows(outcome, model=self.stamp, job_id=self.settings.job_id, indexed_at=indexed_at)
+        for (item, _), outcome, stamp in zip(work, indexed.outcomes, computed.stamps, strict=True):
+            rows = outcome_rows(outcome, model=stamp, job_id=self.settings.job_id, indexed_at=indexed_at)
             self.sink.add(rows, item)
             faces += len(outcome.faces)
             if outcome.error_reason is not None:
@@ -539,3 +577,16 @@ class WorkerLoop:
             "exit_reason": reason,
             "exit_code": exit_code,
         }
+
+
+def _unknown_pack(loaded: LoadedImage, problem: str) -> ImageOutcome:
+    image = loaded.image
+    return ImageOutcome(
+        bucket=loaded.ref.bucket,
+        key=loaded.ref.key,
+        etag=loaded.etag,
+        width=image.width if image is not None else None,
+        height=image.height if image is not None else None,
+        error_reason=ErrorReason.UNKNOWN_MODEL_PACK,
+        error_detail=problem,
+    )

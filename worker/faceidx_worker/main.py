@@ -105,23 +105,30 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             "onnxruntime-gpu, or unset FACEIDX_REQUIRE_GPU"
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
-    model = InsightFaceModelPack(
-        settings.model_dir,
-        name=settings.model_pack,
-        version=settings.model_version,
-        det_thresh=settings.det_thresh,
-        det_size=settings.det_size,
-        det_small_size=settings.det_small_size,
-        embed_batch=settings.embed_batch,
-        ort_threads=settings.ort_threads,
-        cpu_graph_rewrite=settings.cpu_graph_rewrite,
-        genderage=settings.genderage,
-    )
+    from faceidx_worker.packs import ModelPacks, PackChoiceError, choose_default_pack
+
+    def make_pack(name: str, folder: Any, version: str | None = None) -> InsightFaceModelPack:
+        return InsightFaceModelPack(
+            folder,
+            name=name,
+            version=version,
+            det_thresh=settings.det_thresh,
+            det_size=settings.det_size,
+            det_small_size=settings.det_small_size,
+            embed_batch=settings.embed_batch,
+            ort_threads=settings.ort_threads,
+            cpu_graph_rewrite=settings.cpu_graph_rewrite,
+            genderage=settings.genderage,
+        )
+
     try:
+        pack_name, pack_dir = choose_default_pack(settings.model_dir, settings.model_pack)
+        model = make_pack(pack_name, pack_dir, settings.model_version)
         model.load()
-    except ModelPackError as exc:
+    except (ModelPackError, PackChoiceError) as exc:
         log.error("bad configuration: FACEIDX_MODEL_DIR: %s", exc)
         return _startup_failure(env, "bad_config", EXIT_BAD_CONFIG)
+    packs = ModelPacks(model, settings.model_dir, make_pack)
     if settings.require_gpu and model.active_provider != CUDA:
         log.error(
             "FACEIDX_REQUIRE_GPU is set but the model sessions run on %s, not CUDAExecutionProvider: no "
@@ -158,6 +165,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         ),
         load_image=loader.load,
         model=model,
+        packs=packs,
         sink=ParquetSink(
             settings.output,
             s3_client=s3 if settings.output.is_s3 else None,
@@ -168,7 +176,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             enabled=settings.metrics_enabled,
             namespace=settings.metrics_namespace,
             environment=settings.queue_role,
-            model_pack=settings.model_pack,
+            model_pack=model.name,
         ),
     )
     if settings.crops_uri is not None:
@@ -179,7 +187,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         "ONNX Runtime threads %s, %s decode thread(s), %s download threads",
         settings.queue_url,
         settings.output.describe(),
-        settings.model_pack,
+        model.name,
         model.version,
         model.active_provider,
         settings.job_id,

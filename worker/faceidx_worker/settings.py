@@ -123,7 +123,8 @@ SETTINGS: tuple[Setting, ...] = (
         "model_dir",
         "dir",
         None,
-        "A folder holding one SCRFD detector and one ArcFace recognizer .onnx (the image bakes one in).",
+        "A model pack folder (one SCRFD detector and one ArcFace recognizer .onnx; the image bakes one in), "
+        "or a folder of such packs as subfolders (FACEIDX_MODEL_PACK picks the default).",
         env="MODEL_DIR",
         old="FACE_MODEL_DIR",
         required=True,
@@ -132,7 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
         "model_pack",
         "str",
         Derived("the model folder's name", lambda v: v["model_dir"].resolve().name),
-        "The model pack's name, written to every row's model_pack column and the metrics' model_pack.",
+        "The default model pack's name (a subfolder of FACEIDX_MODEL_DIR when that holds several), written "
+        "to the model_pack column and the metrics' model_pack.",
         old="FACEIDX_MODEL_NAME",
     ),
     _s(

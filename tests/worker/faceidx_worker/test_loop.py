@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -456,3 +457,45 @@ def test_without_the_crops_option_nothing_is_written_and_crop_uri_is_null(
     table, keys = read_output_table(world.s3, world.output_bucket, "")
     assert [row["crop_uri"] for row in table.to_pylist()] == [None]
     assert all(key.endswith(".parquet") for key in keys)
+
+
+def test_a_message_may_ask_for_another_pack_of_the_folder(world, model, small_pack, assets_dir, tmp_path):
+    from faceidx_worker.packs import ModelPacks
+    from tests.support.worker_harness import ODD_PACK, SMALL_PACK, make_model_pack
+
+    folder = tmp_path / "packs"
+    make_model_pack(folder / "small_pack", assets_dir, SMALL_PACK)
+    make_model_pack(folder / "odd_pack", assets_dir, ODD_PACK)
+    data = (assets_dir / "images" / "obama.jpg").read_bytes()
+    for key in ("default.jpg", "odd.jpg", "nope.jpg"):
+        world.put_image(key, data)
+    world.send(s3_event_body([s3_record(world.input_bucket, "default.jpg")]))
+    for key, pack in (("odd.jpg", "odd_pack"), ("nope.jpg", "no_such_pack")):
+        body = json.loads(s3_event_body([s3_record(world.input_bucket, key)]))
+        world.send(json.dumps({**body, "model_pack": pack}))
+    loaded = []
+
+    def make(name, path):
+        loaded.append(name)
+        return InsightFaceModelPack(path, name=name, ort_threads=1)
+
+    loop, _ = _loop(world, model, small_pack)
+    loop.packs = ModelPacks(model, folder, make)
+    assert _run_within(loop, 90).exit_code == 0
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    table, _ = read_output_table(world.s3, world.output_bucket, "idx/")
+    rows = {row["image_key"]: row for row in table.to_pylist()}
+    assert (rows["default.jpg"]["model_pack"], rows["default.jpg"]["model_version"]) == (
+        "small_pack",
+        model.version,
+    )
+    odd = rows["odd.jpg"]
+    assert odd["model_pack"] == "odd_pack"
+    assert odd["model_version"].startswith("odd_pack-")
+    assert odd["model_version"] != model.version
+    assert (odd["status"], odd["face_count"]) == ("ok", 1)
+    nope = rows["nope.jpg"]
+    assert nope["status"] == "error"
+    assert nope["error"].startswith("unknown_model_pack: ")
+    assert "no_such_pack" in nope["error"]
+    assert loaded == ["odd_pack"]  # loaded once, on first use; the unknown one is never built
