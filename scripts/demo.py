@@ -100,7 +100,7 @@ def tables_from_log(log_path: Path, titles: tuple[str, ...]) -> str:
     out: list[str] = []
     for i, line in enumerate(lines):
         starts = [line.find(t) for t in titles if t in line]
-        if not starts:
+        if not starts or not line.startswith(("20", "[")):  # a title is a log line; rows are not
             continue
         block = [line[min(starts) :].rstrip()]
         for row in lines[i + 1 :]:
@@ -358,10 +358,6 @@ def main() -> int:
         format_table(("worker", "job id", "exit code", "seconds"), jobs, title="Worker processes"), flush=True
     )
 
-    probe = next((p for p in photos if p.name == "obama.jpg"), photos[0])
-    say(f"$ faceidx search {probe.name} --k 5   (search by photo: the worker's model, the vector index)")
-    print(faceidx_cli(user_env, "search", "search", str(probe), "--k", "5"), flush=True)
-
     say("running face_identities: people from the faces that pass the quality gate ...")
     log = airflow(env, "face_identities", "dags", "test", "face_identities")
     print(tables_from_log(log, ("identities of",)), flush=True)
@@ -370,6 +366,10 @@ def main() -> int:
     print(
         friends_check(assets, {k: [tuple(f) for f in v] for k, v in people["per_photo"].items()}), flush=True
     )
+
+    probe = next((p for p in photos if p.name == "obama.jpg"), photos[0])
+    say(f"$ faceidx search {probe.name} --k 5   (search by photo: the worker's model, the vector index)")
+    print(faceidx_cli(user_env, "search", "search", str(probe), "--k", "5"), flush=True)
 
     forgotten = next((k for k in keys if k.endswith(f"/{probe.name}")), keys[0])
     say(f"$ faceidx forget --image 's3://{INPUT_BUCKET}/{forgotten}'   (erasure, with a receipt)")
