@@ -282,7 +282,7 @@ class WorkerLoop:
         thresholds = self.settings.quality_thresholds
         for name, positions in groups.items():
             try:
-                model = self.packs.get(name)
+                model = self.model if name is None else self.packs.get(name)
             except ModelPackError as exc:
                 model, problem = None, f"model pack {name!r} does not load: {exc}"
             else:
