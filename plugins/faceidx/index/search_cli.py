@@ -30,8 +30,15 @@ def run(args: argparse.Namespace) -> int:
     from faceidx.index.search import format_table, search_photo
 
     location = IndexLocation.from_env(args.output_uri, args.vectors_uri)
+    from faceidx.people.store import person_lookup
+
     result = search_photo(
-        location, args.photo, k=args.k, model_version=args.model_version, quality_only=args.quality_only
+        location,
+        args.photo,
+        k=args.k,
+        model_version=args.model_version,
+        quality_only=args.quality_only,
+        person_lookup=person_lookup(location),  # each match's person (label, else id) once people exist
     )
     print(result.to_json() if args.json else format_table(result))
     return 0

@@ -17,6 +17,7 @@ def search_task(params: Mapping[str, Any], *, location: IndexLocation) -> dict[s
     from airflow.sdk.exceptions import AirflowFailException
 
     from faceidx.index.search import PhotoSearchError, format_table, search_photo
+    from faceidx.people.store import person_lookup
 
     photo = str(params.get("photo") or "").strip()
     if not photo:
@@ -38,7 +39,14 @@ def search_task(params: Mapping[str, Any], *, location: IndexLocation) -> dict[s
         ),
     )
     try:
-        result = search_photo(location, photo, k=k, model_version=version, quality_only=quality_only)
+        result = search_photo(
+            location,
+            photo,
+            k=k,
+            model_version=version,
+            quality_only=quality_only,
+            person_lookup=person_lookup(location),
+        )
     except (PhotoSearchError, LookupError) as error:
         raise AirflowFailException(f"{error}. Fix the Params and trigger again.") from error
     log.info("%s", format_table(result))

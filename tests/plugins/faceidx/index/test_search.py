@@ -159,3 +159,43 @@ def test_the_command_prints_the_table_and_valid_json(assets_dir, indexed, pack, 
     assert "no face found" in capsys.readouterr().err
     assert cli_main(["search", photo(assets_dir, "obama.jpg"), "--model-version", "nope"]) == 2
     assert "'nope' is not in the vector index" in capsys.readouterr().err
+
+
+def test_the_command_shows_each_matchs_person(assets_dir, indexed, pack, monkeypatch, capsys, tmp_path):
+    """Once identities exist, every match names its person: the label, else the person id."""
+    import shutil
+
+    import pyarrow as pa
+
+    from faceidx.people.store import SCHEMAS, PeopleStore
+
+    root = tmp_path / "index"
+    shutil.copytree(indexed.output_uri, root)
+    location = IndexLocation(str(root))
+    version = PhotoEmbedder.from_env({"FACEIDX_MODEL_DIR": str(pack)}).model_version
+    store = PeopleStore(location)
+    store.upsert(
+        "persons",
+        pa.Table.from_pylist(
+            [{"person_id": "p-obama", "model_version": version, "face_count": 1, "label": "Barack Obama"}],
+            schema=SCHEMAS["persons"],
+        ),
+    )
+    store.upsert(
+        "face_persons",
+        pa.Table.from_pylist(
+            [
+                {"face_id": "obama.jpg#0", "person_id": "p-obama", "model_version": version},
+                {"face_id": "biden.jpg#0", "person_id": "p-biden", "model_version": version},
+            ],
+            schema=SCHEMAS["face_persons"],
+        ),
+    )
+    monkeypatch.setenv("FACEIDX_MODEL_DIR", str(pack))
+    monkeypatch.setenv("FACEIDX_OUTPUT_URI", str(root))
+    assert cli_main(["search", photo(assets_dir, "obama2.jpg"), "--k", "6", "--json"]) == 0
+    matches = json.loads(capsys.readouterr().out)["faces"][0]["matches"]
+    person = {m["image"]: m["person"] for m in matches}
+    assert person["s3://photos/people/obama.jpg"] == "Barack Obama"  # labelled
+    assert person["s3://photos/people/biden.jpg"] == "p-biden"  # no label: the id
+    assert person["s3://photos/people/image_T1.jpeg"] is None  # no person
