@@ -356,10 +356,33 @@ def merge_clusters(
 def cluster_faces(
     embeddings: np.ndarray, image_codes: np.ndarray, policy: ClusterPolicy, *, rounds: int = 2
 ) -> np.ndarray:
-    """One dense label per face (0..m-1), NOISE for faces that belong to no person."""
+    """One dense label per face (0..m-1), NOISE for faces that belong to no person.
+
+    Copies of one face (the same photo uploaded under several keys) are clustered as one face and
+    share its label: otherwise they fill each other's neighbour lists and outvote the person's faces
+    in other photos, and a photo's copies alone would count as the evidence a new person needs. A
+    copy group stands for the first of its images in the one-person-per-photo rule, which is then
+    checked again on every face.
+    """
     x = as_unit(embeddings)
+    codes = np.asarray(image_codes, dtype=np.int64)
+    groups = copy_groups(x)
+    count = int(groups.max()) + 1 if len(groups) else 0
+    if count == len(x):
+        return _cluster_distinct(x, codes, policy, rounds)
+    first = np.full(count, len(x), dtype=np.int64)
+    np.minimum.at(first, groups, np.arange(len(x)))
+    group_codes = np.full(count, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(group_codes, groups, codes)
+    labels = _cluster_distinct(x[first], group_codes, policy, rounds)[groups]
+    labels[enforce_cannot_link(x, labels, codes)] = NOISE
+    return dense_labels(labels)
+
+
+def _cluster_distinct(
+    x: np.ndarray, image_codes: np.ndarray, policy: ClusterPolicy, rounds: int
+) -> np.ndarray:
     n = x.shape[0]
-    image_codes = np.asarray(image_codes, dtype=np.int64)
     labels = np.full(n, NOISE, dtype=np.int64)
     todo = np.arange(n)
     next_label = 0
@@ -383,6 +406,17 @@ def cluster_faces(
         next_label += int(sub_labels.max()) + 1 if kept.any() else 0
         todo = todo[ejected]
     return labels
+
+
+def copy_groups(x: np.ndarray) -> np.ndarray:
+    """A group id per face; faces with one embedding (copies of one photo under several keys) share
+    it. Rows are compared through a random projection of their rounded values."""
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64)
+    projection = np.random.default_rng(0).standard_normal(x.shape[1])
+    keys = np.round(np.round(x.astype(np.float64), 3) @ projection, 6)
+    _, groups = np.unique(keys, return_inverse=True)
+    return groups.astype(np.int64)
 
 
 def encode(values: np.ndarray | list[str]) -> np.ndarray:

@@ -96,6 +96,21 @@ def test_friends_cast_comes_out_as_six_persons(labelled_faces):
         assert len(members) == 1, f"person {label} mixes {members}"
 
 
+def test_photos_uploaded_many_times_still_join_across_photos(labelled_faces):
+    """The Friends photos each uploaded 13 times (13 copies of every face): the copies must not fill
+    every face's neighbours, or each photo's copies become their own persons (12 instead of 6)."""
+    faces = labelled_faces
+    friends = [i for i, name in enumerate(faces.images) if name in ("t1.jpg", "many_face.png")]
+    rows = [i for _copy in range(13) for i in friends]
+    images = [f"{faces.images[i]}#{copy}" for copy in range(13) for i in friends]
+    labels = cluster_faces(faces.embeddings[rows], encode(images), ClusterPolicy())
+    truth = [faces.identities[i] for i in rows]
+    assert (labels >= 0).all()
+    assert len(set(labels)) == 6
+    for label in set(labels):
+        assert len({truth[i] for i in np.flatnonzero(labels == label)}) == 1
+
+
 @pytest.mark.assets
 def test_all_labelled_faces_cluster_by_identity(labelled_faces):
     faces = labelled_faces
