@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import signal
@@ -36,6 +37,9 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+MAX_RESTARTS = 3  # per component, over the stack's life
+
+log = logging.getLogger(__name__)
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -65,6 +69,7 @@ class AirflowStack:
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    restarts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     _token: str | None = field(default=None, repr=False)
 
@@ -142,14 +147,7 @@ class AirflowStack:
             )
         started = time.monotonic()
         for component in COMPONENTS:
-            args = [sys.executable, "-m", "airflow", component]
-            if component == "api-server":
-                args += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-            log = self.log_path(component).open("ab")
-            self.processes[component] = subprocess.Popen(
-                args, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-            log.close()
+            self._launch(component, env)
         self.wait_healthy(timeout)
         self.timings["components healthy"] = time.monotonic() - started
 
@@ -169,8 +167,28 @@ class AirflowStack:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 
+    def _launch(self, component: str, env: dict[str, str]) -> None:
+        args = [sys.executable, "-m", "airflow", component]
+        if component == "api-server":
+            args += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
+        out = self.log_path(component).open("ab")
+        self.processes[component] = subprocess.Popen(
+            args, env=env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        out.close()
+
     def check_alive(self) -> None:
+        """Restart a scheduler, DAG processor or triggerer that exited, as compose's ``restart: always``
+        does (on sqlite a rolled-back write can crash the scheduler: Airflow then reads a deleted
+        DagRun), at most ``MAX_RESTARTS`` times each; raise when that is spent or the API server died."""
         dead = {name: p.returncode for name, p in self.processes.items() if p.poll() is not None}
+        for name in list(dead):
+            if name != "api-server" and self.restarts.get(name, 0) < MAX_RESTARTS:
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                log.warning(
+                    "Airflow %s exited (%s); restarting it (%d)", name, dead.pop(name), self.restarts[name]
+                )
+                self._launch(name, self.env())
         if dead:
             raise AirflowStackError(
                 f"Airflow component(s) exited: {dead}; see their logs in the report or under "

@@ -189,23 +189,10 @@ def ingest_pending(table: Any) -> tuple[int, list[Any]]:
 
 
 def default_person_resolver(location: IndexLocation, person_id: str) -> Sequence[str] | None:
-    """The face ids of a person from ``faceidx.people.store``; a clear refusal before it exists."""
-    try:
-        from faceidx.people import store
-    except ModuleNotFoundError as error:
-        if error.name != "faceidx.people.store":
-            raise
-        raise ForgetUnavailable(
-            f"person {person_id}: identities are not built yet (faceidx.people.store does not exist), "
-            "so a person cannot be resolved to faces. Forget the faces with --face FACE_ID or the photos "
-            "with --image s3://bucket/key."
-        ) from None
-    resolver = getattr(store, "face_ids_of_person", None)
-    if resolver is None:
-        raise ForgetUnavailable(
-            "faceidx.people.store has no face_ids_of_person(location, person_id): pass a resolver"
-        )
-    found = resolver(location, person_id)
+    """The face ids of a person, from the persons tables (None: no such person)."""
+    from faceidx.people.store import face_ids_of_person
+
+    found = face_ids_of_person(location, person_id)
     return None if found is None else list(found)
 
 

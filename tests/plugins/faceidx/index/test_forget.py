@@ -22,7 +22,6 @@ from faceidx.index.forget import (
     TOMBSTONE_ACTOR,
     ForgetTarget,
     ForgetTargetNotFound,
-    ForgetUnavailable,
     forget,
     forget_tombstones,
 )
@@ -265,11 +264,8 @@ def test_a_malformed_target_is_refused(kind, value):
         ForgetTarget(kind, value)
 
 
-def test_a_person_before_identities_exist_is_refused_clearly(location, indexed, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "faceidx.people.store", None)  # as if the module did not exist
-    with pytest.raises(ForgetUnavailable, match="identities are not built yet"):
+def test_an_unknown_person_is_refused_clearly(location, indexed):
+    with pytest.raises(ForgetTargetNotFound, match="person p-1 is not known"):
         forget(location, ForgetTarget("person", "p-1"), reason="", actor="erin")
     assert receipts(location) == []
 
