@@ -1,4 +1,4 @@
-"""Face search at scale: the LanceDB IVF-PQ index against exact search (DuckDB, numpy, Lance flat).
+"""Face search at scale: the LanceDB IVF-HNSW-SQ index against exact search (DuckDB, numpy, Lance flat).
 
 ``make bench-search`` (``--n 100000`` for a shorter run). One run, same data, same queries:
 
@@ -10,9 +10,10 @@
    the real photos whose person is indexed under another photo (lfw_Rob_Lowe_0002 -> 0001,
    obama2 -> obama).
 3. **Ground truth**: exact top-10 by numpy over all vectors.
-4. **Lance**: the index's own table layout and ``faceidx.index.vectors.build_ivf_pq`` parameters;
+4. **Lance**: the index's own table layout and ``faceidx.index.vectors.build_ann_index`` parameters;
    every query goes through ``VectorIndex.search``, one at a time, for each ``--settings``
-   ``nprobes:refine_factor`` pair: recall@10 against the ground truth, p50/p95 latency, queries/s.
+   ``nprobes:refine_factor:ef`` triple: recall@10 against the ground truth, p50/p95 latency,
+   queries/s. The search defaults are one of the triples.
 5. **Exact baselines** on the first ``--exact-queries`` queries: DuckDB
    ``array_cosine_similarity`` over ``FLOAT[512]``, numpy (one matrix-vector product per query) and
    Lance's flat scan (the index bypassed).
@@ -44,6 +45,7 @@ MODEL_VERSION = "bench-synthetic-512"
 K = 10
 REAL_PAIRS = (("lfw_Rob_Lowe_0002.jpg", "lfw_Rob_Lowe_0001.jpg"), ("obama2.jpg", "obama.jpg"))
 PACK = ("det_500m.onnx", "mobilefacenet_128d_dynbatch.onnx")
+DEFAULT_SETTINGS = "4:4:100,8:4:100,16:4:100,16:4:200"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,8 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--exact-queries", type=int, default=20, help="queries for the exact baselines")
     parser.add_argument(
         "--settings",
-        default="10:5,20:5,20:10,40:10,80:10",
-        help="nprobes:refine_factor pairs to measure (default 10:5,20:5,20:10,40:10,80:10)",
+        default=DEFAULT_SETTINGS,
+        help=f"nprobes:refine_factor:ef triples to measure (default {DEFAULT_SETTINGS})",
     )
     parser.add_argument("--partitions", type=int, default=0, help="IVF partitions (0: the index's rule)")
     parser.add_argument(
@@ -258,7 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         return measure_sync(args.sync)
     from faceidx.common.tables import format_pairs, format_table
     from faceidx.index.location import IndexLocation
-    from faceidx.index.vectors import build_ivf_pq, ivf_pq_parameters
+    from faceidx.index.vectors import (
+        DEFAULT_EF,
+        DEFAULT_NPROBES,
+        DEFAULT_REFINE_FACTOR,
+        HNSW_M,
+        ann_partitions,
+        build_ann_index,
+    )
 
     rng = np.random.default_rng(args.seed + 1)
     out: dict[str, Any] = {"n": args.n}
@@ -314,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_search_"))
     location = IndexLocation(str(workdir))
-    partitions, sub_vectors = ivf_pq_parameters(total, vectors.shape[1])
-    partitions = args.partitions or partitions
+    partitions = args.partitions or ann_partitions(total)
     reused = _reusable(location, total)
     if reused is not None:
         index, table = reused
@@ -327,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         index, table = write_lance(location, vectors, names)
         write_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        build_ivf_pq(table, total, num_partitions=partitions)
+        build_ann_index(table, total, num_partitions=partitions)
         build_seconds = time.perf_counter() - started
     lance_dir = workdir / "vectors"
     index_bytes = sum(dir_bytes(p) for p in lance_dir.rglob("_indices"))
@@ -336,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "write_seconds": write_seconds,
         "index_seconds": build_seconds,
         "partitions": partitions,
-        "sub_vectors": sub_vectors,
+        "hnsw_m": HNSW_M,
         "index_bytes": index_bytes,
         "table_bytes": total_bytes,
     }
@@ -344,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         format_pairs(
             [
                 ("rows written to Lance (s)", round(write_seconds, 1)),
-                ("IVF-PQ build (s)", round(build_seconds, 1)),
-                ("IVF partitions / PQ sub-vectors", f"{partitions} / {sub_vectors} (8 bits each)"),
+                ("IVF-HNSW-SQ build (s)", round(build_seconds, 1)),
+                ("IVF partitions / HNSW m", f"{partitions} / {HNSW_M} (vectors as 8-bit scalars)"),
                 ("index size on disk (MiB)", round(index_bytes / 2**20, 1)),
                 ("table + index on disk (MiB)", round(total_bytes / 2**20, 1)),
                 ("raw float32 vectors (MiB)", round(vectors.nbytes / 2**20, 1)),
@@ -388,16 +396,20 @@ def main(argv: list[str] | None = None) -> int:
         return hits / wanted if wanted else 1.0
 
     rows = []
+    defaults = (DEFAULT_NPROBES, DEFAULT_REFINE_FACTOR, DEFAULT_EF)
     for setting in args.settings.split(","):
-        nprobes, refine = (int(v) for v in setting.split(":"))
+        nprobes, refine, ef = (int(v) for v in setting.split(":"))
 
-        def ann(query: np.ndarray, nprobes: int = nprobes, refine: int = refine) -> list[int]:
+        def ann(query: np.ndarray, nprobes: int = nprobes, refine: int = refine, ef: int = ef) -> list[int]:
             matches = index.search(
-                query, model_version=MODEL_VERSION, k=K, nprobes=nprobes, refine_factor=refine
+                query, model_version=MODEL_VERSION, k=K, nprobes=nprobes, refine_factor=refine, ef=ef
             )
             return [position[m.face_id] for m in matches[0]]
 
-        rows.append(run(f"lance ivf_pq nprobes={nprobes} refine={refine}", query_vectors, ann))
+        label = f"lance ivf_hnsw_sq nprobes={nprobes} refine={refine} ef={ef}"
+        if (nprobes, refine, ef) == defaults:
+            label += " (defaults)"
+        rows.append(run(label, query_vectors, ann))
         print(_row_text(rows[-1]), flush=True)
 
     exact_queries = query_vectors[: args.exact_queries]

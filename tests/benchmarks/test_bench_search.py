@@ -31,7 +31,7 @@ def test_a_tiny_run_prints_every_figure(bench, capsys, tmp_path):
                 "--exact-queries",
                 "5",
                 "--settings",
-                "10:5",
+                "16:4:100",
                 "--no-real",
                 "--json",
                 str(out),
@@ -42,9 +42,9 @@ def test_a_tiny_run_prints_every_figure(bench, capsys, tmp_path):
     text = capsys.readouterr().out
     for needle in (
         "same person cosine",
-        "IVF-PQ build (s)",
+        "IVF-HNSW-SQ build (s)",
         "index size on disk (MiB)",
-        "lance ivf_pq nprobes=10 refine=5",
+        "lance ivf_hnsw_sq nprobes=16 refine=4 ef=100 (defaults)",
         "lance flat (exact)",
         "numpy exact",
         "duckdb exact (array_cosine_similarity)",
@@ -58,7 +58,7 @@ def test_a_tiny_run_prints_every_figure(bench, capsys, tmp_path):
     assert recalls["numpy exact"] == 1.0
     assert recalls["duckdb exact (array_cosine_similarity)"] == 1.0
     assert recalls["lance flat (exact)"] == 1.0
-    assert recalls["lance ivf_pq nprobes=10 refine=5"] >= 0.8
+    assert recalls["lance ivf_hnsw_sq nprobes=16 refine=4 ef=100 (defaults)"] >= 0.9
     assert out.exists()
 
 

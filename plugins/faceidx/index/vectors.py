@@ -13,9 +13,11 @@
   dies before recording its version is simply repeated. The recorded version sits in
   ``<vectors>/_faceidx/sync/<table>.json``.
 * **Search**: exact (flat) while a version holds fewer than :data:`ANN_MIN_ROWS` faces; from then on an
-  IVF-PQ index (cosine), which later syncs extend with ``optimize()`` and retrain when the version has
-  doubled since training. ANN candidates are re-ranked on the full vectors (``refine_factor``), so the
-  similarity returned is the exact cosine of the stored embedding.
+  IVF-HNSW-SQ index (cosine): up to :data:`MAX_PARTITIONS` IVF partitions, each its own HNSW graph over
+  8-bit scalar-quantised vectors. Later syncs extend it with ``optimize()`` and retrain it when the
+  version has doubled since training. ANN candidates are re-ranked on the full vectors
+  (``refine_factor``), so the similarity returned is the exact cosine of the stored embedding.
+  ``make bench-search`` chose this index over IVF-PQ (docs/search.md).
 * **Erasure**: :meth:`VectorIndex.delete` removes face_ids from every version;
   :meth:`VectorIndex.purge_history` then removes the old Lance versions, and rewrites a table whose
   files still hold deleted rows (Lance keeps them behind a deletion file until compaction), so the
@@ -48,13 +50,21 @@ log = logging.getLogger(__name__)
 TABLE_PREFIX = "faces__"
 VERSION_METADATA_KEY = b"faceidx.model_version"
 # Below this many faces a version is searched exactly (a flat scan of 50k x 512 floats is ~10 ms);
-# from this size on it gets an IVF-PQ index.
+# from this size on it gets an IVF-HNSW-SQ index.
 ANN_MIN_ROWS = 50_000
-# Retrain the IVF centroids and PQ codebooks once a version holds this many times its training size.
+ANN_INDEX = "ivf_hnsw_sq"  # the SyncReport's name for it
+# One HNSW graph per FACES_PER_PARTITION faces, at most MAX_PARTITIONS graphs (1,000,000 faces: 16).
+FACES_PER_PARTITION = 62_500
+MAX_PARTITIONS = 16
+HNSW_M = 20  # graph neighbours per face
+HNSW_EF_CONSTRUCTION = 150
+# Retrain the IVF centroids and the graphs once a version holds this many times its training size.
 RETRAIN_GROWTH = 2.0
-# Query-time defaults for an indexed version (`make bench-search` measures other settings).
-DEFAULT_NPROBES = 20
-DEFAULT_REFINE_FACTOR = 10
+# Query-time defaults for an indexed version, measured by `make bench-search` on 10^6 faces:
+# every partition probed, 100 graph candidates each, k x 4 candidates re-ranked exactly.
+DEFAULT_NPROBES = MAX_PARTITIONS
+DEFAULT_EF = 100
+DEFAULT_REFINE_FACTOR = 4
 DELETE_CHUNK = 1000
 # What the index keeps from the face table, besides the embedding.
 FACE_COLUMNS = ("face_id", "image_bucket", "image_key", "face_index", "bbox", "quality_passed")
@@ -106,7 +116,7 @@ class SyncReport:
     upserted: int = 0
     deleted: int = 0
     rows: int = 0
-    index: str = "flat"  # "flat" | "ivf_pq built" | "ivf_pq optimised" | "ivf_pq retrained" | "ivf_pq"
+    index: str = "flat"  # "flat", or ANN_INDEX alone or followed by "built", "optimised", "retrained"
     seconds: float = 0.0
     note: str = ""
 
@@ -141,12 +151,11 @@ def table_name(model_version: str) -> str:
     return TABLE_PREFIX + clean
 
 
-def ivf_pq_parameters(rows: int, dimension: int) -> tuple[int, int]:
-    """(partitions, sub-vectors): about sqrt(rows) partitions (each ~sqrt(rows) faces) and 8 floats per
-    PQ sub-vector (one byte each: 64 bytes for a 512-d face instead of 2048)."""
-    partitions = int(min(4096, max(16, round(math.sqrt(rows)))))
-    sub_vectors = dimension // 8 if dimension % 8 == 0 else 1
-    return partitions, max(1, sub_vectors)
+def ann_partitions(rows: int) -> int:
+    """IVF partitions of the HNSW index: one per :data:`FACES_PER_PARTITION` faces, 1 to
+    :data:`MAX_PARTITIONS`. Each partition is searched as its own graph, so few large partitions keep
+    both the probes per query and the share of a face's true neighbours outside the probed ones small."""
+    return int(min(MAX_PARTITIONS, max(1, math.ceil(rows / FACES_PER_PARTITION))))
 
 
 def face_rows(data: pa.Table) -> pa.Table:
@@ -461,14 +470,16 @@ class VectorIndex:
                 lance_table.optimize()  # compacts the small fragments each sync adds
             return "flat"
         trained = int(state.get("trained_rows") or 0)
-        if not indexed or report.mode == "full" or rows >= RETRAIN_GROWTH * max(trained, 1):
-            partitions, sub_vectors = build_ivf_pq(lance_table, rows)
-            state.update(trained_rows=rows, partitions=partitions, sub_vectors=sub_vectors)
-            return "ivf_pq retrained" if indexed else "ivf_pq built"
+        outdated = state.get("index_type") != ANN_INDEX  # an index of an earlier release (IVF-PQ)
+        if not indexed or outdated or report.mode == "full" or rows >= RETRAIN_GROWTH * max(trained, 1):
+            partitions = build_ann_index(lance_table, rows)
+            state.update(trained_rows=rows, partitions=partitions, index_type=ANN_INDEX)
+            state.pop("sub_vectors", None)
+            return f"{ANN_INDEX} retrained" if indexed else f"{ANN_INDEX} built"
         if changed:
             lance_table.optimize()  # adds the new rows to the existing index, compacts fragments
-            return "ivf_pq optimised"
-        return "ivf_pq"
+            return f"{ANN_INDEX} optimised"
+        return ANN_INDEX
 
     # -- search -----------------------------------------------------------------------------------
     def search(
@@ -479,6 +490,7 @@ class VectorIndex:
         k: int = 10,
         quality_only: bool = False,
         nprobes: int = DEFAULT_NPROBES,
+        ef: int = DEFAULT_EF,
         refine_factor: int = DEFAULT_REFINE_FACTOR,
         exact: bool = False,
     ) -> list[list[Match]]:
@@ -505,7 +517,7 @@ class VectorIndex:
             if quality_only:
                 builder = builder.where("quality_passed = true", prefilter=True)
             if indexed:
-                builder = builder.nprobes(nprobes).refine_factor(refine_factor)
+                builder = builder.nprobes(nprobes).ef(max(ef, k)).refine_factor(refine_factor)
             elif exact:
                 builder = builder.bypass_vector_index()
             found = builder.select([*FACE_COLUMNS, "_distance"]).limit(k).to_arrow().to_pylist()
@@ -569,7 +581,7 @@ class VectorIndex:
             live = lance_table.to_arrow()
             lance_table = self.db.create_table(name, data=live, schema=lance_table.schema, mode="overwrite")
             if indexed and live.num_rows >= ANN_MIN_ROWS:
-                build_ivf_pq(lance_table, live.num_rows)
+                build_ann_index(lance_table, live.num_rows)
             lance_table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
             report.rewritten.append(name)
         report.versions_removed[name] = max(0, before - len(lance_table.list_versions()))
@@ -592,22 +604,16 @@ class VectorIndex:
             Path(uri).unlink(missing_ok=True)
 
 
-def build_ivf_pq(lance_table: Any, rows: int, **overrides: Any) -> tuple[int, int]:
-    """(Re)build the cosine IVF-PQ index of ``vector``; returns (partitions, sub-vectors)."""
-    dimension = int(lance_table.schema.field("vector").type.list_size)
-    partitions, sub_vectors = ivf_pq_parameters(rows, dimension)
-    partitions = int(overrides.pop("num_partitions", partitions))
-    sub_vectors = int(overrides.pop("num_sub_vectors", sub_vectors))
-    lance_table.create_index(
-        metric="cosine",
-        vector_column_name="vector",
-        index_type="IVF_PQ",
-        num_partitions=partitions,
-        num_sub_vectors=sub_vectors,
-        replace=True,
-        **overrides,
+def build_ann_index(lance_table: Any, rows: int, *, num_partitions: int | None = None) -> int:
+    """(Re)build the cosine IVF-HNSW-SQ index of ``vector``; returns its partition count."""
+    from lancedb.index import HnswSq
+
+    partitions = int(num_partitions or ann_partitions(rows))
+    config = HnswSq(
+        distance_type="cosine", num_partitions=partitions, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
     )
-    return partitions, sub_vectors
+    lance_table.create_index("vector", config=config, replace=True)
+    return partitions
 
 
 def _deletion_rows(lance_table: Any) -> int:

@@ -146,7 +146,7 @@ def test_drop_version_removes_only_that_version(faces, index):
         index.drop_version("otherpack-v2")
 
 
-def test_a_big_enough_version_gets_an_ivf_pq_index_with_exact_reranked_similarity(faces, index, monkeypatch):
+def test_a_big_enough_version_gets_an_hnsw_index_with_exact_reranked_similarity(faces, index, monkeypatch):
     monkeypatch.setattr(vectors, "ANN_MIN_ROWS", 1500)
     rng = np.random.default_rng(5)
     centres = unit_vectors(300, D, seed=6)
@@ -155,7 +155,7 @@ def test_a_big_enough_version_gets_an_ivf_pq_index_with_exact_reranked_similarit
     faces.append(face_batch(vecs[:1000]))
     assert index.sync(faces, MODEL_VERSION).index == "flat"
     faces.append(face_batch(vecs[1000:], start=1000))
-    assert index.sync(faces, MODEL_VERSION).index == "ivf_pq built"
+    assert index.sync(faces, MODEL_VERSION).index == "ivf_hnsw_sq built"
     assert index.is_indexed(MODEL_VERSION)
 
     queries = vecs[:40] + 0.02 * rng.normal(size=(40, D)).astype(np.float32)
@@ -171,7 +171,36 @@ def test_a_big_enough_version_gets_an_ivf_pq_index_with_exact_reranked_similarit
     assert hits / 400 >= 0.9
 
     faces.append(face_batch(unit_vectors(100, D, seed=8), start=2000))
-    assert index.sync(faces, MODEL_VERSION).index == "ivf_pq optimised"
+    assert index.sync(faces, MODEL_VERSION).index == "ivf_hnsw_sq optimised"
+    assert index_types(index) == ["IvfHnswSq"]
+    # the index still answers with the added faces
+    added = index.search(unit_vectors(100, D, seed=8)[:5], model_version=MODEL_VERSION, k=1)
+    assert [m[0].face_id[-6:] for m in added] == [f"{2000 + i:06d}" for i in range(5)]
+
+
+def index_types(index: VectorIndex, version: str = MODEL_VERSION) -> list[str]:
+    table = index.db.open_table(table_name(version))
+    return [str(config.index_type) for config in table.list_indices()]
+
+
+def test_an_ivf_pq_index_of_an_earlier_release_is_replaced_on_the_next_sync(faces, index, monkeypatch):
+    monkeypatch.setattr(vectors, "ANN_MIN_ROWS", 1500)
+    faces.append(face_batch(unit_vectors(2000, D, seed=9)))
+    index.sync(faces, MODEL_VERSION)
+    lance_table = index.db.open_table(table_name(MODEL_VERSION))
+    lance_table.create_index(
+        metric="cosine", vector_column_name="vector", index_type="IVF_PQ", num_partitions=4, num_sub_vectors=4
+    )
+    state = index.sync_state(MODEL_VERSION)
+    assert state is not None
+    state.pop("index_type")
+    index.location.write_json(index._state_uri(MODEL_VERSION), state)  # what an earlier release wrote
+    assert index_types(index) == ["IvfPq"]
+
+    faces.append(face_batch(unit_vectors(10, D, seed=10), start=2000))
+    assert index.sync(faces, MODEL_VERSION).index == "ivf_hnsw_sq retrained"
+    assert index_types(index) == ["IvfHnswSq"]
+    assert index.sync_state(MODEL_VERSION)["index_type"] == "ivf_hnsw_sq"
 
 
 @pytest.mark.parametrize(
