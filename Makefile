@@ -21,7 +21,7 @@ help:
 	@echo "make docs      - build the docs site (mkdocs --strict) into build/site"
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
 	@echo "make bench-table - face table formats side by side: Delta Lake vs Iceberg"
-	@echo "make bench-search - face search: IVF-PQ (LanceDB) vs exact (DuckDB, numpy) on 10^6 faces"
+	@echo "make bench-search - face search: IVF-HNSW-SQ (LanceDB) vs exact (DuckDB, numpy) on 10^6 faces"
 	@echo "make bench-identities - identity clustering: labelled photos, 10^5 and 10^6 synthetic faces"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"

@@ -72,6 +72,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", default="", help="also write the results to this file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--faiss",
+        action="store_true",
+        help="also an in-memory FAISS HNSW index (IndexHNSWFlat, m 32) beside Lance: the serving-tier route",
+    )
+    parser.add_argument(
         "--sync",
         type=int,
         default=0,
@@ -412,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run(label, query_vectors, ann))
         print(_row_text(rows[-1]), flush=True)
 
+    if args.faiss:
+        rows += faiss_hnsw(vectors, query_vectors, run)
+
     exact_queries = query_vectors[: args.exact_queries]
 
     def lance_flat(query: np.ndarray) -> list[int]:
@@ -433,13 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     print(_row_text(rows[-1]), flush=True)
 
     real_rows = []
-    ann_best = rows[0]
-    for row in rows[: len(args.settings.split(","))]:
-        if row["recall_at_10"] >= 0.95 and row["p95_ms"] <= 50:
-            ann_best = row
-            break
-    else:
-        ann_best = max(rows[: len(args.settings.split(","))], key=lambda r: r["recall_at_10"])
+    # the search defaults when they meet the target, else the first setting that does, else the best recall
+    ann_rows = [r for r in rows[: len(args.settings.split(","))] if r["method"].startswith("lance")]
+    meeting = [r for r in ann_rows if r["recall_at_10"] >= 0.95 and r["p95_ms"] <= 50]
+    meeting.sort(key=lambda r: not r["method"].endswith("(defaults)"))
+    ann_best = meeting[0] if meeting else max(ann_rows, key=lambda r: r["recall_at_10"])
     for offset, (query, answer, same) in enumerate(real_queries):
         q = len(query_vectors) - len(real_queries) + offset
         first = names[ann_best["found"][q][0]]
@@ -487,6 +493,27 @@ def main(argv: list[str] | None = None) -> int:
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)  # a --workdir stays for reuse
     return 0
+
+
+def faiss_hnsw(vectors: np.ndarray, queries: np.ndarray, run: Any) -> list[dict[str, Any]]:
+    """FAISS IndexHNSWFlat (inner product on the unit vectors, m 32, efConstruction 100) in memory."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 100
+    started = time.perf_counter()
+    index.add(vectors)
+    print(f"faiss IndexHNSWFlat m=32 build: {time.perf_counter() - started:.1f} s", flush=True)
+    rows = []
+    for ef in (64, 128, 256):
+        index.hnsw.efSearch = ef
+
+        def search(query: np.ndarray) -> list[int]:
+            return [int(i) for i in index.search(query[None, :], K)[1][0]]
+
+        rows.append(run(f"faiss hnsw flat m=32 ef={ef} (in memory)", queries, search))
+        print(_row_text(rows[-1]), flush=True)
+    return rows
 
 
 def duckdb_exact(vectors: np.ndarray, queries: np.ndarray, run: Any) -> dict[str, Any]:

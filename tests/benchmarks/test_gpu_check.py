@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-from pathlib import Path
 
 import pytest
 
+from tests.support.benchmarks import load_benchmark
 from tests.support.worker_harness import make_model_pack
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.assets
 def test_the_check_runs_end_to_end_on_the_cpu_and_says_cuda_was_not_used(assets_dir, tmp_path, capsys):
     if os.path.exists("/dev/nvidia0"):
         pytest.skip("a GPU machine: this test is about the CPU fallback")
-    check = _load("gpu_check")
+    check = load_benchmark("gpu_check")
     small_pack = make_model_pack(tmp_path / "pack-in", assets_dir)
     assert (
         check.main(
@@ -56,7 +44,7 @@ def test_the_check_runs_end_to_end_on_the_cpu_and_says_cuda_was_not_used(assets_
 
 
 def test_parts_fit_a_command_and_join_back(tmp_path):
-    stage = _load("gpu_stage")
+    stage = load_benchmark("gpu_stage")
     source = tmp_path / "wheel.whl"
     source.write_bytes(os.urandom(300_000))  # incompressible, like a wheel
     folder = tmp_path / "parts"
