@@ -70,10 +70,14 @@ def test_a_run_forgets_the_image_and_returns_its_receipt(dag, location, caplog):
     ],
     ids=["unknown image", "no target", "unknown face"],
 )
-def test_a_target_that_is_not_there_fails_and_changes_nothing(dag, location, conf):
+def test_a_target_that_is_not_there_fails_and_changes_nothing(dag, location, conf, caplog):
     run = dag.test(run_conf=_conf(location, **conf))
     assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"forget": "failed"}
     assert receipts(location) == []
+    if conf.get("target"):  # found nothing: the log says so in a table, with what to do
+        assert "face_forget refused" in caplog.text
+        assert "nothing was forgotten" in caplog.text
+        assert "then trigger again" in caplog.text
 
 
 def test_object_removed_through_the_face_table_ingest_step(location):

@@ -201,6 +201,82 @@ def test_search_by_photo_from_the_forms_after_face_table(page, product, assets_d
     assert face["matches"][0]["image"].rsplit("/", 1)[-1] in with_obama, face["matches"][:2]
 
 
+def _search_result(product: LocalProduct, run_id: str) -> dict:
+    assert product.stack is not None
+    entry = product.stack.api(
+        "GET", f"/dags/face_search/dagRuns/{quote_id(run_id)}/taskInstances/search/xcomEntries/return_value"
+    )
+    return entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
+
+
+def _receipts(product: LocalProduct) -> list[dict]:
+    assert product.moto is not None
+    s3 = product.moto.client("s3")
+    items = s3.list_objects_v2(Bucket=OUTPUT_BUCKET).get("Contents", [])
+    return [
+        json.loads(s3.get_object(Bucket=OUTPUT_BUCKET, Key=item["Key"])["Body"].read())
+        for item in items
+        if "/receipts/forget/" in f"/{item['Key']}"
+    ]
+
+
+def _trigger_forget(page, product: LocalProduct, target: str, reason: str) -> str:
+    dialog = open_trigger_form(page, product, "face_forget")
+    field(dialog, "target").fill(target)
+    field(dialog, "reason").fill(reason)
+    before = {r["dag_run_id"] for r in runs(product, "face_forget", "manual")}
+    dialog.get_by_role("button", name="Trigger").click()
+    return new_run(product, "face_forget", before)
+
+
+def test_forget_from_the_form_erases_an_image_and_search_no_longer_finds_it(
+    page, product, assets_dir, indexing_run, shots
+):
+    """face_forget: a target that is not indexed fails with what to do and writes nothing; the image the
+    search found first is forgotten with a receipt, and the same search no longer returns it."""
+    assert product.stack is not None
+    searched = [r for r in runs(product, "face_search", "manual") if r["state"] == "success"]
+    if not searched:
+        pytest.fail("the search test did not leave a search run (it failed first)")
+    [face] = _search_result(product, searched[0]["dag_run_id"])["faces"]
+    image = face["matches"][0]["image"]
+    assert image.startswith("s3://"), image
+    receipts_before = _receipts(product)
+
+    missing = f"s3://{INPUT_BUCKET}/photos/never-uploaded.jpg"
+    run_id = _trigger_forget(page, product, missing, "erasure request 41")
+    assert product.stack.wait_run("face_forget", run_id, 300) == "failed"
+    open_task_log(page, product, "face_forget", run_id, "forget")
+    page.get_by_text("is not in the index: nothing was forgotten", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("face_forget refused", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("and its target_type, then trigger again", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-forget-not-found.png"))
+    assert _receipts(product) == receipts_before
+
+    run_id = _trigger_forget(page, product, image, "erasure request 42")
+    _wait_success(product, "face_forget", run_id, timeout=300)
+    open_task_log(page, product, "face_forget", run_id, "forget")
+    page.get_by_text("face_forget receipt", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("verify: forgotten faces found", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-forget-receipt.png"))
+    [receipt] = [r for r in _receipts(product) if r not in receipts_before]
+    assert receipt["target"] == {"type": "image", "value": image}
+    assert receipt["reason"] == "erasure request 42"
+    assert receipt["verification"]["passed"] is True
+    assert receipt["verification"]["table_rows_left"] == 0
+    assert sum(receipt["removed"]["table_rows"].values()) >= 1
+
+    dialog = open_trigger_form(page, product, "face_search")
+    field(dialog, "photo").fill(str(assets_dir / "images" / "obama2.jpg"))
+    before = {r["dag_run_id"] for r in runs(product, "face_search", "manual")}
+    dialog.get_by_role("button", name="Trigger").click()
+    run_id = new_run(product, "face_search", before)
+    _wait_success(product, "face_search", run_id, timeout=300)
+    [face] = _search_result(product, run_id)["faces"]
+    assert face["matches"], "the other photos of Obama are still indexed"
+    assert image not in {m["image"] for m in face["matches"]}, face["matches"][:3]
+
+
 def test_a_bad_param_is_refused_by_the_form(page, product, shots):
     before = runs(product, "face_indexing")
     dialog = open_trigger_form(page, product, "face_indexing")

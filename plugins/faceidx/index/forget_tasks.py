@@ -50,6 +50,21 @@ def forget_task(
     try:
         receipt = forget(location, target, reason=reason, actor=actor, resolve_person=resolve_person)
     except (ForgetTargetNotFound, ForgetUnavailable) as error:
+        log.error(
+            "%s",
+            format_pairs(
+                [
+                    ("why", str(error)),
+                    ("changed", "nothing: no row, vector or receipt was touched"),
+                    (
+                        "what to do",
+                        "check the target (an indexed s3://bucket/key, a face_id or a person_id) "
+                        "and its target_type, then trigger again",
+                    ),
+                ],
+                title="face_forget refused",
+            ),
+        )
         raise AirflowFailException(f"{error}. Check the target and trigger again.") from error
     log.info("%s", format_pairs(receipt.summary_rows(), title=f"face_forget receipt {receipt.id}"))
     return receipt.to_dict()
