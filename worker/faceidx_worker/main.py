@@ -108,18 +108,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     from faceidx_worker.packs import ModelPacks, PackChoiceError, choose_default_pack
 
     def make_pack(name: str, folder: Any, version: str | None = None) -> InsightFaceModelPack:
-        return InsightFaceModelPack(
-            folder,
-            name=name,
-            version=version,
-            det_thresh=settings.det_thresh,
-            det_size=settings.det_size,
-            det_small_size=settings.det_small_size,
-            embed_batch=settings.embed_batch,
-            ort_threads=settings.ort_threads,
-            cpu_graph_rewrite=settings.cpu_graph_rewrite,
-            genderage=settings.genderage,
-        )
+        return InsightFaceModelPack.from_settings(settings, folder, name=name, version=version)
 
     try:
         pack_name, pack_dir = choose_default_pack(settings.model_dir, settings.model_pack)

@@ -35,9 +35,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from faceidx_worker.settings import WorkerSettings
 
 from faceidx_worker.accel import (
     AccelOptions,
@@ -222,6 +225,31 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
 
 class InsightFaceModelPack:
     """SCRFD + ArcFace from one pack folder, loaded lazily. Thread use: one inference thread."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: WorkerSettings,
+        folder: Path,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        genderage: bool | None = None,
+    ) -> InsightFaceModelPack:
+        """The pack in ``folder`` with the detector, batch and thread settings of ``settings``: the
+        worker and search by photo build their models the same way."""
+        return cls(
+            folder,
+            name=name,
+            version=version,
+            det_thresh=settings.det_thresh,
+            det_size=settings.det_size,
+            det_small_size=settings.det_small_size,
+            embed_batch=settings.embed_batch,
+            ort_threads=settings.ort_threads,
+            cpu_graph_rewrite=settings.cpu_graph_rewrite,
+            genderage=settings.genderage if genderage is None else genderage,
+        )
 
     def __init__(
         self,

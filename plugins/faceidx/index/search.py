@@ -108,16 +108,12 @@ class PhotoEmbedder:
             settings = load_settings(env)
         except SettingsError as error:
             raise PhotoSearchError(f"bad model settings: {error}") from None
-        model = InsightFaceModelPack(
+        model = InsightFaceModelPack.from_settings(
+            settings,
             settings.model_dir,
             name=settings.model_pack,
             version=settings.model_version,
-            det_thresh=settings.det_thresh,
-            det_size=settings.det_size,
-            det_small_size=settings.det_small_size,
-            embed_batch=settings.embed_batch,
-            ort_threads=settings.ort_threads,
-            cpu_graph_rewrite=settings.cpu_graph_rewrite,
+            genderage=False,  # search compares embeddings only
         )
         model.load()
         return cls(
