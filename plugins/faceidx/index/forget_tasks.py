@@ -55,7 +55,11 @@ def forget_task(
             format_pairs(
                 [
                     ("why", str(error)),
-                    ("changed", "nothing: no row, vector or receipt was touched"),
+                    (
+                        "changed",
+                        "nothing of this target, no receipt for it (pending landing files and "
+                        "ObjectRemoved tombstones were ingested first, as face_table's ingest does)",
+                    ),
                     (
                         "what to do",
                         "check the target (an indexed s3://bucket/key, a face_id or a person_id) "
