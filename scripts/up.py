@@ -3,8 +3,9 @@
 Starts an embedded moto, the local Batch stand-in and the real Airflow (UI on
 http://127.0.0.1:8080 by default, ``FACEIDX_UP_PORT``), runs ``face_infra_bootstrap``, uploads the
 sample photos, unpauses ``face_indexing`` (every 2 minutes, ``FACEIDX_UP_SCHEDULE``) and
-``face_reindex``, prints the URL and the login, then waits. Everything goes to ``.faceidx-up/``
-(``FACEIDX_UP_DIR``), which the next ``make up`` wipes.
+``face_reindex``, writes ``.faceidx-up/env`` (``source`` it to run the ``faceidx`` CLI against this
+product), prints the URL, the login and that ``source`` line, then waits. Everything goes to
+``.faceidx-up/`` (``FACEIDX_UP_DIR``), which the next ``make up`` wipes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ PID_FILE = WORK.parent / f"{WORK.name}.pid"
 
 def say(message: str) -> None:
     print(f"[make up] {message}", flush=True)
+
+
+def shown(path: Path) -> str:
+    """``path`` as the user types it from here: relative when under the current folder."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def main() -> int:
@@ -56,6 +62,7 @@ def main() -> int:
         product.start()
         say("running face_infra_bootstrap (dry_run off) ...")
         product.bootstrap()
+        env_file = shown(product.write_cli_env())
         photos, source = sample_photos(assets)
         keys = product.upload(photos)
         say(f"uploaded {len(keys)} photos from {source} to s3://{INPUT_BUCKET}/photos/")
@@ -67,6 +74,7 @@ def main() -> int:
 faceidx is up.
   Airflow UI  {product.url}   login: admin / {product.password}
   index       {OUTPUT_URI} (moto: {product.moto.url if product.moto else "?"})
+  CLI         source {env_file} && faceidx search photo.jpg   (also people, forget, models, table)
   face_indexing runs every few minutes and starts a local worker per submitted Batch job;
   trigger it now from the UI (▶ Trigger) to index the uploaded photos at once.
   face_table (hourly; trigger it after indexing) moves the workers' files into the face table and

@@ -13,11 +13,18 @@ Authentication is the simple auth manager with one ``admin`` user whose random p
 to the passwords file beforehand; ``POST /auth/token`` turns it into a JWT for the REST API, and the
 UI's own login form takes the same user and password.
 
+The secrets the components must share (the JWT secret that the scheduler signs task tokens with and
+the api-server checks them with, the API secret key, the Fernet key) and the log servers' ports are
+drawn once per stack (:func:`per_stack_settings`): a component restarted by :meth:`AirflowStack.check_alive`
+gets the same values as the others, not a fresh secret that makes every later task fail with 403
+"Invalid auth token".
+
 Used by ``make up`` (``faceidx_dev.local.product``), the live REST API tests and the browser tests.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -61,6 +68,19 @@ class AirflowStackError(RuntimeError):
     """A component did not come up or died; the message says which and where its log is."""
 
 
+def per_stack_settings() -> dict[str, str]:
+    """What every component of one stack must agree on, drawn once when the stack is made."""
+    return {
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
+        # the scheduler signs the task processes' tokens, the api-server checks them: one secret
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+        # the api-server reads running tasks' logs from these ports
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+    }
+
+
 @dataclass
 class AirflowStack:
     home: Path
@@ -68,6 +88,9 @@ class AirflowStack:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+    shared: dict[str, str] = field(default_factory=per_stack_settings, repr=False)
+    # how a component is run: ``<command> scheduler``, ``<command> db migrate`` (tests put a stand-in here)
+    airflow_command: tuple[str, ...] = (sys.executable, "-m", "airflow")
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
     restarts: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
@@ -106,11 +129,7 @@ class AirflowStack:
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.url,
                 "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
-                # the scheduler signs the task processes' tokens, the api-server checks them: one secret
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                **self.shared,
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
                 "AIRFLOW_CONN_AWS_DEFAULT": self.aws_connection,
@@ -132,7 +151,7 @@ class AirflowStack:
         env = self.env()
         started = time.monotonic()
         migrate = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
+            [*self.airflow_command, "db", "migrate"],
             env=env,
             cwd=self.home,
             capture_output=True,
@@ -168,7 +187,7 @@ class AirflowStack:
             process.wait(timeout=10)
 
     def _launch(self, component: str, env: dict[str, str]) -> None:
-        args = [sys.executable, "-m", "airflow", component]
+        args = [*self.airflow_command, component]
         if component == "api-server":
             args += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
         out = self.log_path(component).open("ab")

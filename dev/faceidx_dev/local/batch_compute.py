@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from faceidx_dev.local.moto_server import moto_environment
+
 log = logging.getLogger(__name__)
 
 LOG_GROUP = "/aws/batch/job"
@@ -162,15 +164,8 @@ class LocalBatchCompute:
         env["AWS_BATCH_JQ_NAME"] = job.job_queue.name
         env["AWS_BATCH_CE_NAME"] = "local-batch-compute"
         env.update(self.env_overrides)
-        env.update(
-            {
-                "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_DEFAULT_REGION": "us-east-1",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env.update(moto_environment(self.endpoint_url))
+        env["PYTHONUNBUFFERED"] = "1"
         return {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}, **env}
 
     def _runner(self) -> None:

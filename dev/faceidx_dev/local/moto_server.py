@@ -86,6 +86,19 @@ def start_moto_server(load_managed_policies: bool = False) -> MotoEndpoint:
     return endpoint
 
 
+def moto_environment(endpoint_url: str, region_name: str = REGION) -> dict[str, str]:
+    """boto3's (and the AWS CLI's) environment for a moto server: its endpoint, moto's dummy
+    credentials, the region; no instance metadata lookups."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": region_name,
+        "AWS_DEFAULT_REGION": region_name,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 def aws_connection_uri_json(endpoint_url: str, region_name: str = REGION) -> str:
     """The ``aws_default`` connection as AIRFLOW_CONN_AWS_DEFAULT: endpoint in the extra, no code path."""
     return json.dumps(

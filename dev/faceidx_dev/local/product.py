@@ -12,8 +12,10 @@ It starts, in this order:
    every DAG runs from the UI with its default Params.
 
 :meth:`bootstrap` runs ``face_infra_bootstrap`` (dry run off) through the REST API and :meth:`upload`
-puts photos in the input bucket (moto's S3 notifications queue them). :meth:`stop` ends every process
-it started. Everything it writes lives under ``work`` and is wiped by the next start.
+puts photos in the input bucket (moto's S3 notifications queue them). :meth:`write_cli_env` writes
+``<work>/env``, what a shell needs for the ``faceidx`` CLI against this product
+(``source .faceidx-up/env``). :meth:`stop` ends every process it started. Everything it writes lives
+under ``work`` and is wiped by the next start.
 """
 
 from __future__ import annotations
@@ -21,17 +23,25 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from faceidx_dev.local.airflow_stack import REPO, AirflowStack, free_port
 from faceidx_dev.local.batch_compute import LocalBatchCompute, LocalJobRun
 from faceidx_dev.local.demo_inputs import resolve_model_pack
-from faceidx_dev.local.moto_server import MotoEndpoint, aws_connection_uri_json, start_moto_server
+from faceidx_dev.local.moto_server import (
+    MotoEndpoint,
+    aws_connection_uri_json,
+    moto_environment,
+    start_moto_server,
+)
 from faceidx_dev.local.moto_setup import default_network, ensure_bucket, ensure_service_role
+from faceidx_dev.local.shell_env import env_file_text, write_env_file
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +79,27 @@ class LocalProduct:
     compute: LocalBatchCompute | None = field(default=None, repr=False)
     stack: AirflowStack | None = field(default=None, repr=False)
     worker_lines: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    model_dir: Path | None = None  # the model pack the workers and face_search use (set by start)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def vectors_uri(self) -> str:
+        """The vector index, in a local folder here (on AWS it sits beside the table on S3)."""
+        return str(self.work / "vectors")
+
+    @property
+    def env_file(self) -> Path:
+        return self.work / "env"
 
     def start(self, timeout: float = 180.0) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         model_dir, model_source = resolve_model_pack(self.assets, self.work)
         log.info("model pack %s (%s)", model_dir, model_source)
+        self.model_dir = model_dir
         self.moto = moto = start_moto_server(load_managed_policies=True)
         s3 = moto.client("s3")
         for bucket in (INPUT_BUCKET, OUTPUT_BUCKET):
@@ -97,8 +118,7 @@ class LocalProduct:
             "security_group_ids": json.dumps(groups),
             "worker_image": WORKER_IMAGE,
             "service_role_arn": service_role,  # moto's Batch needs a named one; on AWS leave it empty
-            # The vector index in a local folder (on AWS it sits beside the table on S3).
-            "vectors_uri": str(self.work / "vectors"),
+            "vectors_uri": self.vectors_uri,
         }
         extra_env = {f"AIRFLOW_VAR_FACEIDX_{k.upper()}": v for k, v in variables.items()}
         extra_env.update(
@@ -152,6 +172,29 @@ class LocalProduct:
             s3.upload_file(str(photo), INPUT_BUCKET, key)
             keys.append(key)
         return keys
+
+    def cli_environment(self) -> dict[str, str]:
+        """What the ``faceidx`` CLI needs to reach this product: moto's endpoint and credentials, the
+        index and its vector folder, the model pack (``faceidx search``), the work queue."""
+        from faceidx.index.location import ENV_OUTPUT_URI, ENV_VECTORS_URI
+
+        values = moto_environment(self._moto().url)
+        values.update({ENV_OUTPUT_URI: OUTPUT_URI, ENV_VECTORS_URI: self.vectors_uri})
+        if self.model_dir is not None:
+            values["FACEIDX_MODEL_DIR"] = str(self.model_dir)
+        values["FACEIDX_QUEUE_URL"] = self.queue_url()
+        return values
+
+    def write_cli_env(self) -> Path:
+        """``<work>/env``: ``source`` it and run ``faceidx`` (the command of this Python's environment)
+        against this product. Rewritten by each start, after the bootstrap has made the queue."""
+        comment = (
+            f"Written by make up {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC: the faceidx CLI against the "
+            f"local product (UI {self.url}, moto {self._moto().url}),\nvalid while it runs. Usage: "
+            f"source {self.env_file} && faceidx search photo.jpg"
+        )
+        text = env_file_text(self.cli_environment(), path_first=Path(sys.executable).parent, comment=comment)
+        return write_env_file(self.env_file, text)
 
     def queue_url(self) -> str:
         from faceidx.infra.values import VALUES_BY_PARAM

@@ -18,6 +18,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -130,6 +131,7 @@ class PhotoEmbedder:
         from faceidx_worker.fetch import LoadedImage, S3ImageLoader
         from faceidx_worker.images import ImageError, decode_image
         from faceidx_worker.indexer import index_images
+        from faceidx_worker.rows import ErrorReason
 
         parts = split_s3_uri(photo)
         if photo.startswith("s3://"):
@@ -155,17 +157,47 @@ class PhotoEmbedder:
             if len(data) > self.max_image_bytes:
                 raise PhotoSearchError(f"{photo}: {len(data)} bytes is over FACEIDX_MAX_IMAGE_BYTES")
             try:
+                if not data:
+                    raise ImageError(ErrorReason.DECODE_ERROR, "an empty file, 0 bytes")
                 loaded.image = decode_image(
                     data, max_pixels=self.max_image_pixels, min_side=self.decode_min_side
                 )
             except ImageError as error:
                 loaded.error = error
         if loaded.error is not None:
-            raise PhotoSearchError(f"{photo} is not a usable image: {loaded.error}")
+            raise PhotoSearchError(unreadable_photo_message(photo, loaded.error.reason, loaded.error.detail))
         outcome = index_images(self.model, [loaded]).outcomes[0]
         if not outcome.ok:
             raise PhotoSearchError(f"{photo}: {outcome.error_text}")
         return list(outcome.faces)
+
+
+# What to do about a photo the worker's image code refused, by its reason (ErrorReason's values).
+_UNREADABLE = {
+    "decode_error": (
+        "not a decodable image",
+        "check that it is a complete image file (JPEG, PNG, WebP, ...): a truncated download or a file "
+        "of another kind fails here; search again with a good copy",
+    ),
+    "too_many_pixels": ("too many pixels", "shrink it, or raise FACEIDX_MAX_IMAGE_PIXELS"),
+    "too_large": ("too large", "shrink it, or raise FACEIDX_MAX_IMAGE_BYTES"),
+    "not_found": ("not found", "check the bucket and the key"),
+    "unavailable": ("unavailable (archived)", "restore the object first"),
+}
+# A Python object's repr inside a library's message ("cannot identify image file <_io.BytesIO object
+# at 0x7f...>"): it names no file the user has and changes on every run.
+_OBJECT_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+
+
+def unreadable_photo_message(photo: str, reason: str, detail: str) -> str:
+    """``cannot read PHOTO: <what> (<detail>); <what to do>`` for a photo the image code refused."""
+    what, todo = _UNREADABLE.get(str(reason), (str(reason), "check the file and search again"))
+    detail = _OBJECT_REPR.sub("", detail).strip().removeprefix("not a readable image: ").strip()
+    return (
+        f"cannot read {photo}: {what} ({detail}); {todo}"
+        if detail
+        else f"cannot read {photo}: {what}; {todo}"
+    )
 
 
 def _default_s3() -> Any:

@@ -1,6 +1,6 @@
 """``faceidx people``: list and show persons, correct them (label, merge, split, move), re-cluster.
 
-    faceidx people list [--labelled]
+    faceidx people list [--labelled] [--json]
     faceidx people show PERSON_ID
     faceidx people label PERSON_ID NAME          # NAME "" clears the label
     faceidx people merge PERSON_ID OTHER_PERSON_ID
@@ -16,9 +16,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from faceidx.common.tables import format_pairs, format_table
 from faceidx.index.location import IndexLocation
+
+# The columns of `people list`: (persons column, table heading); --json uses the column names.
+LIST_COLUMNS = (
+    ("person_id", "person"),
+    ("label", "label"),
+    ("face_count", "faces"),
+    ("representative_face_id", "representative face"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="people_action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="persons: id, label, faces")
     listing.add_argument("--labelled", action="store_true", help="only persons with a label")
+    listing.add_argument("--json", action="store_true", help="print the persons as JSON")
     show = actions.add_parser("show", help="one person's faces")
     show.add_argument("person_id")
     label = actions.add_parser("label", help="name a person")
@@ -57,15 +69,13 @@ def run(args: argparse.Namespace) -> int:
     store = PeopleStore(location)
     action = args.people_action
     if action == "list":
-        rows = store.read("persons", version).to_pylist()
-        rows = [r for r in rows if r["label"] or not args.labelled]
-        rows.sort(key=lambda r: (-(r["face_count"] or 0), r["person_id"]))
-        table = [(r["person_id"], r["label"], r["face_count"], r["representative_face_id"]) for r in rows]
-        print(
-            format_table(
-                ("person", "label", "faces", "representative face"), table, title=f"persons of {version}"
-            )
-        )
+        persons = listed_persons(store.read("persons", version).to_pylist(), labelled=args.labelled)
+        if args.json:
+            print(json.dumps({"model_version": version, "persons": persons}, indent=2))
+        else:
+            table = [tuple(p[column] for column, _ in LIST_COLUMNS) for p in persons]
+            headings = tuple(heading for _, heading in LIST_COLUMNS)
+            print(format_table(headings, table, title=f"persons of {version}"))
         return 0
     if action == "show":
         faces = store.read("face_persons", version, filter=f"person_id = {sql_string(args.person_id)}")
@@ -103,3 +113,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_pairs([("event", event.event_id), ("kind", event.kind.value), ("model version", version)]))
     return 0
+
+
+def listed_persons(rows: Sequence[Mapping[str, Any]], *, labelled: bool = False) -> list[dict[str, Any]]:
+    """The rows of `people list`: most faces first, only LIST_COLUMNS; ``labelled``: only named ones."""
+    chosen = [r for r in rows if r["label"] or not labelled]
+    chosen.sort(key=lambda r: (-(r["face_count"] or 0), r["person_id"]))
+    return [{column: r[column] for column, _ in LIST_COLUMNS} for r in chosen]

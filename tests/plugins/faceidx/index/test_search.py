@@ -4,13 +4,22 @@ vector index, the faceidx search command (table and JSON), and every refusal."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from faceidx.cli import main as cli_main
 from faceidx.index.location import IndexLocation
-from faceidx.index.search import PhotoEmbedder, PhotoSearchError, format_table, search_photo
+from faceidx.index.search import (
+    PhotoEmbedder,
+    PhotoSearchError,
+    format_table,
+    search_photo,
+    unreadable_photo_message,
+)
 from faceidx.index.vectors import UnknownModelVersionError, VectorIndex
 from tests.plugins.faceidx.index.vector_faces import SCHEMA, DeltaFaces
 from tests.support.worker_harness import make_model_pack
@@ -113,7 +122,7 @@ def test_bad_input_is_refused_with_a_reason(assets_dir, indexed, embedder, tmp_p
         search_photo(indexed, photo(assets_dir, "no_face.png"), embedder=embedder)
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg at all")
-    with pytest.raises(PhotoSearchError, match="not a usable image"):
+    with pytest.raises(PhotoSearchError, match="not a decodable image"):
         search_photo(indexed, str(broken), embedder=embedder)
     with pytest.raises(PhotoSearchError, match="no such file"):
         search_photo(indexed, str(tmp_path / "missing.jpg"), embedder=embedder)
@@ -137,7 +146,7 @@ def test_a_photo_on_s3(assets_dir, indexed, embedder, moto):
     location = IndexLocation(indexed.output_uri, region="us-east-1", endpoint_url=moto.url)
     result = search_photo(location, "s3://queries/q/rob.jpg", k=1, embedder=embedder)
     assert result.faces[0].matches[0].image == "s3://photos/people/lfw_Rob_Lowe_0001.jpg"
-    with pytest.raises(PhotoSearchError, match="not_found"):
+    with pytest.raises(PhotoSearchError, match=r"s3://queries/q/none\.jpg: not found"):
         search_photo(location, "s3://queries/q/none.jpg", embedder=embedder)
 
 
@@ -199,3 +208,61 @@ def test_the_command_shows_each_matchs_person(assets_dir, indexed, pack, monkeyp
     assert person["s3://photos/people/obama.jpg"] == "Barack Obama"  # labelled
     assert person["s3://photos/people/biden.jpg"] == "p-biden"  # no label: the id
     assert person["s3://photos/people/image_T1.jpeg"] is None  # no person
+
+
+def corrupt_photos(assets_dir: Path, folder: Path) -> list[Path]:
+    """Garbage bytes, a JPEG cut short in its header, one cut short in its pixels, an empty file."""
+    jpeg = Path(photo(assets_dir, "obama.jpg")).read_bytes()
+    contents = {
+        "garbage.jpg": b"not a jpeg at all",
+        "header-cut.jpg": jpeg[:200],
+        "pixels-cut.jpg": jpeg[: len(jpeg) // 3],
+        "empty.jpg": b"",
+    }
+    for name, data in contents.items():
+        (folder / name).write_bytes(data)
+    return [folder / name for name in contents]
+
+
+def test_the_command_says_why_a_corrupt_photo_cannot_be_read(assets_dir, indexed, pack, tmp_path):
+    """The real command in its own process: a clean reason and what to do, no repr, no traceback."""
+    env = {**os.environ, "FACEIDX_MODEL_DIR": str(pack), "FACEIDX_OUTPUT_URI": indexed.output_uri}
+    for broken in corrupt_photos(assets_dir, tmp_path):
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("faceidx")), "search", str(broken)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        message = result.stderr.strip().splitlines()[-1]
+        assert message.startswith(f"faceidx search: cannot read {broken}: not a decodable image ("), message
+        assert message.endswith("search again with a good copy"), message
+        assert "Traceback" not in result.stderr
+        assert "<" not in message, message  # no "<_io.BytesIO object at 0x...>"
+
+
+@pytest.mark.parametrize(
+    ("reason", "detail", "expected"),
+    [
+        (
+            "decode_error",
+            "not a readable image: cannot identify image file <_io.BytesIO object at 0x7f3545a61260>",
+            "cannot read p.jpg: not a decodable image (cannot identify image file); check that",
+        ),
+        (
+            "decode_error",
+            "JPEG RGB data is corrupt: image file is truncated (10 bytes not processed)",
+            "cannot read p.jpg: not a decodable image (JPEG RGB data is corrupt: image file is truncated "
+            "(10 bytes not processed)); check",
+        ),
+        ("decode_error", "<object at 0xabc>", "cannot read p.jpg: not a decodable image; check that"),
+        ("too_many_pixels", "1000000000 pixels", "cannot read p.jpg: too many pixels (1000000000 pixels); "),
+        ("inference_error", "odd", "cannot read p.jpg: inference_error (odd); check the file"),
+    ],
+)
+def test_the_unreadable_photo_message(reason, detail, expected):
+    assert unreadable_photo_message("p.jpg", reason, detail).startswith(expected)

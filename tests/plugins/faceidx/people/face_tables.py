@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from faceidx.index.location import IndexLocation
 from faceidx.index.table import FaceTable
-from tests.plugins.faceidx.index.table_builders import VERSION, Image, face_id, rows_of
+from tests.plugins.faceidx.index.table_builders import VERSION, Image, face_id, rows_of, write_bytes
 from tests.plugins.faceidx.index.table_builders import landing_table as _landing_table
 
 DIM = 64
@@ -54,9 +54,7 @@ def add_photos(location: IndexLocation, photos: list[Photo], version: str = VERS
     table = pa.Table.from_pydict({name: [row[name] for row in rows] for name in schema.names}, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    path = f"{location.landing_uri}/dt=2026-11-20/part-{uuid.uuid4()}.parquet"
-    import pathlib
-
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(path).write_bytes(buffer.getvalue())
+    write_bytes(
+        location, f"{location.landing_uri}/dt=2026-11-20/part-{uuid.uuid4()}.parquet", buffer.getvalue()
+    )
     FaceTable.open(location).ingest()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from faceidx.cli import main
@@ -49,3 +51,18 @@ def test_label_merge_split_move_and_cluster(location, capsys):
 def test_an_unknown_person_is_refused(location, capsys):
     assert cli(location, "label", "pnope", "x") == 2
     assert "not known" in capsys.readouterr().err
+
+
+def test_list_as_json_is_the_table_as_data(location, capsys):
+    mapping = PeopleStore(location).mapping(VERSION)
+    p1, p2 = mapping[fid("p1-0.jpg", 0)], mapping[fid("p2-0.jpg", 0)]
+    assert cli(location, "label", p2, "Monica") == 0
+    capsys.readouterr()
+    assert cli(location, "list", "--json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["model_version"] == VERSION
+    assert sorted(p["person_id"] for p in document["persons"]) == sorted([p1, p2])
+    assert {p["person_id"]: p["label"] for p in document["persons"]} == {p1: None, p2: "Monica"}
+    assert all(p["face_count"] == 3 for p in document["persons"])
+    assert cli(location, "list", "--labelled", "--json") == 0
+    assert [p["person_id"] for p in json.loads(capsys.readouterr().out)["persons"]] == [p2]
