@@ -252,16 +252,16 @@ def test_bad_inputs_become_error_rows_and_never_stop_the_loop(world, small_pack,
         assert row["embedding"] is None
     assert (rows["bad/bomb.png"]["image_width"], rows["bad/bomb.png"]["image_height"]) == (50000, 50000)
 
-    # the two malformed bodies are left (still in flight) for the DLQ; everything else is deleted
-    visible, in_flight = queue_counts(world.sqs, world.queue_url)
-    assert visible + in_flight == 2
+    # everything is deleted; the two malformed bodies reached the DLQ during this run (issue 21)
+    assert queue_counts(world.sqs, world.queue_url) == (0, 0)
+    assert queue_counts(world.sqs, world.dlq_url)[0] == 2
     warnings = "\n".join(run.messages())
     assert malformed_id in warnings
     assert wrong_shape_id in warnings
     summary = run.summary
     assert summary["errors"] == 5
     assert summary["images"] == 6
-    assert summary["messages_malformed"] == 2
+    assert summary["messages_malformed"] == 2 * 3  # each received maxReceiveCount (3) times
     assert summary["error_reasons"] == {
         "not_found": 1,
         "decode_error": 1,

@@ -447,6 +447,10 @@ class WorkerLoop:
     def _idle_expired(self) -> bool:
         if self.ledger.count() or not self._ready.empty() or not self._downloads.empty():
             return False
+        if self.intake.awaiting_redrive():
+            # an unreadable message released for SQS's redrive: exit once it is in the dead-letter
+            # queue, not before (it would come back and start another job). It never resets the clock.
+            return False
         started = self.intake.receive_started_at
         if started is not None and self.clock() - started > self.settings.receive_wait_seconds + 5:
             # a long poll that outlives its wait is botocore retrying a failing SQS: not an empty

@@ -7,6 +7,7 @@ built with ``retries={"mode": "standard"}``); what still fails reaches the calle
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,20 @@ class SqsWorkQueue:
                 )
             )
         return messages
+
+    def max_receive_count(self) -> int | None:
+        """The ``maxReceiveCount`` of the queue's redrive policy; ``None`` when it has none.
+
+        SQS moves a message to the dead-letter queue on the receive after its receive count reached
+        this. A ``ClientError`` (e.g. AccessDenied without ``sqs:GetQueueAttributes``) reaches the caller.
+        """
+        response = self.client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
+        raw = response.get("Attributes", {}).get("RedrivePolicy")
+        if not raw:
+            return None
+        policy = json.loads(raw) if isinstance(raw, str) else raw
+        count = policy.get("maxReceiveCount") if isinstance(policy, dict) else None
+        return int(count) if count is not None and policy.get("deadLetterTargetArn") else None
 
     def delete(self, messages: Sequence[QueueMessage]) -> list[QueueMessage]:
         """Delete in batches of 10. Returns the messages SQS refused (logged), which will come back."""

@@ -136,6 +136,21 @@ class MessageLedger:
         self._release(released)
         return held
 
+    def release_unreadable(self, messages: list[QueueMessage]) -> int:
+        """Make messages the worker cannot parse visible again at once (visibility 0), never held:
+        each receive raises their ``ApproximateReceiveCount``, so SQS's redrive policy moves them to the
+        dead-letter queue within a few seconds instead of one visibility timeout per receive. Not
+        counted as released work (the summary counts them as ``messages_malformed``)."""
+        if not messages:
+            return 0
+        with self._sqs:
+            refused = self.queue.release(messages)
+        return len(messages) - len(refused)
+
+    def max_receive_count(self) -> int | None:
+        """The work queue's redrive ``maxReceiveCount`` (``None``: no redrive policy)."""
+        return self.queue.max_receive_count()
+
     def hand_back(self, item: WorkItem) -> bool:
         """An image of this message may be readable later: the message goes back to SQS once, visible
         again after ``retry_delay`` seconds. ``False`` when it was already settled."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -106,6 +107,74 @@ def test_transient_failures_go_back_to_the_queue_and_end_in_the_dlq(world, model
     assert "good.jpg" in dead["Body"]
     assert "flaky.jpg" in dead["Body"]
     assert result.summary["retried"] >= 3
+
+
+def _queue_pair(world, name, max_receive_count=None):
+    """``world`` with a fresh work queue (a redrive policy of ``max_receive_count`` to a fresh DLQ, or
+    none); the production visibility timeout is the worker's own (``FACEIDX_VISIBILITY_TIMEOUT`` 300)."""
+    dlq_url = world.sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    attributes = {"VisibilityTimeout": "1800"}
+    if max_receive_count is not None:
+        dlq_arn = world.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        policy = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        attributes["RedrivePolicy"] = json.dumps(policy)
+    queue_url = world.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return dataclasses.replace(world, queue_url=queue_url, dlq_url=dlq_url)
+
+
+def test_an_unreadable_message_reaches_the_dlq_in_the_run_that_received_it(
+    world, model, small_pack, assets_dir, caplog
+):
+    """Issue 21: SQS's own receive count and redrive (maxReceiveCount 5) move a bad message to the DLQ
+    while the worker that received it still runs: one GPU job, not one per receive."""
+    five = _queue_pair(world, "redrive-five", max_receive_count=5)
+    five.put_image("good.jpg", (assets_dir / "images" / "obama.jpg").read_bytes())
+    bad_id = five.send("{this is not an S3 event")
+    five.send(s3_event_body([s3_record(five.input_bucket, "good.jpg")]))
+    loop, _ = _loop(five, model, small_pack)
+    with caplog.at_level(logging.INFO, logger="faceidx_worker.intake"):
+        result = _run_within(loop, 120)
+    assert result.exit_code == 0
+    assert result.exit_reason == "idle"
+    assert queue_counts(five.sqs, five.queue_url) == (0, 0)  # nothing comes back for another job
+    (dead,) = five.sqs.receive_message(QueueUrl=five.dlq_url)["Messages"]
+    assert dead["MessageId"] == bad_id
+    table, _ = read_output_table(five.s3, five.output_bucket, "idx/")
+    assert [row["image_key"] for row in table.to_pylist()] == ["good.jpg"]
+    assert result.summary["messages_malformed"] == 5  # its five receives, all in this run
+    assert result.summary["messages_deleted"] == 1
+    assert result.summary["messages_released"] == 0  # releasing it is not handing work back
+    warnings = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and bad_id in r.getMessage()
+    ]
+    (warning,) = warnings
+    assert "body is not JSON" in warning
+    assert "dead-letter queue after maxReceiveCount (5)" in warning
+    assert "To fix it" in warning
+
+
+def test_without_a_redrive_policy_an_unreadable_message_is_left_hidden_after_a_few_receives(
+    world, model, small_pack, caplog
+):
+    bare = _queue_pair(world, "no-redrive")
+    bad_id = bare.send('{"hello": "world"}')
+    loop, _ = _loop(bare, model, small_pack)
+    with caplog.at_level(logging.INFO, logger="faceidx_worker.intake"):
+        result = _run_within(loop, 60)
+    assert result.exit_reason == "idle"  # it did not keep the worker alive
+    assert queue_counts(bare.sqs, bare.queue_url) == (0, 1)  # hidden for the visibility timeout
+    assert result.summary["messages_malformed"] == 3  # RECEIVES_WITHOUT_REDRIVE receives, no more
+    hidden = [
+        r.getMessage()
+        for r in caplog.records
+        if "left hidden for FACEIDX_VISIBILITY_TIMEOUT" in r.getMessage()
+    ]
+    (line,) = hidden
+    assert bad_id in line
+    assert "received 3 times" in line
+    assert "no redrive policy" in line
 
 
 def test_heartbeat_keeps_slow_work_invisible(world, model, small_pack, assets_dir):

@@ -81,3 +81,9 @@ def test_per_entry_failures_are_returned(world):
     with stubber:
         failed = queue.delete([real, fake])
     assert failed == [fake]
+
+
+def test_max_receive_count_reads_the_redrive_policy(world):
+    assert _queue(world).max_receive_count() == 3  # the world's work queue: DLQ after 3 receives
+    bare_url = world.sqs.create_queue(QueueName="no-redrive")["QueueUrl"]
+    assert SqsWorkQueue(world.sqs, bare_url).max_receive_count() is None

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import queue
 
+import pytest
+
 from faceidx_worker.events import ImageRef
-from faceidx_worker.intake import DRAIN_SIGNAL_SECONDS, SqsIntake
+from faceidx_worker.intake import (
+    DRAIN_SIGNAL_SECONDS,
+    RECEIVES_WITHOUT_REDRIVE,
+    SqsIntake,
+    release_unreadable,
+)
 from faceidx_worker.queue import SqsWorkQueue
 from faceidx_worker.settings import load_settings
 from faceidx_worker.tracking import (
@@ -168,3 +175,19 @@ def test_the_heartbeat_extends_only_held_messages(world):
     work_queue.change_visibility([message], 0)  # about to reappear ...
     ledger.extend_held()  # ... but the heartbeat keeps it ours
     assert queue_counts(world.sqs, world.queue_url) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("receive_count", "max_receive_count", "released"),
+    [
+        (1, 5, True),  # SQS moves it on the receive after the 5th: release every time up to then
+        (5, 5, True),
+        (6, 5, False),  # past maxReceiveCount SQS did not move it (no DLQ any more): leave it hidden
+        (1, 1, True),
+        (1, None, True),  # no redrive policy: a bounded number of receives
+        (RECEIVES_WITHOUT_REDRIVE - 1, None, True),
+        (RECEIVES_WITHOUT_REDRIVE, None, False),
+    ],
+)
+def test_release_unreadable(receive_count, max_receive_count, released):
+    assert release_unreadable(receive_count, max_receive_count) is released
