@@ -13,9 +13,13 @@ Every few minutes (and at once when `face_reindex` queues a backfill) this DAG:
 5. **submit_primary / submit_secondary**: `BatchOperator`s that only submit. A secondary deficit of
    1 is a plain job, 2 or more an array job. Each runs one at a time across runs and counts the
    queue's active jobs again right before SubmitJob, so two runs never submit for the same deficit.
-   They are never retried by Airflow (a retry would submit a second job). **wait_primary /
-   wait_secondary** (`BatchSensor`, deferrable) then wait for the jobs in the triggerer, never in a
-   worker slot; they may be retried safely.
+   They are never retried by Airflow (a retry would submit a second job). When the recount finds
+   the target already met by another run's workers, the submit **succeeds** without submitting and
+   logs the recount table (the active jobs and the runs that submitted them); `report` shows it too.
+   **wait_primary / wait_secondary** (`BatchSensor`, deferrable) then wait for the jobs in the
+   triggerer, never in a worker slot, as long as the job may take (its queue's RUNNABLE limit plus
+   attempts x `attemptDurationSeconds`, read from the job); they may be retried safely, and are
+   skipped when the run submitted nothing.
 6. **worker_logs**: reads every worker's CloudWatch log stream (each array child: the parent has
    none) and logs a table (job, array index, status, images, faces, errors, images/s) plus the
    estimated GPU cost per environment.
@@ -41,7 +45,6 @@ from typing import Any
 
 import pendulum
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
-from airflow.providers.amazon.aws.sensors.batch import BatchSensor
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
@@ -54,7 +57,7 @@ from faceidx.common.constants import (
 )
 from faceidx.indexing.operators import BatchDeficitSubmitOperator
 from faceidx.indexing.params import indexing_params
-from faceidx.indexing.sensors import SqsQueueDepthSensor
+from faceidx.indexing.sensors import BatchJobWaitSensor, SqsQueueDepthSensor
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
 BATCH_POLL_SECONDS = int(os.environ.get("FACEIDX_BATCH_POLL_SECONDS", "30"))
@@ -98,15 +101,17 @@ def _submit(role: str, decision: Any) -> BatchOperator:
     )
 
 
-def _wait(role: str) -> BatchSensor:
-    return BatchSensor(
+def _wait(role: str) -> BatchJobWaitSensor:
+    return BatchJobWaitSensor(
         task_id=f"wait_{role}",
+        role=role,
         job_id=f"{{{{ ti.xcom_pull(task_ids='submit_{role}') }}}}",
         aws_conn_id=DEFAULT_AWS_CONN_ID,
         deferrable=True,  # waits in the triggerer: no worker slot is held while GPUs work
         poke_interval=BATCH_POLL_SECONDS,
-        max_retries=int(timedelta(hours=6).total_seconds() // BATCH_POLL_SECONDS),
-        execution_timeout=timedelta(hours=6, minutes=10),
+        # The bound comes from the job itself at run time (its queue's RUNNABLE limit + attempts x
+        # attemptDurationSeconds, see faceidx.indexing.waits): no fixed execution_timeout cuts it short.
+        execution_timeout=None,
     )
 
 
@@ -180,7 +185,12 @@ def face_indexing() -> None:
         job_ids = {
             role: context["ti"].xcom_pull(task_ids=f"submit_{role}") for role in ("primary", "secondary")
         }
-        return collect_worker_logs(decision, context["params"], DEFAULT_AWS_CONN_ID, job_ids)
+        # what each submit found when it recounted (no job id: another run's workers met the target)
+        recounts = {
+            role: context["ti"].xcom_pull(task_ids=f"submit_{role}", key="recount")
+            for role in ("primary", "secondary")
+        }
+        return collect_worker_logs(decision, context["params"], DEFAULT_AWS_CONN_ID, job_ids, recounts)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def report(decision: dict[str, Any], workers: dict[str, Any]) -> dict[str, Any]:

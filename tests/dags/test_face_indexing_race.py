@@ -9,8 +9,6 @@ two of each.
 
 from __future__ import annotations
 
-import pytest
-
 from faceidx.aws.batch import BatchJobsHook
 from faceidx.common.constants import PRIMARY_JOB_QUEUE, SECONDARY_JOB_QUEUE
 from tests.support.batch import HELD_PREFIX, hold_jobs
@@ -33,10 +31,25 @@ def _submit(dag, role: str, target: int, planned: int, array_size: int | None):
         wait_for_completion=False,
         deferrable=False,
     )
-    # the task-instance bits BatchOperator uses to persist its console links
-    from unittest import mock
+    # the task-instance bits BatchOperator uses to persist its console links, and the XComs it pushes
+    ti = _TaskInstance()
+    job_id = operator.execute({"ti": ti, "task_instance": ti})
+    return job_id, ti.xcoms
 
-    return operator.execute({"ti": mock.MagicMock(), "task_instance": mock.MagicMock()})
+
+class _TaskInstance:
+    """Keeps what the operator pushes; accepts the link calls BatchOperator makes."""
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+    def __getattr__(self, name: str):
+        from unittest import mock
+
+        return mock.MagicMock()
 
 
 def test_submit_tasks_run_one_at_a_time_across_runs(indexing_dag):
@@ -46,20 +59,27 @@ def test_submit_tasks_run_one_at_a_time_across_runs(indexing_dag):
         assert task.retries == 0
 
 
-def test_the_second_of_two_racing_runs_submits_nothing(indexing_dag, queue_url, moto):
-    from airflow.sdk.exceptions import AirflowSkipException
-
+def test_the_second_of_two_racing_runs_submits_nothing_and_succeeds(indexing_dag, queue_url, moto):
     with hold_jobs("RUNNABLE"):  # the jobs stay active, as on AWS while instances start
-        first_primary = _submit(indexing_dag, "primary", target=1, planned=1, array_size=None)
-        first_secondary = _submit(indexing_dag, "secondary", target=4, planned=4, array_size=4)
-        with pytest.raises(AirflowSkipException, match="nothing left to submit"):
-            _submit(indexing_dag, "primary", target=1, planned=1, array_size=None)
-        with pytest.raises(AirflowSkipException, match="nothing left to submit"):
-            _submit(indexing_dag, "secondary", target=4, planned=4, array_size=4)
+        first_primary, _ = _submit(indexing_dag, "primary", target=1, planned=1, array_size=None)
+        first_secondary, _ = _submit(indexing_dag, "secondary", target=4, planned=4, array_size=4)
+        # the second run's submits return (a success) with no job id, and say who met the target
+        second_primary, primary_xcoms = _submit(indexing_dag, "primary", target=1, planned=1, array_size=None)
+        second_secondary, secondary_xcoms = _submit(
+            indexing_dag, "secondary", target=4, planned=4, array_size=4
+        )
 
     hook = BatchJobsHook(aws_conn_id="aws_default")
     assert first_primary
     assert first_secondary
+    assert second_primary is None
+    assert second_secondary is None
+    primary_recount = primary_xcoms["recount"]
+    assert primary_recount["submitting"] == 0
+    assert [j["job_id"] for j in primary_recount["active_jobs"]] == [first_primary]
+    assert [(j["job_id"], j["workers"]) for j in secondary_xcoms["recount"]["active_jobs"]] == [
+        (first_secondary, 4)
+    ]
     assert hook.count_active_jobs(PRIMARY_JOB_QUEUE).workers == 1
     assert hook.count_active_jobs(SECONDARY_JOB_QUEUE).workers == 4
 

@@ -34,9 +34,12 @@ class ActiveJobCount:
     workers: int
     by_state: dict[str, int]
     array_parents: int
+    # one entry per listed job: job_id, job_name, status, workers (its unfinished children for an
+    # array parent), source ("described", or "listing" when DescribeJobs did not return it yet)
+    jobs: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "jobs": [dict(j) for j in self.jobs]}
 
 
 class BatchJobsHook(BatchClientHook):
@@ -66,11 +69,11 @@ class BatchJobsHook(BatchClientHook):
         so their ``statusSummary`` gives the children's states.
         """
         try:
-            listed: dict[str, str] = {}
+            listed: dict[str, dict[str, Any]] = {}
             for status in ACTIVE_JOB_STATES:
                 for summary in self._list_job_summaries(job_queue, status):
                     if ":" not in summary["jobId"]:
-                        listed.setdefault(summary["jobId"], status)
+                        listed.setdefault(summary["jobId"], {**summary, "status": status})
             described: dict[str, dict[str, Any]] = {}
             ids = list(listed)
             for start in range(0, len(ids), DESCRIBE_JOBS_MAX_IDS):
@@ -86,23 +89,7 @@ class BatchJobsHook(BatchClientHook):
                 "was piled up. Check that the queue exists (run face_infra_bootstrap) and that the "
                 "Airflow AWS connection may call batch:ListJobs and batch:DescribeJobs."
             ) from err
-
-        by_state = {state: 0 for state in ACTIVE_JOB_STATES}
-        parents = 0
-        for job_id, listed_status in listed.items():
-            job = described.get(job_id, {})
-            array = job.get("arrayProperties") or {}
-            if "size" in array or "statusSummary" in array:
-                parents += 1
-                for state, count in array_active_children(job, listed_status).items():
-                    by_state[state] += count
-                continue
-            status = job.get("status", listed_status)
-            if status in by_state:
-                by_state[status] += 1
-        return ActiveJobCount(
-            job_queue=job_queue, workers=sum(by_state.values()), by_state=by_state, array_parents=parents
-        )
+        return count_listed_jobs(job_queue, listed, described)
 
     def describe_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]:
         jobs: list[dict[str, Any]] = []
@@ -177,6 +164,55 @@ class BatchJobsHook(BatchClientHook):
                 )
             )
         return stats
+
+
+def count_listed_jobs(
+    job_queue: str, listed: dict[str, dict[str, Any]], described: dict[str, dict[str, Any]]
+) -> ActiveJobCount:
+    """Workers of the jobs ListJobs gave (id -> summary with the listed ``status``), read from their
+    descriptions where DescribeJobs returned them. Pure.
+
+    Batch reads are eventually consistent: a job just submitted may be listed before DescribeJobs
+    returns it. Such a job is counted from its listing, whose ``arrayProperties.size`` says how many
+    children an array parent has (all of them unfinished: none can have ended before it is described),
+    never as one plain job, which would let the plan submit the other children again.
+    """
+    by_state = {state: 0 for state in ACTIVE_JOB_STATES}
+    parents = 0
+    jobs: list[dict[str, Any]] = []
+    for job_id, summary in listed.items():
+        listed_status = summary["status"]
+        job = described.get(job_id)
+        source = "described" if job is not None else "listing"
+        job = job if job is not None else summary
+        array = job.get("arrayProperties") or {}
+        if "size" in array or "statusSummary" in array:
+            parents += 1
+            children = array_active_children(job, listed_status)
+            for state, count in children.items():
+                by_state[state] += count
+            workers = sum(children.values())
+        else:
+            status = job.get("status", listed_status)
+            workers = 1 if status in by_state else 0
+            if workers:
+                by_state[status] += 1
+        jobs.append(
+            {
+                "job_id": job_id,
+                "job_name": summary.get("jobName") or job.get("jobName"),
+                "status": job.get("status", listed_status),
+                "workers": workers,
+                "source": source,
+            }
+        )
+    return ActiveJobCount(
+        job_queue=job_queue,
+        workers=sum(by_state.values()),
+        by_state=by_state,
+        array_parents=parents,
+        jobs=tuple(jobs),
+    )
 
 
 def array_active_children(parent: dict[str, Any], listed_status: str = "SUBMITTED") -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""``SqsQueueDepthSensor``: gates a DAG on SQS backlog without consuming a single message.
+"""``SqsQueueDepthSensor``: gates a DAG on SQS backlog without consuming a single message;
+``BatchJobWaitSensor``: waits for a submitted Batch job as long as the job itself may take.
 
 The provider's ``SqsSensor`` receives messages (and deletes them by default), so it cannot be used to
 measure depth: the work would vanish from the GPU workers. This sensor only calls
@@ -13,6 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.sensors.batch import BatchSensor
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
@@ -127,3 +129,54 @@ class SqsQueueDepthSensor(AwsBaseSensor[SqsWorkQueueHook]):
             self._log_depth(event["depth"], "timed out: skipping this run")
             raise AirflowSkipException(f"Nothing to index: {event['message']}")
         raise SqsQueueDepthSensorError(event.get("message", f"unexpected trigger event {event}"))
+
+
+class BatchJobWaitSensor(BatchSensor):
+    """``BatchSensor`` (deferrable) for a job a submit task returned, bounded by the job's own limits.
+
+    Before deferring it describes the job and its queue and waits as long as the job may take
+    (``faceidx.indexing.waits.job_wait_bound``: the queue's RUNNABLE time limit plus attempts x the
+    attempt timeout, plus a margin), logged as a table. A submit task that submitted nothing (the
+    recount found the deficit filled, see ``BatchDeficitSubmitOperator``) leaves no job id: the wait is
+    skipped, saying so.
+    """
+
+    def __init__(self, *, role: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.role = role
+
+    def execute(self, context: Context) -> None:
+        from faceidx.indexing.waits import job_wait_bound
+
+        if not self.job_id or str(self.job_id) == "None":
+            raise AirflowSkipException(
+                f"{self.role}: this run submitted no job (the submit task's recount found the target met "
+                "by another run's workers): nothing to wait for. report shows which run submitted."
+            )
+        job = self.hook.get_job_description(self.job_id)
+        client: Any = self.hook.client
+        queue_name = job.get("jobQueue")
+        queues = client.describe_job_queues(jobQueues=[queue_name]).get("jobQueues", []) if queue_name else []
+        definition = None
+        if not job.get("timeout") or not job.get("retryStrategy"):
+            # DescribeJobs carries the job's effective values; where it leaves one out, the job
+            # definition's own value applies
+            definitions = client.describe_job_definitions(jobDefinitions=[job["jobDefinition"]]).get(
+                "jobDefinitions", []
+            )
+            definition = definitions[0] if definitions else None
+        bound = job_wait_bound(job, queues[0] if queues else None, definition=definition)
+        self.max_retries = bound.polls(self.poke_interval)
+        self.log.info(
+            "%s",
+            format_pairs(
+                [
+                    ("job", f"{self.job_id} ({job.get('jobName')}, {job.get('status')})"),
+                    ("job queue", queue_name),
+                    *bound.rows(),
+                    ("polls", f"{self.max_retries} every {int(self.poke_interval)} s"),
+                ],
+                title=f"{self.role}: how long this task waits for the Batch job",
+            ),
+        )
+        super().execute(context)

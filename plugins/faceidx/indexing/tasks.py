@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 ROLES = ("primary", "secondary")
 BRANCH_NOTHING = "nothing_to_submit"
+# A submit whose recount found the target met by another run's workers: a success, nothing submitted.
+FILLED = "FILLED BY ANOTHER RUN"
 
 
 def count_active_jobs(params: dict[str, Any], aws_conn_id: str) -> dict[str, Any]:
@@ -205,10 +207,13 @@ def collect_worker_logs(
     params: dict[str, Any],
     aws_conn_id: str,
     job_ids: dict[str, str | None] | None = None,
+    recounts: dict[str, dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """Describe the jobs this run's submit tasks returned, read every worker's log stream, and
-    estimate the GPU cost. ``job_ids``: role -> the submit task's output (None: not submitted)."""
+    estimate the GPU cost. ``job_ids``: role -> the submit task's output (None: not submitted);
+    ``recounts``: role -> the submit task's ``recount`` XCom (what it found right before SubmitJob)."""
     from faceidx.aws.batch import BatchJobsHook
+    from faceidx.indexing.operators import filled_by
     from faceidx.indexing.worker_runs import estimate_cost, totals
 
     if not decision or decision.get("dry_run"):
@@ -221,6 +226,16 @@ def collect_worker_logs(
             continue
         name = decision[f"{role}_job_name"]
         job_id = (job_ids or {}).get(role)
+        recount = (recounts or {}).get(role) or {}
+        if not job_id and recount and not recount.get("submitting"):
+            jobs[role] = {
+                "job_name": name,
+                "job_id": None,
+                "status": FILLED,
+                "reason": filled_by(recount),
+                "active_jobs": recount.get("active_jobs", []),
+            }
+            continue
         described = batch.describe_jobs([job_id]) if job_id else []
         if not described:
             jobs[role] = {"job_name": name, "job_id": None, "status": "NOT SUBMITTED", "reason": None}
@@ -295,6 +310,7 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
             "array_size": array.get("size"),
             "workers": workers_planned,
             "status": job.get("status"),
+            "reason": job.get("reason"),
         }
     counts = workers.get("totals", {})
     cost = workers.get("cost", {})
@@ -316,7 +332,13 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
         f"{role}: {'array of ' + str(s['array_size']) if s['array_size'] else 'plain job'} "
         f"on {s['job_queue']} ({s['status'] or 'unknown'})"
         for role, s in submitted.items()
+        if s["status"] != FILLED
     ) or ("none (dry run)" if summary["dry_run"] else "none")
+    filled_rows = [
+        (f"{role}: not submitted", f"the target was already met when this run recounted: {s['reason']}")
+        for role, s in submitted.items()
+        if s["status"] == FILLED
+    ]
     age = summary["oldest_message_age_seconds"]
     log.info(
         "%s",
@@ -328,6 +350,7 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
                     f"{decision['visible']:,} / {decision['in_flight']:,}",
                 ),
                 ("jobs submitted", jobs_cell),
+                *filled_rows,
                 ("images indexed", summary["images"]),
                 ("faces found", summary["faces"]),
                 ("error rows", summary["error_rows"]),
@@ -347,7 +370,7 @@ def report_run(decision: dict[str, Any], workers: dict[str, Any] | None) -> dict
         raise RuntimeError(
             "Not every planned Batch job succeeded: "
             + "; ".join(failed)
-            + ". Read the submit task's log and the worker table above; the messages of a failed worker "
-            "return to the queue after the visibility timeout, so nothing is lost."
+            + ". Read the submit and wait tasks' logs and the worker table above; the messages of a "
+            "failed worker return to the queue after the visibility timeout, so nothing is lost."
         )
     return summary

@@ -14,8 +14,19 @@ from typing import Any
 from faceidx.infra.arns import partition_of, s3_bucket_arn
 from faceidx.infra.diff import normalize_notifications
 from faceidx.infra.kinds_sqs import is_stand_in
-from faceidx.infra.reconcile import Call, Describe, Held, Plan, ResourceKind, Spec
+from faceidx.infra.notification_overlap import overlap_message, overlaps
+from faceidx.infra.reconcile import (
+    Call,
+    Describe,
+    Held,
+    InfraReconcileError,
+    Plan,
+    ResourceKind,
+    Spec,
+    Target,
+)
 from faceidx.infra.results import FieldChange
+from faceidx.infra.test_events import drain_test_events
 
 OUR_ID_PREFIX = "faceidx-"
 SECTIONS = ("TopicConfigurations", "QueueConfigurations", "LambdaFunctionConfigurations")
@@ -68,6 +79,29 @@ def _put(spec: Spec, held: Held) -> list[Call]:
     return [Call("put_bucket_notification_configuration", request)]
 
 
+def _check_overlaps(hook: Any, spec: Spec, held: Held, resource: str) -> Held:
+    """Refuse, before any change, a configuration S3 would reject: another of the bucket's
+    notifications matching the same events and keys as ours (moto accepts it; AWS does not)."""
+    mine = ours(held, spec)
+    others = {
+        section: [c for c in held.get(section, []) if section != "QueueConfigurations" or c not in mine]
+        for section in SECTIONS
+    }
+    found = overlaps(_wanted(spec), others)
+    if found:
+        raise InfraReconcileError(overlap_message(spec["Bucket"], found))
+    return held
+
+
+def _after_put(target: Target, responses: list[Any]) -> str:
+    """S3 posts an ``s3:TestEvent`` to the work queue after each put: take it out at once, so the
+    next face_indexing tick does not start a GPU worker only to delete it."""
+    if not responses:
+        return ""
+    queue_arns = sorted({c["QueueArn"] for c in _wanted(target.spec)})
+    return " ".join(drain_test_events(target.hook, arn, target.spec["Bucket"]) for arn in queue_arns)
+
+
 def _arn(held: Held | None, spec: Spec) -> str | None:
     """The bucket is in the partition of the queue it notifies (a notification cannot cross one)."""
     queue_arns = [c["QueueArn"] for c in _wanted(spec) if not is_stand_in(c.get("QueueArn"))]
@@ -83,11 +117,14 @@ BUCKET_NOTIFICATION = ResourceKind(
         "get_bucket_notification_configuration",
         lambda spec: {"Bucket": spec["Bucket"]},
         pick=lambda response, resource: {k: v for k, v in response.items() if k != "ResponseMetadata"},
+        more=_check_overlaps,
         fix=MISSING_BUCKET_FIX,
     ),
     exists=lambda held, spec: bool(ours(held, spec)),
     create=_put,
     plan=_plan,
+    after_create=_after_put,
+    after_update=lambda target, plan, responses: _after_put(target, responses) or plan.note,
     after_change=lambda held, responses: held,
     arn=_arn,
 )

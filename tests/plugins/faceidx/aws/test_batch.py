@@ -133,3 +133,57 @@ def test_an_array_parent_counts_size_minus_finished_children(moto, status, summa
     count = _stubbed_count(_parent(status, 8, summary))
     assert count.workers == expected
     assert count.array_parents == 1
+
+
+# --- a parent that ListJobs returns but DescribeJobs does not yet (Batch reads are eventually consistent)
+
+
+def _listed_not_described(summary: dict, listed_status: str = "SUBMITTED"):
+    hook = BatchJobsHook(aws_conn_id="aws_default", region_name="us-east-1")
+    with Stubber(hook.client) as stub:
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"):
+            stub.add_response(
+                "list_jobs",
+                {"jobSummaryList": [summary] if status == listed_status else []},
+                {"jobQueue": SECONDARY_JOB_QUEUE, "jobStatus": status},
+            )
+        # AWS answers an id it does not know yet with an empty list, not an error
+        stub.add_response("describe_jobs", {"jobs": []}, {"jobs": [summary["jobId"]]})
+        return hook.count_active_jobs(SECONDARY_JOB_QUEUE)
+
+
+def test_an_array_parent_not_yet_described_counts_its_size_from_the_listing():
+    # ListJobs' JobSummary as AWS returns it for an array parent: arrayProperties.size, no index
+    summary = {
+        "jobArn": "arn:aws:batch:us-east-1:123456789012:job/5d1f0000-0000-4000-8000-00000000000a",
+        "jobId": "5d1f0000-0000-4000-8000-00000000000a",
+        "jobName": "face-indexing-secondary-manual__2026-12-06T09-40-00",
+        "createdAt": 1796550000000,
+        "status": "SUBMITTED",
+        "arrayProperties": {"size": 10},
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/face-recognition-job:1",
+    }
+    count = _listed_not_described(summary)
+    assert count.workers == 10, "the whole array is active, not one plain job"
+    assert count.array_parents == 1
+    assert count.by_state["SUBMITTED"] == 10
+    [job] = count.jobs
+    assert (job["workers"], job["source"]) == (10, "listing")
+
+    # so the plan submits nothing more for a secondary target of 10
+    from faceidx.indexing.planning import still_open
+
+    assert still_open("secondary", 10, 10, count.workers) is None
+
+
+def test_a_plain_job_not_yet_described_counts_one():
+    summary = {
+        "jobArn": "arn:aws:batch:us-east-1:123456789012:job/5d1f0000-0000-4000-8000-00000000000b",
+        "jobId": "5d1f0000-0000-4000-8000-00000000000b",
+        "jobName": "face-indexing-primary-scheduled__2026-12-06T09-40-00",
+        "createdAt": 1796550000000,
+        "status": "RUNNABLE",
+        "jobDefinition": "arn:aws:batch:us-east-1:123456789012:job-definition/face-recognition-job:1",
+    }
+    count = _listed_not_described(summary, "RUNNABLE")
+    assert (count.workers, count.array_parents, count.by_state["RUNNABLE"]) == (1, 0, 1)

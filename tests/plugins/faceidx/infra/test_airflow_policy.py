@@ -33,6 +33,8 @@ ACTION_OF = {
     "s3:GetBucketNotificationConfiguration": "s3:GetBucketNotification",
     "s3:PutBucketNotificationConfiguration": "s3:PutBucketNotification",
     "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
 # Actions that are permissions, not API operations.
 PERMISSION_ONLY = {"iam:PassRole"}
@@ -130,6 +132,16 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
         PRIMARY_COMPUTE_ENVIRONMENT, [("INVALID", "CLIENT_ERROR - Invalid IamInstanceProfile"), ("VALID", "")]
     )
     bootstrap()
+    # an upload waits in the queue while a notification is put back: the bootstrap deletes S3's test
+    # event and releases the upload's message
+    sqs = account.client("sqs")
+    sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="faceidx-work")["QueueUrl"], MessageBody="{}")
+    s3_client = account.client("s3")
+    held = s3_client.get_bucket_notification_configuration(Bucket=INPUT_BUCKET)
+    s3_client.put_bucket_notification_configuration(
+        Bucket=INPUT_BUCKET,
+        NotificationConfiguration={"QueueConfigurations": held["QueueConfigurations"][1:]},
+    )
     bootstrap()
     account.client("iam").update_role(RoleName="faceidx-batch-job-role", Description="drifted")
     account.client("sqs").tag_queue(
@@ -162,6 +174,18 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
     batch.describe_workers(job["jobId"])
     batch.find_job(PRIMARY_JOB_QUEUE, "w")  # worker_logs: this run's job by name
     batch.worker_stats("primary", job["jobId"])  # ... and each worker's log stream
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from faceidx.indexing.sensors import BatchJobWaitSensor
+
+    with pytest.raises(TaskDeferred):  # wait_<role> reads the job, its queue and its definition
+        BatchJobWaitSensor(
+            task_id="wait_primary",
+            role="primary",
+            job_id=job["jobId"],
+            aws_conn_id="aws_default",
+            deferrable=True,
+        ).execute({})
     s3 = ReindexS3Hook(aws_conn_id="aws_default")
     account.client("s3").put_object(Bucket=INPUT_BUCKET, Key="a/1.jpg", Body=b"x")
     list(s3.iter_objects(INPUT_BUCKET, "a/"))
@@ -175,7 +199,14 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
 
     ours = {c for c in recorded if not c.startswith(("ec2:", "sts:"))}
     # What the tests themselves did to set the account up (not the DAGs' calls).
-    test_setup = {"s3:PutObject", "batch:SubmitJob", "iam:UpdateRole", "sqs:TagQueue"}
+    test_setup = {
+        "s3:PutObject",
+        "batch:SubmitJob",
+        "iam:UpdateRole",
+        "sqs:TagQueue",
+        "sqs:SendMessage",
+        "s3:PutBucketNotification",
+    }
     assert {"batch:DeleteComputeEnvironment", "batch:UpdateJobQueue", "batch:TagResource"} <= ours
     denied = sorted(c for c in ours | PROVIDER_CALLS if not allowed(policy, c) and c not in test_setup)
     assert denied == []
