@@ -56,6 +56,7 @@ def main() -> int:
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    PID_FILE.parent.mkdir(parents=True, exist_ok=True)
     PID_FILE.write_text(str(os.getpid()))
     try:
         say(f"starting moto, the local Batch stand-in and Airflow on {product.url} (about a minute) ...")
