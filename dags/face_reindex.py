@@ -4,10 +4,10 @@
 Each run covers one data interval (`@daily` by default: one UTC day) and:
 
 1. **queue_images**: lists the input bucket under the rendered `prefix`, keeps the images of the
-   interval, drops (with `only_missing`) those the Parquet index already holds as `ok` with the same
-   ETag, and sends one S3-event-shaped message per image to the work queue, 10 per SendMessageBatch.
-   The worker handles them exactly like S3's own notifications. It logs a table: found, skipped by
-   reason, queued.
+   interval, drops (with `only_missing`) those the face table, or a landing file not yet ingested,
+   holds as `ok` with the same ETag for the run's model version, and sends one S3-event-shaped
+   message per image to the work queue, 10 per SendMessageBatch. The worker handles them exactly like
+   S3's own notifications. It logs a table: found, skipped by reason, queued.
 2. **signal_indexing**: emits the Asset event `faceidx://work-queue/reindexed`; `face_indexing` is
    scheduled on it, so it starts GPU workers at once instead of at its next tick. Skipped (no event)
    when nothing was queued or on a dry run.
@@ -37,9 +37,10 @@ and ETag and are removed by the index's dedup rule. Empty `bucket`, `queue_url` 
 Params fall back to the Airflow Variables `faceidx_input_bucket`, `faceidx_queue_url` and
 `faceidx_output_uri`.
 
-**A new model pack**: set `model_pack` (and turn `only_missing` off): every message carries
-`"model_pack": "<name>"`, the worker indexes with that pack and its rows carry the new `model_version`,
-beside the old one. Then compare and switch with face_models (see the model versions page of the docs).
+**A new model pack**: set `model_pack`: every message carries `"model_pack": "<name>"`, the worker
+indexes with that pack and its rows carry the new `model_version`, beside the old one. With
+`only_missing`, only the images that pack has not indexed yet are queued. Then compare and switch
+with face_models (see the model versions page of the docs).
 The schedule is `FACEIDX_REINDEX_SCHEDULE` (a cron expression) when set.
 """
 
@@ -101,7 +102,10 @@ def _param_or_variable(param: str, variable: str) -> str:
             description="Image extensions to queue (case-insensitive).",
         ),
         "only_missing": Param(
-            True, type="boolean", description="Skip images the index holds as ok with the same ETag."
+            True,
+            type="boolean",
+            description="Skip images the face table (or a landing file not yet ingested) holds as ok with "
+            "the same ETag for this run's model: model_pack's, else the current model version.",
         ),
         "queue_url": optional_param(f"SQS work queue URL. Empty: the Airflow Variable {VAR_QUEUE_URL}."),
         "output_uri": optional_param(
@@ -113,8 +117,8 @@ def _param_or_variable(param: str, variable: str) -> str:
         ),
         "model_pack": optional_param(
             "Model pack to index with (e.g. buffalo_l): every queued message carries it and the "
-            "worker uses that pack, writing a new model_version beside the old one. Use it with "
-            "only_missing off to re-index images already indexed. Empty: the job definition's pack.",
+            "worker uses that pack, writing a new model_version beside the old one. With only_missing, "
+            "images this pack already indexed are skipped. Empty: the job definition's pack.",
         ),
     },
 )

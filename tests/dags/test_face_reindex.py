@@ -2,6 +2,10 @@
 
 What is asserted is what moto holds afterwards: the messages in the queue (keys, ETags, and that the
 worker's own parser reads them as S3 events) and the Asset events in Airflow's metadata DB.
+
+The index (landing files and the face table) is a local directory here: delta-rs holds the GIL while it
+waits on S3, so it must never talk to the moto server that runs on a thread of this process. The same
+lookup on S3 is tested in ``tests/plugins/faceidx/reindex/test_lookup_s3.py`` (moto in its own process).
 """
 
 from __future__ import annotations
@@ -13,18 +17,20 @@ import pendulum
 import pytest
 
 from faceidx.common.constants import REINDEX_ASSET_URI
+from faceidx.index.location import IndexLocation
+from faceidx.index.table import FaceTable
 from faceidx_worker.events import MessageKind, parse_body
-from tests.support.airflow_dags import load_dag
+from tests.support.airflow_dags import load_dag, run_dag
 from tests.support.reindex_backfill import forget_runs, run_backfill, task_states, xcom_value
 from tests.support.reindex_moto import (
     INPUT_BUCKET,
-    OUTPUT_URI,
+    MODEL_VERSION,
     backdate,
     create_resources,
     day_uploads,
     drain,
     put,
-    write_index,
+    write_local_index,
 )
 
 TODAY = pendulum.today("UTC")
@@ -51,15 +57,27 @@ def uploads(moto, queue_url):
     return seeded
 
 
-def _conf(queue_url, **overrides):
-    conf = {
-        "bucket": INPUT_BUCKET,
-        "prefix": "uploads/{{ ds }}/",
-        "queue_url": queue_url,
-        "output_uri": OUTPUT_URI,
-    }
-    conf.update(overrides)
-    return conf
+@pytest.fixture
+def output_dir(tmp_path):
+    """The worker's OUTPUT_URI: landing files under faces/, the face table under table/faces/."""
+    return tmp_path / "index"
+
+
+@pytest.fixture
+def conf(queue_url, output_dir):
+    """The backfill's dag_run_conf, with Params overridden by keyword."""
+
+    def make(**overrides):
+        values = {
+            "bucket": INPUT_BUCKET,
+            "prefix": "uploads/{{ ds }}/",
+            "queue_url": queue_url,
+            "output_uri": str(output_dir),
+        }
+        values.update(overrides)
+        return values
+
+    return make
 
 
 def _images(bodies):
@@ -80,8 +98,8 @@ def _backfill(dag, first, last, conf, **kwargs):
     return run_backfill(dag, first, last, conf=conf, **kwargs)
 
 
-def test_three_day_backfill_queues_exactly_the_images_of_its_days(dag, moto, queue_url, uploads):
-    runs = _backfill(dag, DAYS[0], DAYS[-1], _conf(queue_url))
+def test_three_day_backfill_queues_exactly_the_images_of_its_days(dag, moto, queue_url, uploads, conf):
+    runs = _backfill(dag, DAYS[0], DAYS[-1], conf())
 
     # one backfill run per interval, each with its day as data interval
     assert [(r.data_interval_start, r.data_interval_end) for r in runs] == [
@@ -117,17 +135,53 @@ def test_three_day_backfill_queues_exactly_the_images_of_its_days(dag, moto, que
         }
 
 
-def test_second_backfill_with_only_missing_queues_none(dag, moto, queue_url, uploads):
-    _backfill(dag, DAYS[0], DAYS[-1], _conf(queue_url))
+def _land(output_dir, images, *, indexed_at, **model):
+    """The worker's flush: one landing file of ``(key, etag, status)`` rows under ``faces/``."""
+    return write_local_index(output_dir, images, indexed_at=indexed_at, **model)
+
+
+def _ingest(output_dir):
+    """face_table's ingest: the landing files move into the face table and are deleted."""
+    report = FaceTable.open(IndexLocation(output_uri=str(output_dir))).ingest()
+    assert report.files_rejected == {}
+    assert list((output_dir / "faces").rglob("*.parquet")) == []
+    return report
+
+
+def _queued_keys(moto, queue_url):
+    return sorted(key for _, key, _, _ in _images(drain(moto, queue_url)))
+
+
+def test_second_backfill_after_face_table_ingested_queues_none(
+    dag, moto, queue_url, uploads, conf, output_dir
+):
+    """The workers' rows land, the face_table DAG ingests them (and deletes the landing files): a second
+    backfill over the same days asks the face table, and queues nothing."""
+    _backfill(dag, DAYS[0], DAYS[-1], conf())
     queued = _images(drain(moto, queue_url))
     assert len(queued) == 9
 
-    # the workers indexed everything (one file per day, on the day after the upload)
+    # the workers index what the queue received: one flush per day, on the day after the upload
     for day in DAYS:
-        images = [(u.key, u.etag, "ok") for u in uploads[day.date()][0]]
-        write_index(moto, images, indexed_at=day.add(days=1, hours=2))
+        rows = [(key, etag, "ok") for _, key, etag, _ in queued if key.startswith(f"uploads/{day:%Y-%m-%d}/")]
+        assert len(rows) == 3
+        _land(output_dir, rows, indexed_at=day.add(days=1, hours=2))
 
-    runs = _backfill(dag, DAYS[0], DAYS[-1], _conf(queue_url), reprocess_behavior="completed")
+    table_dag = load_dag("face_table")
+    forget_runs("face_table")
+    vectors = output_dir.parent / "vectors"
+    _, states = run_dag(
+        table_dag, {"output_uri": str(output_dir), "vectors_uri": str(vectors)}, logical_date=TODAY
+    )
+    assert states["ingest"] == "success", states
+    assert list((output_dir / "faces").rglob("*.parquet")) == []  # ingested, then deleted
+    table = FaceTable.open(IndexLocation(output_uri=str(output_dir)))
+    in_table = table.read(columns=["image_key", "image_etag", "status"]).to_pylist()
+    assert {(r["image_key"], r["image_etag"]) for r in in_table} == {
+        (key, etag) for _, key, etag, _ in queued
+    }
+
+    runs = _backfill(dag, DAYS[0], DAYS[-1], conf(), reprocess_behavior="completed")
     assert len(runs) == 3
     assert drain(moto, queue_url) == []
     for run in runs:
@@ -135,34 +189,100 @@ def test_second_backfill_with_only_missing_queues_none(dag, moto, queue_url, upl
         summary = xcom_value(run, "queue_images")
         assert summary["queued"] == 0
         assert summary["skipped"]["already_indexed"] == 3
+        assert summary["index_files_read"] == 0  # no landing file left: the face table answered
+        assert summary["table_version"] == table.version()
+        assert summary["indexed_for"] == f"model_version {MODEL_VERSION}"
 
 
-def test_only_missing_queues_errors_changed_and_unindexed_images(dag, moto, queue_url, uploads):
+def test_landing_files_not_yet_ingested_count_beside_the_table(
+    dag, moto, queue_url, uploads, conf, output_dir
+):
+    day = DAYS[1]
+    in_table, landed, failed = uploads[day.date()][0]
+    _land(output_dir, [(in_table.key, in_table.etag, "ok")], indexed_at=day.add(days=1))
+    _ingest(output_dir)
+    # written by the workers after the last ingest: face_table has not seen them yet
+    _land(
+        output_dir,
+        [(landed.key, landed.etag, "ok"), (failed.key, failed.etag, "error")],
+        indexed_at=day.add(days=1, hours=1),
+    )
+
+    (run,) = _backfill(dag, day, day, conf())
+    assert _queued_keys(moto, queue_url) == [failed.key]  # an error row: the image is tried again
+    summary = xcom_value(run, "queue_images")
+    assert summary["skipped"]["already_indexed"] == 2
+    assert summary["index_files_read"] == 1
+
+
+def test_only_missing_queues_errors_changed_and_unindexed_images(
+    dag, moto, queue_url, uploads, conf, output_dir
+):
     day = DAYS[1]
     images = uploads[day.date()][0]
     ok_quoted, errored, changed = images  # three images that day
-    write_index(
-        moto,
-        [
-            (ok_quoted.key, f'"{ok_quoted.etag}"', "ok"),  # quoted ETag: still the same object
-            (errored.key, errored.etag, "error"),  # failed last time: try again
-            (changed.key, "0" * 32, "ok"),  # indexed, then overwritten with new content
-        ],
-        indexed_at=day.add(days=1),
-    )
+    rows = [
+        (ok_quoted.key, f'"{ok_quoted.etag}"', "ok"),  # quoted ETag: still the same object
+        (errored.key, errored.etag, "error"),  # failed last time: try again
+        (changed.key, "0" * 32, "ok"),  # indexed, then overwritten with new content
+    ]
+    write_local_index(output_dir, rows, indexed_at=day.add(days=1))
     # the same key and ETag indexed from another bucket says nothing about this one
-    write_index(moto, [(errored.key, errored.etag, "ok")], indexed_at=day.add(days=1), bucket="elsewhere")
-
-    _backfill(dag, day, day, _conf(queue_url))
-    assert sorted(key for _, key, _, _ in _images(drain(moto, queue_url))) == sorted(
-        [errored.key, changed.key]
+    write_local_index(
+        output_dir, [(errored.key, errored.etag, "ok")], indexed_at=day.add(days=1), bucket="elsewhere"
     )
+    _ingest(output_dir)
+
+    _backfill(dag, day, day, conf())
+    assert _queued_keys(moto, queue_url) == sorted([errored.key, changed.key])
 
 
-def test_without_only_missing_everything_is_queued_again(dag, moto, queue_url, uploads):
+def test_an_image_indexed_only_with_another_model_is_queued(dag, moto, queue_url, uploads, conf, output_dir):
+    """Per model version: the run's model_pack, else the current version (the one search uses)."""
+    from faceidx.index.versions import ModelRegistry
+
     day = DAYS[0]
-    write_index(moto, [(u.key, u.etag, "ok") for u in uploads[day.date()][0]], indexed_at=day.add(days=1))
-    _backfill(dag, day, day, _conf(queue_url, only_missing=False))
+    images = uploads[day.date()][0]
+    new_pack, new_version = "antelopev2", "antelopev2-0123456789ab"
+    _land(output_dir, [(u.key, u.etag, "ok") for u in images], indexed_at=day.add(days=1))
+    _land(
+        output_dir,
+        [(images[0].key, images[0].etag, "ok")],
+        indexed_at=day.add(days=2),
+        pack=new_pack,
+        version=new_version,
+    )
+    _ingest(output_dir)
+    missing_for_new = sorted(u.key for u in images[1:])
+
+    # a re-index with the new pack queues what the new pack has not indexed, whatever the old one did
+    (run,) = _backfill(dag, day, day, conf(model_pack=new_pack))
+    bodies = drain(moto, queue_url)
+    assert sorted(key for _, key, _, _ in _images(bodies)) == missing_for_new
+    assert {body["model_pack"] for body in bodies} == {new_pack}
+    assert xcom_value(run, "queue_images")["indexed_for"] == f"model_pack {new_pack} (any of its versions)"
+
+    # two versions and none chosen: the run cannot tell which one it indexes with, so it refuses
+    dag = load_dag("face_reindex")  # dag.test() leaves the last run's Params on the DAG object it ran
+    (run,) = _backfill(dag, day, day, conf(), reprocess_behavior="completed")
+    assert task_states(run) == {"queue_images": "failed", "signal_indexing": "upstream_failed"}
+    assert drain(moto, queue_url) == []
+
+    registry = ModelRegistry(IndexLocation(output_uri=str(output_dir)))
+    registry.use(new_version, actor="test")
+    _backfill(dag, day, day, conf(), reprocess_behavior="completed")
+    assert _queued_keys(moto, queue_url) == missing_for_new
+
+    registry.use(MODEL_VERSION, actor="test")
+    _backfill(dag, day, day, conf(), reprocess_behavior="completed")
+    assert drain(moto, queue_url) == []
+
+
+def test_without_only_missing_everything_is_queued_again(dag, moto, queue_url, uploads, conf, output_dir):
+    day = DAYS[0]
+    _land(output_dir, [(u.key, u.etag, "ok") for u in uploads[day.date()][0]], indexed_at=day.add(days=1))
+    _ingest(output_dir)
+    _backfill(dag, day, day, conf(only_missing=False))
     assert len(_images(drain(moto, queue_url))) == 3
 
 
@@ -186,12 +306,12 @@ def face_indexing_unpaused(dag):
     _set_paused("face_indexing", True)
 
 
-def test_asset_event_signals_face_indexing(dag, moto, queue_url, uploads, face_indexing_unpaused):
+def test_asset_event_signals_face_indexing(dag, moto, queue_url, uploads, face_indexing_unpaused, conf):
     from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    (run,) = _backfill(dag, DAYS[2], DAYS[2], _conf(queue_url))
+    (run,) = _backfill(dag, DAYS[2], DAYS[2], conf())
     with create_session() as session:
         events = list(
             session.scalars(
@@ -217,26 +337,26 @@ def test_asset_event_signals_face_indexing(dag, moto, queue_url, uploads, face_i
         assert waiting == ["face_indexing"]
 
 
-def test_nothing_queued_emits_no_asset_event(dag, moto, queue_url, face_indexing_unpaused):
+def test_nothing_queued_emits_no_asset_event(dag, moto, queue_url, face_indexing_unpaused, conf):
     from airflow.models.asset import AssetDagRunQueue, AssetEvent
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    (run,) = _backfill(dag, DAYS[2], DAYS[2], _conf(queue_url))  # an empty day
+    (run,) = _backfill(dag, DAYS[2], DAYS[2], conf())  # an empty day
     assert task_states(run) == {"queue_images": "success", "signal_indexing": "skipped"}
     with create_session() as session:
         assert session.scalar(select(func.count()).select_from(AssetEvent)) == 0
         assert session.scalar(select(func.count()).select_from(AssetDagRunQueue)) == 0
 
 
-def test_dry_run_sends_nothing_and_signals_nothing(dag, moto, queue_url, uploads):
-    (run,) = _backfill(dag, DAYS[0], DAYS[0], _conf(queue_url, dry_run=True))
+def test_dry_run_sends_nothing_and_signals_nothing(dag, moto, queue_url, uploads, conf):
+    (run,) = _backfill(dag, DAYS[0], DAYS[0], conf(dry_run=True))
     assert drain(moto, queue_url) == []
     assert task_states(run) == {"queue_images": "success", "signal_indexing": "skipped"}
     assert xcom_value(run, "queue_images")["queued"] == 3  # would queue
 
 
-def test_empty_prefix_selects_by_last_modified(dag, moto, queue_url):
+def test_empty_prefix_selects_by_last_modified(dag, moto, queue_url, conf):
     """Objects anywhere in the bucket, picked by LastModified in [start, end)."""
     first, second = DAYS[0], DAYS[1]
     placed = {
@@ -251,7 +371,7 @@ def test_empty_prefix_selects_by_last_modified(dag, moto, queue_url):
         put(moto, key)
         backdate(INPUT_BUCKET, key, moment)
 
-    runs = _backfill(dag, first, second, _conf(queue_url, prefix=""))
+    runs = _backfill(dag, first, second, conf(prefix=""))
     bodies = drain(moto, queue_url)
     by_run = Counter(body["faceidx"]["run_id"] for body in bodies)
     assert sorted(key for _, key, _, _ in _images(bodies)) == sorted(
@@ -262,11 +382,11 @@ def test_empty_prefix_selects_by_last_modified(dag, moto, queue_url):
     assert timedelta(days=1) == runs[0].data_interval_end - runs[0].data_interval_start
 
 
-def test_a_run_without_data_interval_fails_at_once(dag, moto, queue_url):
+def test_a_run_without_data_interval_fails_at_once(dag, moto, queue_url, conf):
     """Triggered with no logical date there is no interval to select: fail, do not retry, say why."""
     from tests.support.airflow_dags import run_dag
 
-    run, states = run_dag(dag, _conf(queue_url), logical_date=None)
+    run, states = run_dag(dag, conf(), logical_date=None)
     assert states == {"queue_images": "failed", "signal_indexing": "upstream_failed"}
     (ti,) = [ti for ti in run.get_task_instances() if ti.task_id == "queue_images"]
     assert ti.try_number == 1  # AirflowFailException: no retry

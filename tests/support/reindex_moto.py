@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from tests.support.moto_server import ACCOUNT_ID, MotoEndpoint
@@ -15,6 +16,8 @@ INPUT_BUCKET = "faceidx-photos"
 OUTPUT_BUCKET = "faceidx-index"
 OUTPUT_URI = f"s3://{OUTPUT_BUCKET}/v1"
 QUEUE_NAME = "faceidx-work"
+MODEL_PACK = "test-pack"
+MODEL_VERSION = "test-pack-000000000000"  # the rows' model_version unless a test names another
 
 
 @dataclass(frozen=True)
@@ -88,9 +91,12 @@ def index_file_bytes(
     bucket: str = INPUT_BUCKET,
     faces: int = 2,
     dim: int = 128,
+    pack: str = MODEL_PACK,
+    version: str = MODEL_VERSION,
 ) -> bytes:
     """One Parquet index file as the worker writes it (its schema and row builder): ``(key, etag,
-    status)`` per image, ``faces`` faces with ``dim``-d embeddings for each ``ok`` image."""
+    status)`` per image, ``faces`` faces with ``dim``-d embeddings for each ``ok`` image, all of model
+    ``pack`` / ``version``."""
     import numpy as np
     import pyarrow.parquet as pq
 
@@ -125,7 +131,7 @@ def index_file_bytes(
             error_detail="" if status == "ok" else "not an image",
             faces=detected,
         )
-        stamp = ModelStamp(pack="test-pack", version="test-pack-000000000000", dim=dim)
+        stamp = ModelStamp(pack=pack, version=version, dim=dim)
         rows.extend(outcome_rows(outcome, model=stamp, job_id="job-1:0", indexed_at=indexed_at))
     buffer = io.BytesIO()
     pq.write_table(rows_to_table(rows), buffer, compression="zstd")
@@ -145,3 +151,19 @@ def write_index(
     body = index_file_bytes(images, indexed_at=indexed_at, bucket=bucket)
     moto.client("s3").put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=body)
     return key
+
+
+def write_local_index(
+    output_dir: Path,
+    images: list[tuple[str, str | None, str]],
+    *,
+    indexed_at: datetime,
+    bucket: str = INPUT_BUCKET,
+    **model: str,
+) -> Path:
+    """One landing file under a local output directory, as a worker with a local OUTPUT_URI writes it:
+    ``<output_dir>/faces/dt=<day>/part-<uuid>.parquet``. ``model``: ``pack`` and ``version``."""
+    target = output_dir / "faces" / f"dt={indexed_at:%Y-%m-%d}" / f"part-{uuid.uuid4()}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(index_file_bytes(images, indexed_at=indexed_at, bucket=bucket, **model))
+    return target

@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faceidx.index.indexed import INDEXED_COLUMNS, IndexedQuery, indexed_pairs
 from faceidx.index.location import IndexLocation
 from faceidx.index.table_dedup import ACTION, DELETE, EXISTING_COLUMNS, REPLACE, Tombstone, plan_merge
 from faceidx.index.table_landing import LandingStore, ValidatedFile, split_s3_uri, validate
@@ -135,6 +136,16 @@ class FaceTable:
         log.info("created the face table at %s", location.table_uri)
         return cls(location, created)
 
+    @classmethod
+    def open_if_exists(cls, location: IndexLocation) -> FaceTable | None:
+        """The table at ``location.table_uri``, or None before the first ingest (a reader creates nothing)."""
+        from deltalake import DeltaTable
+
+        options = location.storage_options()
+        if not DeltaTable.is_deltatable(location.table_uri, storage_options=options):
+            return None
+        return cls(location, DeltaTable(location.table_uri, storage_options=options))
+
     @property
     def delta(self) -> Any:
         """The ``deltalake.DeltaTable`` (refreshed to the latest version)."""
@@ -168,6 +179,16 @@ class FaceTable:
         if filter:
             conditions.append(filter)
         return fixed_embeddings(self._query(_select(columns or table_schema().names, conditions)))
+
+    def indexed_images(self, query: IndexedQuery) -> set[tuple[str, str]]:
+        """``(key, bare etag)`` of ``query.keys`` that an ``ok`` row indexes for ``query.model`` (see
+        :mod:`faceidx.index.indexed`). Reads only its six columns, of the ``model_version`` and
+        ``indexed_date`` partitions the query names, a few thousand keys per query."""
+        found: set[tuple[str, str]] = set()
+        for keys in query.chunks():
+            rows = self._query(_select(list(INDEXED_COLUMNS), [query.predicate(keys)]))
+            found |= indexed_pairs(rows, query)
+        return found
 
     def dimension(self, model_version: str) -> int | None:
         """The embedding length of ``model_version`` in the table, None before its first face."""

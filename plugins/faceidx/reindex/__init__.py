@@ -4,7 +4,9 @@ Modules, by kind (the DAG file imports only this one, which imports nothing heav
 
 * ``selection``: pure decisions: the data interval, prefix rendering, which listed objects to queue;
 * ``events``: pure builders of S3-event-shaped SQS messages and of SendMessageBatch failure handling;
-* ``index``: which images the Parquet index already holds (pyarrow, reading only four columns);
+* ``index``: the landing files not yet ingested, read six columns at a time (pyarrow);
+* ``lookup``: ``only_missing``: which candidates the landing files and the face table hold for the run's
+  model version (the rule is :mod:`faceidx.index.indexed`, shared with the face table);
 * ``tasks``: the task bodies that tie them together and log what they did; the AWS calls go through
   the AWS layer (``faceidx.aws.s3`` for listings and index reads, ``faceidx.aws.sqs`` for sends).
 """

@@ -1,9 +1,11 @@
-"""Which images the Parquet index already holds: the lookup behind ``only_missing``.
+"""The landing files not yet ingested: the half of the ``only_missing`` lookup the face table lacks.
 
 The worker writes ``<OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet`` (``dt`` = the day it
-indexed the rows) with one row per face, or one row per image without faces or with an error. Here only
-four columns are read (``image_bucket``, ``image_key``, ``image_etag``, ``status``): pyarrow fetches
-just those column chunks plus the footer, so the embeddings are never downloaded.
+indexed the rows) with one row per face, or one row per image without faces or with an error;
+``face_table`` moves them into the face table and deletes them. Here only the six columns of
+:data:`faceidx.index.indexed.INDEXED_COLUMNS` are read: pyarrow fetches just those column chunks plus
+the footer, so the embeddings are never downloaded. Which rows count is decided by
+:mod:`faceidx.index.indexed`, the same rule the face table applies.
 
 pyarrow is imported inside the functions: this module must stay cheap to import.
 """
@@ -13,16 +15,16 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import IO, Any
 
-from faceidx.common.uris import normalise_etag, split_s3_uri
+from faceidx.common.uris import split_s3_uri
+from faceidx.index.indexed import INDEXED_COLUMNS, IndexedQuery, indexed_pairs
 from faceidx.reindex.selection import ReindexRequestError
 
-INDEX_COLUMNS = ("image_bucket", "image_key", "image_etag", "status")
-STATUS_OK = "ok"
+INDEX_COLUMNS = INDEXED_COLUMNS
 INDEX_DIR = "faces"
 _DAY = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 
@@ -90,10 +92,11 @@ def local_index_files(location: IndexLocation) -> list[tuple[str, int]]:
     return sorted((str(p), p.stat().st_size) for p in root.rglob("*.parquet") if p.is_file())
 
 
-def indexed_pairs_in_file(source: IO[bytes] | str, bucket: str, keys: frozenset[str]) -> set[tuple[str, str]]:
-    """``(key, bare etag)`` of the ``ok`` rows in one index file for ``bucket`` whose key is in ``keys``."""
+def indexed_pairs_in_file(source: IO[bytes] | str, query: IndexedQuery) -> set[tuple[str, str]]:
+    """``(key, bare etag)`` that one landing file says are indexed for ``query`` (its ``ok`` rows of the
+    query's bucket, keys and model), by the same rule as the face table's
+    (:func:`faceidx.index.indexed.indexed_pairs`)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     name = getattr(source, "name", source)
@@ -111,33 +114,43 @@ def indexed_pairs_in_file(source: IO[bytes] | str, bucket: str, keys: frozenset[
             f"index file {name} cannot be read as Parquet ({exc}). Move the damaged file out of the index "
             "(the worker writes whole files only), or run with only_missing off."
         ) from exc
-    mask = pc.and_(
-        pc.and_(pc.equal(table["status"], STATUS_OK), pc.equal(table["image_bucket"], bucket)),
-        pc.is_in(table["image_key"], value_set=pa.array(sorted(keys), type=pa.string())),
-    )
-    hits = table.filter(pc.fill_null(mask, False))
-    pairs: set[tuple[str, str]] = set()
-    for key, etag in zip(hits["image_key"].to_pylist(), hits["image_etag"].to_pylist(), strict=True):
-        bare = normalise_etag(etag)
-        if bare is not None:
-            pairs.add((key, bare))
-    return pairs
+    return indexed_pairs(table, query)
+
+
+@dataclass
+class LandingLookup:
+    """What the landing files said: the indexed pairs, the files read, and those gone meanwhile."""
+
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    files_read: int = 0
+    files_vanished: int = 0
 
 
 def lookup_indexed(
     files: Iterable[str],
     opener: Callable[[str], Any],
+    query: IndexedQuery,
     *,
-    bucket: str,
-    keys: Iterable[str],
-) -> set[tuple[str, str]]:
-    """Union of :func:`indexed_pairs_in_file` over ``files``; ``opener(name)`` gives a file-like or path."""
-    wanted = frozenset(keys)
-    found: set[tuple[str, str]] = set()
-    if not wanted:
+    vanished: Callable[[BaseException], bool] = lambda exc: False,
+) -> LandingLookup:
+    """Union of :func:`indexed_pairs_in_file` over ``files``; ``opener(name)`` gives a file-like or path.
+
+    A file for which ``vanished(error)`` is true was deleted after the listing (``face_table``
+    ingested it, or set it aside): it is skipped, because the face table, read afterwards, holds its
+    rows.
+    """
+    found = LandingLookup()
+    if not query.keys:
         return found
     for name in files:
-        found |= indexed_pairs_in_file(opener(name), bucket, wanted)
+        try:
+            found.pairs |= indexed_pairs_in_file(opener(name), query)
+        except (OSError, RuntimeError, ValueError) as exc:
+            if not vanished(exc):
+                raise
+            found.files_vanished += 1
+            continue
+        found.files_read += 1
     return found
 
 

@@ -8,7 +8,8 @@ rendered from the interval, and are filtered in this order (the first reason tha
 ``empty_object``    size 0: folder markers (``photos/``) and empty uploads the worker would reject
 ``archived``        GLACIER / DEEP_ARCHIVE storage: GetObject fails until the object is restored
 ``outside_interval`` LastModified is not in ``[start, end)`` (only when selecting by LastModified)
-``already_indexed`` the index holds an ``ok`` row with the same bucket, key and ETag (``only_missing``)
+``already_indexed`` the face table or a landing file holds an ``ok`` row with the same bucket, key and
+                    ETag for the run's model (``only_missing``; :mod:`faceidx.index.indexed`)
 ==================  ===========================================================================
 """
 
@@ -193,20 +194,20 @@ def drop_indexed(selection: Selection, indexed: set[tuple[str, str]]) -> Selecti
     return Selection(found=selection.found, skipped=skipped, selected=kept)
 
 
-def index_days_to_read(
-    days: Iterable[date], candidates: Sequence[ListedObject], margin: timedelta = timedelta(days=1)
-) -> list[date]:
-    """The ``dt=`` partitions that can hold rows for ``candidates``.
+def earliest_index_day(
+    candidates: Sequence[ListedObject], margin: timedelta = timedelta(days=1)
+) -> date | None:
+    """The first day (``dt=`` of a landing file, ``indexed_date`` of the face table) that can hold rows
+    for ``candidates``; None without candidates.
 
-    The worker partitions rows by the day it indexed them, which is never before the object was
-    written; ``margin`` absorbs clock skew. If an identical object was indexed under the same key
-    before a re-upload, its row may sit in an older partition: that image is queued again, which
-    costs one extra indexing and never loses one.
+    Rows are dated by the day the worker indexed them, which is never before the object was written;
+    ``margin`` absorbs clock skew. If an identical object was indexed under the same key before a
+    re-upload, its row may sit on an older day: that image is queued again, which costs one extra
+    indexing and never loses one.
     """
     if not candidates:
-        return []
-    earliest = min(obj.last_modified for obj in candidates) - margin
-    return sorted(day for day in set(days) if day >= earliest.date())
+        return None
+    return (min(obj.last_modified for obj in candidates) - margin).date()
 
 
 def iter_in_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

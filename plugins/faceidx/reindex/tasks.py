@@ -16,13 +16,7 @@ from typing import Any
 from faceidx.common.tables import format_pairs, format_table
 from faceidx.reindex import SELECT_LAST_MODIFIED, VAR_INPUT_BUCKET
 from faceidx.reindex.events import SEND_BATCH_SIZE, EntryFailure, batch_entries
-from faceidx.reindex.index import (
-    IndexLocation,
-    local_index_files,
-    lookup_indexed,
-    parse_output_uri,
-    partition_day,
-)
+from faceidx.reindex.index import parse_output_uri
 from faceidx.reindex.selection import (
     Interval,
     ListedObject,
@@ -30,7 +24,6 @@ from faceidx.reindex.selection import (
     Selection,
     choose_mode,
     drop_indexed,
-    index_days_to_read,
     iter_in_batches,
     normalise_suffixes,
     render_prefix,
@@ -106,40 +99,6 @@ def _pack(request: ReindexRequest) -> str:
     return request.model_pack or "(the job definition's FACEIDX_MODEL_PACK)"
 
 
-def _indexed_images(s3: Any, request: ReindexRequest, candidates: list[ListedObject]) -> tuple[set[Any], int]:
-    """``(key, etag)`` pairs the index holds as ``ok`` for the candidates, and the files read."""
-    location: IndexLocation = parse_output_uri(request.output_uri)
-    listing = s3.list_index_files(location) if location.is_s3 else local_index_files(location)
-    days = {day for name, _ in listing if (day := partition_day(name)) is not None}
-    wanted = set(index_days_to_read(days, candidates))
-    # Files outside the dt= layout are always read: a lookup may cost time, never a missed image.
-    chosen = [
-        (name, size) for name, size in listing if partition_day(name) in wanted or partition_day(name) is None
-    ]
-    sizes = dict(chosen)
-
-    def opener(name: str) -> Any:
-        if location.is_s3:
-            assert location.bucket is not None
-            return s3.open_index_file(location.bucket, name, sizes[name])
-        return name
-
-    indexed = lookup_indexed(
-        [name for name, _ in chosen], opener, bucket=request.bucket, keys=(obj.key for obj in candidates)
-    )
-    log.info(
-        "index %s: read %s of %s file(s) (partitions from %s on); %s of %s candidate image(s) are "
-        "already indexed",
-        location.describe(),
-        len(chosen),
-        len(listing),
-        min(wanted).isoformat() if wanted else "-",
-        len(indexed),
-        len(candidates),
-    )
-    return indexed, len(chosen)
-
-
 def _send(
     sqs: Any,
     request: ReindexRequest,
@@ -191,8 +150,13 @@ def queue_interval(
     sqs: Any,
     region: str,
     partition: str = "aws",
+    table_location: Any = None,
 ) -> dict[str, Any]:
-    """List, filter and queue one interval's images. Returns the run's summary (also logged)."""
+    """List, filter and queue one interval's images. Returns the run's summary (also logged).
+
+    ``table_location``: the :class:`faceidx.index.location.IndexLocation` of ``output_uri`` that
+    ``only_missing`` reads the face table from; None: :func:`table_location_for` without an AWS
+    connection (a local index, or boto3's own environment)."""
     started = time.perf_counter()
     mode = choose_mode(request.select_by, request.prefix_template)
     prefix = render_prefix(request.prefix_template, interval)
@@ -219,10 +183,20 @@ def queue_interval(
     selection: Selection = select_objects(
         s3.iter_objects(request.bucket, prefix), suffixes=request.suffixes, interval=window
     )
-    index_files = 0
+    lookup: dict[str, Any] = {"index_files_read": 0}
     if request.only_missing and selection.selected:
-        indexed, index_files = _indexed_images(s3, request, selection.selected)
-        selection = drop_indexed(selection, indexed)
+        from faceidx.reindex.lookup import indexed_images
+
+        found = indexed_images(
+            s3,
+            output_uri=request.output_uri,
+            table_location=table_location or table_location_for(request.output_uri),
+            bucket=request.bucket,
+            candidates=selection.selected,
+            model_pack=request.model_pack,
+        )
+        selection = drop_indexed(selection, found.pairs)
+        lookup = found.summary()
 
     sent = 0
     failures: list[tuple[str, EntryFailure]] = []
@@ -256,11 +230,25 @@ def queue_interval(
         "queued": queued,
         "dry_run": request.dry_run,
         "only_missing": request.only_missing,
-        "index_files_read": index_files,
+        **lookup,
         "queue_url": request.queue_url,
         "model_pack": request.model_pack,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def table_location_for(output_uri: str, aws_conn_id: str | None = None) -> Any:
+    """The face table's location for ``output_uri`` (the face_table DAG's own), a local directory as is."""
+    from faceidx.index.location import IndexLocation
+
+    parsed = parse_output_uri(output_uri)
+    if parsed.local_dir is not None:
+        return IndexLocation(output_uri=str(parsed.local_dir))
+    if aws_conn_id is None:
+        return IndexLocation(output_uri=output_uri.strip())
+    from faceidx.index.forget_tasks import location_for
+
+    return location_for(output_uri, aws_conn_id=aws_conn_id)
 
 
 def signal_reason(summary: Mapping[str, Any]) -> str | None:
@@ -322,6 +310,9 @@ def queue_task(
             sqs=sqs,
             region=s3.conn_region_name or "us-east-1",
             partition=s3.conn_partition or "aws",
+            table_location=(
+                table_location_for(request.output_uri, aws_conn_id) if request.only_missing else None
+            ),
         )
     except ReindexRequestError as exc:
         raise AirflowFailException(str(exc)) from exc

@@ -1,17 +1,12 @@
 """FaceTable and the DuckDB view on S3 (a moto server in its own process).
 
 delta-rs holds the GIL while it waits on S3, so a moto server running on a thread of the test process
-never answers it: the server runs as a separate process here.
+never answers it: the server runs as a separate process here (``tests.support.moto_process``).
 """
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,29 +15,13 @@ from faceidx.index.duckdb_views import connect
 from faceidx.index.location import IndexLocation
 from faceidx.index.table import FaceTable
 from tests.plugins.faceidx.index.table_builders import Image, later, write_bytes, write_landing
-
-MOTO_SERVER = Path(sys.executable).with_name("moto_server")
+from tests.support.moto_process import moto_server_process
 
 
 @pytest.fixture(scope="module")
 def moto_process() -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [str(MOTO_SERVER), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
+    with moto_server_process() as url:
+        yield url
 
 
 @pytest.fixture

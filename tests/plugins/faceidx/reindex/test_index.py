@@ -10,6 +10,7 @@ import pytest
 
 from faceidx.aws import s3 as reindex_hooks
 from faceidx.aws.s3 import ReindexS3Hook
+from faceidx.index.indexed import IndexedModel, IndexedQuery
 from faceidx.reindex.index import (
     RangeReader,
     indexed_pairs_in_file,
@@ -22,6 +23,10 @@ from faceidx.reindex.selection import ReindexRequestError
 from tests.support.reindex_moto import INPUT_BUCKET, OUTPUT_BUCKET, index_file_bytes, write_index
 
 AT = datetime(2026, 11, 21, 3, tzinfo=UTC)
+
+
+def query(*keys, bucket=INPUT_BUCKET, **model):
+    return IndexedQuery(bucket=bucket, keys=frozenset(keys), model=IndexedModel(**model))
 
 
 @pytest.mark.parametrize(
@@ -68,12 +73,28 @@ def test_only_ok_rows_of_the_bucket_and_keys_asked_for_count():
         [("a.jpg", "e1", "ok"), ("b.jpg", "e2", "error"), ("c.jpg", '"e3"', "ok"), ("d.jpg", None, "ok")],
         indexed_at=AT,
     )
-    pairs = indexed_pairs_in_file(
-        io.BytesIO(data), INPUT_BUCKET, frozenset({"a.jpg", "b.jpg", "c.jpg", "d.jpg"})
-    )
+    pairs = indexed_pairs_in_file(io.BytesIO(data), query("a.jpg", "b.jpg", "c.jpg", "d.jpg"))
     assert pairs == {("a.jpg", "e1"), ("c.jpg", "e3")}  # quotes normalised; no etag: no match
-    assert indexed_pairs_in_file(io.BytesIO(data), "other-bucket", frozenset({"a.jpg"})) == set()
-    assert indexed_pairs_in_file(io.BytesIO(data), INPUT_BUCKET, frozenset({"c.jpg"})) == {("c.jpg", "e3")}
+    assert indexed_pairs_in_file(io.BytesIO(data), query("a.jpg", bucket="other-bucket")) == set()
+    assert indexed_pairs_in_file(io.BytesIO(data), query("c.jpg")) == {("c.jpg", "e3")}
+
+
+@pytest.mark.parametrize(
+    ("model", "indexed"),
+    [
+        ({}, True),
+        ({"model_version": "buffalo_l-0123456789ab"}, True),
+        ({"model_version": "buffalo_l-fedcba987654"}, False),  # new weights: another version
+        ({"model_pack": "buffalo_l"}, True),
+        ({"model_pack": "antelopev2"}, False),
+    ],
+)
+def test_a_landing_row_counts_only_for_its_own_model(model, indexed):
+    data = index_file_bytes(
+        [("a.jpg", "e1", "ok")], indexed_at=AT, pack="buffalo_l", version="buffalo_l-0123456789ab"
+    )
+    pairs = indexed_pairs_in_file(io.BytesIO(data), query("a.jpg", **model))
+    assert pairs == ({("a.jpg", "e1")} if indexed else set())
 
 
 def test_a_file_not_written_by_the_worker_is_refused():
@@ -84,7 +105,7 @@ def test_a_file_not_written_by_the_worker_is_refused():
     pq.write_table(pa.table({"image_key": ["a.jpg"]}), buffer)
     buffer.seek(0)
     with pytest.raises(ReindexRequestError, match="lacks column"):
-        indexed_pairs_in_file(buffer, INPUT_BUCKET, frozenset({"a.jpg"}))
+        indexed_pairs_in_file(buffer, query("a.jpg"))
 
 
 def test_a_damaged_file_is_named():
@@ -92,7 +113,7 @@ def test_a_damaged_file_is_named():
     damaged = io.BytesIO(data[: len(data) // 2])
     damaged.name = "s3://idx/v1/faces/dt=2026-11-21/part-1.parquet"
     with pytest.raises(ReindexRequestError, match=r"part-1\.parquet cannot be read as Parquet"):
-        indexed_pairs_in_file(damaged, INPUT_BUCKET, frozenset({"a.jpg"}))
+        indexed_pairs_in_file(damaged, query("a.jpg"))
 
 
 def test_ranged_reads_fetch_a_small_part_of_a_big_file():
@@ -106,9 +127,7 @@ def test_ranged_reads_fetch_a_small_part_of_a_big_file():
         return data[start : end + 1]
 
     reader = RangeReader(fetch, len(data), name="big.parquet")
-    pairs = indexed_pairs_in_file(
-        reader, INPUT_BUCKET, frozenset({"img-00007.jpg", "img-01999.jpg", "nope.jpg"})
-    )
+    pairs = indexed_pairs_in_file(reader, query("img-00007.jpg", "img-01999.jpg", "nope.jpg"))
     assert pairs == {("img-00007.jpg", "etag7"), ("img-01999.jpg", "etag1999")}
     assert len(data) > 10_000_000
     assert sum(fetched) < len(data) / 20, f"read {sum(fetched):,} of {len(data):,} bytes"
@@ -137,10 +156,9 @@ def test_local_index_directory(tmp_path):
     location = parse_output_uri(f"file://{tmp_path}")
     files = [name for name, _ in local_index_files(location)]
     assert len(files) == 2
-    assert lookup_indexed(files, lambda n: n, bucket=INPUT_BUCKET, keys=["a.jpg", "b.jpg", "c.jpg"]) == {
-        ("a.jpg", "e1"),
-        ("b.jpg", "e2"),
-    }
+    found = lookup_indexed(files, lambda n: n, query("a.jpg", "b.jpg", "c.jpg"))
+    assert found.pairs == {("a.jpg", "e1"), ("b.jpg", "e2")}
+    assert found.files_read == 2
     assert local_index_files(parse_output_uri(str(tmp_path / "absent"))) == []
 
 
@@ -156,10 +174,43 @@ def test_index_on_s3_through_the_hook(moto, monkeypatch, whole_object_bytes):
     files = hook.list_index_files(location)
     assert len(files) == 1
     sizes = dict(files)
-    pairs = lookup_indexed(
+    found = lookup_indexed(
         sizes,
         lambda key: hook.open_index_file(OUTPUT_BUCKET, key, sizes[key]),
-        bucket=INPUT_BUCKET,
-        keys=["a.jpg", "b.jpg", "c.jpg"],
+        query("a.jpg", "b.jpg", "c.jpg"),
     )
-    assert pairs == {("a.jpg", "e1")}
+    assert found.pairs == {("a.jpg", "e1")}
+
+
+@pytest.mark.parametrize("whole_object_bytes", [reindex_hooks.WHOLE_OBJECT_BYTES, 0])
+def test_a_landing_file_ingested_after_the_listing_is_skipped(moto, monkeypatch, whole_object_bytes):
+    """face_table deleted it between the listing and the read: its rows are in the table, read next."""
+    from faceidx.reindex.lookup import file_vanished
+
+    monkeypatch.setattr(reindex_hooks, "WHOLE_OBJECT_BYTES", whole_object_bytes)
+    moto.client("s3").create_bucket(Bucket=OUTPUT_BUCKET)
+    gone = write_index(moto, [("a.jpg", "e1", "ok")], indexed_at=AT)
+    write_index(moto, [("b.jpg", "e2", "ok")], indexed_at=AT)
+    hook = ReindexS3Hook(aws_conn_id="aws_default")
+    sizes = dict(hook.list_index_files(parse_output_uri(f"s3://{OUTPUT_BUCKET}/v1/")))
+    moto.client("s3").delete_object(Bucket=OUTPUT_BUCKET, Key=gone)
+    found = lookup_indexed(
+        sorted(sizes),
+        lambda key: hook.open_index_file(OUTPUT_BUCKET, key, sizes[key]),
+        query("a.jpg", "b.jpg"),
+        vanished=file_vanished,
+    )
+    assert (found.pairs, found.files_read, found.files_vanished) == ({("b.jpg", "e2")}, 1, 1)
+
+
+def test_a_damaged_landing_file_still_fails_the_lookup(tmp_path):
+    from faceidx.reindex.lookup import file_vanished
+
+    damaged = tmp_path / "part-1.parquet"
+    damaged.write_bytes(b"not parquet")
+    with pytest.raises(ReindexRequestError, match="cannot be read as Parquet"):
+        lookup_indexed([str(damaged)], lambda n: n, query("a.jpg"), vanished=file_vanished)
+    found = lookup_indexed(
+        [str(tmp_path / "gone.parquet")], lambda n: n, query("a.jpg"), vanished=file_vanished
+    )
+    assert (found.files_read, found.files_vanished) == (0, 1)

@@ -12,7 +12,7 @@ from faceidx.reindex.selection import (
     ReindexRequestError,
     choose_mode,
     drop_indexed,
-    index_days_to_read,
+    earliest_index_day,
     interval_from_context,
     iter_in_batches,
     normalise_etag,
@@ -143,11 +143,17 @@ def test_drop_indexed_compares_bare_etags_per_key():
     assert left.found == 3
 
 
-def test_index_days_to_read_starts_a_day_before_the_oldest_candidate():
-    days = [date(2026, 11, d) for d in (17, 18, 19, 20, 21, 25)]
-    candidates = [obj(at=datetime(2026, 11, 20, 3, tzinfo=UTC)), obj(at=datetime(2026, 11, 22, tzinfo=UTC))]
-    assert index_days_to_read(days, candidates) == [date(2026, 11, d) for d in (19, 20, 21, 25)]
-    assert index_days_to_read(days, []) == []
+@pytest.mark.parametrize(
+    ("uploaded", "earliest"),
+    [
+        ([datetime(2026, 11, 20, 3, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC)], date(2026, 11, 19)),
+        ([datetime(2026, 11, 20, 0, tzinfo=UTC)], date(2026, 11, 19)),
+        ([datetime(2026, 11, 20, 23, 59, tzinfo=UTC)], date(2026, 11, 19)),
+        ([], None),
+    ],
+)
+def test_the_index_is_read_from_a_day_before_the_oldest_candidate(uploaded, earliest):
+    assert earliest_index_day([obj(at=at) for at in uploaded]) == earliest
 
 
 @pytest.mark.parametrize(
