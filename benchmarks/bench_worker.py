@@ -365,7 +365,7 @@ def inference_bound(
 
     import cv2
 
-    from faceidx_worker.model import _letterbox
+    from faceidx_worker.scrfd import letterbox
 
     model = InsightFaceModelPack(pack, det_thresh=det_thresh, ort_threads=ort_threads)
     model.load()
@@ -380,7 +380,7 @@ def inference_bound(
             det_blobs.append(
                 [
                     cv2.dnn.blobFromImage(
-                        _letterbox(pixels, w, h)[0],
+                        letterbox(pixels, w, h)[0],
                         1.0 / det.input_std,
                         (w, h),
                         (det.input_mean,) * 3,

@@ -48,7 +48,9 @@ sys.path.insert(0, str(REPO / "worker" / "image"))
 from export_batched_detector import has_batch_axis, unfold_batch_axis  # noqa: E402
 
 from faceidx_worker.accel import CUDA, TENSORRT, AccelOptions, gpu_device_count, run_bound  # noqa: E402
-from faceidx_worker.model import InsightFaceModelPack, _letterbox, find_pack_files  # noqa: E402
+from faceidx_worker.model import InsightFaceModelPack  # noqa: E402
+from faceidx_worker.packs import find_pack_files  # noqa: E402
+from faceidx_worker.scrfd import letterbox  # noqa: E402
 
 DET_BATCHES = (1, 16)  # IMAGE_BATCH: the worker detects a whole batch per call
 REC_BATCHES = (1, 16, 64)  # EMBED_BATCH 64, and a typical batch's faces
@@ -263,7 +265,7 @@ def ready_batches(
         ]
         det_blobs = [
             cv2.dnn.blobFromImages(
-                [_letterbox(p, w, h)[0] for p in pixels],
+                [letterbox(p, w, h)[0] for p in pixels],
                 1.0 / det.input_std,
                 (w, h),
                 (det.input_mean,) * 3,

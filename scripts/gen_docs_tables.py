@@ -5,7 +5,7 @@ A docs page asks for a table with a marker on a line of its own:
 - ``<!-- faceidx:params DAG_ID -->``: the Params of that DAG, read from the DAG itself (the files under
   ``dags/`` loaded by Airflow's ``DagBag``): name, type and bounds, default, description;
 - ``<!-- faceidx:worker-settings -->``: the worker's environment variables, read from
-  ``faceidx_worker.settings.SETTINGS``;
+  ``faceidx_worker.settings.SETTINGS`` (the metadata of the settings dataclasses' fields);
 - ``<!-- faceidx:infra-values -->``: the per-account values of ``face_infra_bootstrap``, read from
   ``faceidx.infra.values.VALUES`` (their spec placeholders and examples).
 
@@ -131,7 +131,7 @@ def _settings() -> tuple[Any, ...]:
 
 
 def setting_rows(settings: tuple[Any, ...]) -> list[tuple[str, str, str, str]]:
-    """(variable, type, default, description) for each worker setting, old names noted."""
+    """(variable, type, default, description) for each worker setting."""
     rows = []
     for setting in settings:
         if getattr(setting, "required", False):
@@ -143,10 +143,6 @@ def setting_rows(settings: tuple[Any, ...]) -> list[tuple[str, str, str, str]]:
         else:
             default = _code(setting.default)
         description = setting.description
-        if setting.deprecated_env:
-            description += (
-                f" (Old name `{setting.deprecated_env}`: still read for one release, with a warning.)"
-            )
         kind = setting.kind
         low, high = getattr(setting, "low", None), getattr(setting, "high", None)
         if low is not None or high is not None:

@@ -3,6 +3,10 @@
 The recognizer sees the faces of the whole batch at once (the win on a GPU); boxes and landmarks are
 mapped back from the (possibly DCT-reduced) decoded pixels to the original image's pixels. Each face
 gets its quality measures (:mod:`faceidx_worker.quality`) and the gate's reasons.
+
+:func:`index_by_pack` routes a batch first: each image goes to the model pack its message asks for
+(:mod:`faceidx_worker.packs`), the default when none; a pack the model folder lacks gives
+``unknown_model_pack`` error rows without holding up the rest.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceidx_worker.crops import CropWriter
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.model import FaceModel
+from faceidx_worker.packs import ModelPackError, ModelPacks
 from faceidx_worker.quality import FaceQuality, QualityThresholds, head_pose, quality_gate, sharpness
-from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome
+from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome, ModelStamp
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,68 @@ class BatchTimings:
 class IndexedBatch:
     outcomes: list[ImageOutcome]
     timings: BatchTimings = field(default_factory=BatchTimings)
+
+
+def stamp_of(model: FaceModel) -> ModelStamp:
+    """The model identity of the rows ``model`` (loaded) computes."""
+    return ModelStamp(pack=model.name, version=model.version, dim=model.embedding_size)
+
+
+def index_by_pack(
+    loaded: Sequence[LoadedImage],
+    default: FaceModel,
+    packs: ModelPacks,
+    thresholds: QualityThresholds,
+    *,
+    crops: CropWriter | None = None,
+) -> tuple[IndexedBatch, list[ModelStamp]]:
+    """Each image with the pack its message asks for (``default`` when none, another of ``packs``
+    otherwise): one :func:`index_images` call per pack, and each outcome's model stamp, in ``loaded``'s
+    order. With ``crops`` every face's crop is written before its row."""
+    groups: dict[str | None, list[int]] = {}
+    for position, item in enumerate(loaded):
+        name = item.ref.model_pack
+        groups.setdefault(None if name == default.name else name, []).append(position)
+    outcomes: list[ImageOutcome | None] = [None] * len(loaded)
+    stamps: list[ModelStamp] = [stamp_of(default)] * len(loaded)
+    timings = BatchTimings()
+    for name, positions in groups.items():
+        try:
+            model = default if name is None else packs.get(name)
+        except ModelPackError as exc:
+            model, problem = None, f"model pack {name!r} does not load: {exc}"
+        else:
+            problem = f"FACEIDX_MODEL_DIR {packs.model_dir} holds no model pack {name!r}"
+        if model is None:
+            log.warning("%s: %s images get unknown_model_pack rows", problem, len(positions))
+            for position in positions:
+                outcomes[position] = _unknown_pack(loaded[position], problem)
+            continue
+        indexed = index_images(
+            model, [loaded[p] for p in positions], thresholds, keep_crops=crops is not None
+        )
+        timings.detect += indexed.timings.detect
+        timings.embed += indexed.timings.embed
+        stamp = stamp_of(model)
+        for position, outcome in zip(positions, indexed.outcomes, strict=True):
+            outcomes[position] = crops.write(outcome, stamp.version) if crops is not None else outcome
+            stamps[position] = stamp
+    done = [outcome for outcome in outcomes if outcome is not None]
+    assert len(done) == len(loaded)
+    return IndexedBatch(outcomes=done, timings=timings), stamps
+
+
+def _unknown_pack(loaded: LoadedImage, problem: str) -> ImageOutcome:
+    image = loaded.image
+    return ImageOutcome(
+        bucket=loaded.ref.bucket,
+        key=loaded.ref.key,
+        etag=loaded.etag,
+        width=image.width if image is not None else None,
+        height=image.height if image is not None else None,
+        error_reason=ErrorReason.UNKNOWN_MODEL_PACK,
+        error_detail=problem,
+    )
 
 
 def index_images(

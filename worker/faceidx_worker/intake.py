@@ -36,8 +36,9 @@ from botocore.exceptions import ClientError
 
 from faceidx_worker.events import ImageRef, MessageKind, parse_body
 from faceidx_worker.queue import QueueMessage
+from faceidx_worker.runstate import RunControl
 from faceidx_worker.settings import WorkerSettings
-from faceidx_worker.tracking import MessageLedger, RunControl, WorkItem
+from faceidx_worker.tracking import MessageLedger, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class SqsIntake:
                     stop.wait(0.05)
                     continue
                 started = self.receive_started_at = self.run.clock()
-                messages = self.ledger.queue.receive(self._wait_seconds())
+                messages = self.ledger.receive(self._wait_seconds())
                 self.receive_started_at = None
                 self.last_poll_count = len(messages)
                 self.queue_looked_empty = not messages

@@ -41,26 +41,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faceidx_worker.crops import CropWriter
+from faceidx_worker.exits import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_STALLED
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
-from faceidx_worker.indexer import BatchTimings, IndexedBatch, index_images
+from faceidx_worker.indexer import IndexedBatch, index_by_pack, stamp_of
 from faceidx_worker.intake import QueueConfigError, SqsIntake
 from faceidx_worker.jsonlog import emit_event
 from faceidx_worker.metrics import EmfMetrics
-from faceidx_worker.model import FaceModel, ModelPackError
+from faceidx_worker.model import FaceModel
 from faceidx_worker.packs import ModelPacks
 from faceidx_worker.queue import SqsWorkQueue
-from faceidx_worker.rows import ErrorReason, ImageOutcome, ModelStamp, outcome_rows, tombstone_row
+from faceidx_worker.rows import ErrorReason, ModelStamp, outcome_rows, tombstone_row
+from faceidx_worker.runstate import ProgressWatchdog, RunControl, RunStats
 from faceidx_worker.settings import WorkerSettings
 from faceidx_worker.sink import ParquetSink
-from faceidx_worker.tracking import MessageLedger, ProgressWatchdog, RunControl, RunStats, WorkItem
+from faceidx_worker.tracking import MessageLedger, WorkItem
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_CONFIG = 2
-EXIT_STALLED = 4
 
 INFERENCE_FAILURE_LIMIT = 8  # consecutive inference_error images that mean the model itself is broken
 _POLL = 0.2  # seconds a lane (or the loop) waits for its input before re-checking the state
@@ -101,7 +98,7 @@ class WorkerLoop:
     ) -> None:
         self.settings = settings
         self.crops = crops
-        self.packs = packs or ModelPacks(model, settings.model_dir)
+        self.packs = packs or ModelPacks(model, settings.model.model_dir)
         self.load_image = load_image
         self.model = model
         self.sink = sink
@@ -112,7 +109,7 @@ class WorkerLoop:
         self.control = RunControl(clock)
         self._downloads: queue_module.Queue[WorkItem] = queue_module.Queue()
         self._ready: queue_module.Queue[tuple[WorkItem, LoadedImage]] = queue_module.Queue(
-            maxsize=max(2 * settings.image_batch, settings.download_threads)
+            maxsize=max(2 * settings.model.image_batch, settings.download_threads)
         )
         self._computed: queue_module.Queue[ComputedBatch] = queue_module.Queue()
         self._lanes: list[threading.Thread] = []
@@ -127,8 +124,7 @@ class WorkerLoop:
     @property
     def stamp(self) -> ModelStamp:
         """The model identity of this worker's rows (the model is loaded by then)."""
-        model = self.model
-        return ModelStamp(pack=model.name, version=model.version, dim=model.embedding_size)
+        return stamp_of(self.model)
 
     # -- control ------------------------------------------------------------------------------
     def request_stop(self, reason: str) -> None:
@@ -187,7 +183,7 @@ class WorkerLoop:
             self._threads.append(
                 threading.Thread(target=self._download_loop, name=f"download-{number}", daemon=True)
             )
-        for number in range(max(1, self.settings.inference_threads)):
+        for number in range(max(1, self.settings.model.inference_threads)):
             lane = threading.Thread(target=self._lane_loop, name=f"inference-{number}", daemon=True)
             self._lanes.append(lane)
         for thread in self._threads + self._lanes:
@@ -236,7 +232,7 @@ class WorkerLoop:
             return []
         lanes = max(1, len(self._lanes))
         share = -(-(self._ready.qsize() + 1) // lanes)  # ceil: one lane must not take what two could share
-        while len(batch) < min(self.settings.image_batch, share):
+        while len(batch) < min(self.settings.model.image_batch, share):
             try:
                 batch.append(self._ready.get_nowait())
             except queue_module.Empty:
@@ -257,7 +253,17 @@ class WorkerLoop:
         batch = [(item, loaded) for item, loaded in batch if item.ref.removed_at is None]
         retry = [(item, loaded) for item, loaded in batch if loaded.retryable is not None]
         work = [(item, loaded) for item, loaded in batch if loaded.retryable is None]
-        indexed, stamps = self._index_by_pack(work) if work else (None, [])
+        indexed, stamps = (
+            index_by_pack(
+                [loaded for _, loaded in work],
+                self.model,
+                self.packs,
+                self.settings.model.quality_thresholds,
+                crops=self.crops,
+            )
+            if work
+            else (None, [])
+        )
         return ComputedBatch(
             work=work,
             retry=retry,
@@ -266,46 +272,6 @@ class WorkerLoop:
             removed=[item for item, _ in removed],
             stamps=stamps,
         )
-
-    def _index_by_pack(
-        self, work: list[tuple[WorkItem, LoadedImage]]
-    ) -> tuple[IndexedBatch, list[ModelStamp]]:
-        """Each image with the pack its message asks for (the default when none): one ``index_images``
-        call per pack; a pack the model folder lacks gives ``unknown_model_pack`` error rows."""
-        groups: dict[str | None, list[int]] = {}
-        for position, (item, _) in enumerate(work):
-            name = item.ref.model_pack
-            groups.setdefault(None if name == self.model.name else name, []).append(position)
-        outcomes: list[ImageOutcome | None] = [None] * len(work)
-        stamps: list[ModelStamp] = [self.stamp] * len(work)
-        timings = BatchTimings()
-        thresholds = self.settings.quality_thresholds
-        for name, positions in groups.items():
-            try:
-                model = self.model if name is None else self.packs.get(name)
-            except ModelPackError as exc:
-                model, problem = None, f"model pack {name!r} does not load: {exc}"
-            else:
-                problem = f"FACEIDX_MODEL_DIR {self.settings.model_dir} holds no model pack {name!r}"
-            if model is None:
-                log.warning("%s: %s images get unknown_model_pack rows", problem, len(positions))
-                for position in positions:
-                    outcomes[position] = _unknown_pack(work[position][1], problem)
-                continue
-            indexed = index_images(
-                model, [work[p][1] for p in positions], thresholds, keep_crops=self.crops is not None
-            )
-            timings.detect += indexed.timings.detect
-            timings.embed += indexed.timings.embed
-            stamp = ModelStamp(pack=model.name, version=model.version, dim=model.embedding_size)
-            for position, outcome in zip(positions, indexed.outcomes, strict=True):
-                # the crops are written before their rows
-                written = self.crops.write(outcome, stamp.version) if self.crops is not None else outcome
-                outcomes[position] = written
-                stamps[position] = stamp
-        done = [outcome for outcome in outcomes if outcome is not None]
-        assert len(done) == len(work)
-        return IndexedBatch(outcomes=done, timings=timings), stamps
 
     # -- book-keeping (the loop thread) -----------------------------------------------------------
     def _take_computed(self, timeout: float) -> None:
@@ -498,7 +464,15 @@ class WorkerLoop:
         finally:
             self._shutdown()
         reason = self.control.reason or "stopped"
-        summary = self._summary(reason, exit_code)
+        summary = self.stats.summary(
+            self.settings,
+            reason=reason,
+            exit_code=exit_code,
+            run_seconds=self.clock() - self._started,
+            busy_seconds=self.control.busy.seconds(),
+            cpu_seconds=time.process_time() - self._cpu_started,
+            model=(self.model.name, self.model.version),
+        )
         emit_event(summary)
         self.metrics.final(
             images_per_second=summary["images_per_s"],
@@ -541,56 +515,3 @@ class WorkerLoop:
                 self.settings.visibility_timeout,
             )
         self.control.busy.settle(lambda: 0)  # whatever was still in flight was released above
-
-    def _summary(self, reason: str, exit_code: int) -> dict[str, Any]:
-        run_seconds = self.clock() - self._started
-        busy = min(self.control.busy.seconds(), run_seconds)
-        idle = run_seconds - busy
-        rate = self.stats.images / busy if self.stats.images and busy > 0 else 0.0
-        s = self.settings
-        return {
-            "event": "summary",
-            "images": self.stats.images,
-            "faces": self.stats.faces,
-            "errors": self.stats.errors,
-            "images_per_s": round(rate, 3),
-            "idle_seconds": round(idle, 3),
-            "run_seconds": round(run_seconds, 3),
-            "cpu_seconds": round(time.process_time() - self._cpu_started, 3),
-            "error_reasons": {reason.value: n for reason, n in self.stats.errors_by_reason.items()},
-            "batches": self.stats.batches,
-            "rows_written": self.stats.rows_written,
-            "files_written": self.stats.files_written,
-            "messages_deleted": self.stats.messages_deleted,
-            "messages_released": self.stats.messages_released,
-            "messages_malformed": self.stats.messages_malformed,
-            "messages_skipped": self.stats.messages_skipped,
-            "tombstones": self.stats.tombstones,
-            "retried": self.stats.retried,
-            "model_pack": self.model.name,
-            "model_version": self.model.version,
-            "threads": {
-                "inference": max(1, s.inference_threads),
-                "decode": s.decode_threads,
-                "onnxruntime": s.ort_threads,
-            },
-            "job_id": s.job_id,
-            "queue_role": s.queue_role,
-            "dag_id": s.dag_id,
-            "dag_run_id": s.dag_run_id,
-            "exit_reason": reason,
-            "exit_code": exit_code,
-        }
-
-
-def _unknown_pack(loaded: LoadedImage, problem: str) -> ImageOutcome:
-    image = loaded.image
-    return ImageOutcome(
-        bucket=loaded.ref.bucket,
-        key=loaded.ref.key,
-        etag=loaded.etag,
-        width=image.width if image is not None else None,
-        height=image.height if image is not None else None,
-        error_reason=ErrorReason.UNKNOWN_MODEL_PACK,
-        error_detail=problem,
-    )

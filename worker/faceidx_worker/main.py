@@ -1,10 +1,6 @@
 """Entry point: settings -> model -> AWS clients -> loop, and the process's exit code.
 
-Exit codes: 0 idle, ``FACEIDX_MAX_RUN_SECONDS`` reached or stopped by a signal (work handed back); 1
-persistent failure (nothing unwritten was deleted); 2 bad configuration (the message names the
-variable); 3 ``FACEIDX_REQUIRE_GPU`` set but ONNX Runtime's CUDA provider is not the active one; 4 an
-inference lane stuck for ``FACEIDX_PROGRESS_TIMEOUT_SECONDS`` (its messages released); 128+N a second
-signal N (exit at once).
+Exit codes: those of :mod:`faceidx_worker.exits`, and 128+N on a second signal N (exit at once).
 """
 
 from __future__ import annotations
@@ -18,15 +14,11 @@ from collections.abc import Mapping
 from types import FrameType
 from typing import Any
 
+from faceidx_worker.exits import EXIT_BAD_CONFIG, EXIT_NO_GPU, EXIT_STALLED
 from faceidx_worker.jsonlog import configure_logging, dumps, emit_event
 from faceidx_worker.settings import SettingsError, WorkerSettings, build_job_id, load_settings, read
 
 log = logging.getLogger("faceidx_worker")
-
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_BAD_CONFIG = 2
-EXIT_NO_GPU = 3
 
 _REGION_IN_QUEUE_URL = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com")
 
@@ -93,9 +85,9 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         return _startup_failure(env, "bad_config", EXIT_BAD_CONFIG)
     configure_logging(settings.log_level)
 
-    from faceidx_worker.model import CUDA, InsightFaceModelPack, ModelPackError, choose_providers
+    from faceidx_worker.accel import CUDA
 
-    gpu = CUDA in choose_providers()
+    gpu = cuda_offered()
     settings = settings.with_thread_plan(gpu=gpu, cores=os.cpu_count() or 1)
     if settings.require_gpu and not gpu:
         log.error(
@@ -105,19 +97,11 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             "onnxruntime-gpu, or unset FACEIDX_REQUIRE_GPU"
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
-    from faceidx_worker.packs import ModelPacks, PackChoiceError, choose_default_pack
-
-    def make_pack(name: str, folder: Any, version: str | None = None) -> InsightFaceModelPack:
-        return InsightFaceModelPack.from_settings(settings, folder, name=name, version=version)
-
-    try:
-        pack_name, pack_dir = choose_default_pack(settings.model_dir, settings.model_pack)
-        model = make_pack(pack_name, pack_dir, settings.model_version)
-        model.load()
-    except (ModelPackError, PackChoiceError) as exc:
-        log.error("bad configuration: FACEIDX_MODEL_DIR: %s", exc)
+    loaded = load_packs(settings)
+    if isinstance(loaded, str):
+        log.error("bad configuration: FACEIDX_MODEL_DIR: %s", loaded)
         return _startup_failure(env, "bad_config", EXIT_BAD_CONFIG)
-    packs = ModelPacks(model, settings.model_dir, make_pack)
+    model, packs = loaded
     if settings.require_gpu and model.active_provider != CUDA:
         log.error(
             "FACEIDX_REQUIRE_GPU is set but the model sessions run on %s, not CUDAExecutionProvider: no "
@@ -126,22 +110,79 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             model.session_providers(),
         )
         return _startup_failure(env, "no_gpu", EXIT_NO_GPU)
+    loop = build_loop(settings, env, model, packs)
+    install_signal_handlers(loop)
+    log.info(
+        "worker started: queue %s, output %s, model %s (version %s) on %s, job %s; %s inference lane(s), "
+        "ONNX Runtime threads %s, %s decode thread(s), %s download threads",
+        settings.queue_url,
+        settings.output.describe(),
+        model.name,
+        model.version,
+        model.active_provider,
+        settings.job_id,
+        settings.model.inference_threads,
+        settings.model.ort_threads or "auto",
+        settings.images.decode_threads,
+        settings.download_threads,
+    )
+    exit_code = loop.run().exit_code
+    if exit_code == EXIT_STALLED:
+        # The stuck lane is still inside its call. Interpreter shutdown would tear ONNX Runtime down
+        # under it (or wait on it): leave at once, the summary and the release are already done.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+    return exit_code
 
+
+def cuda_offered() -> bool:
+    """The device has a GPU and ONNX Runtime offers CUDA (``accel.choose_providers``, the one choice)."""
+    from faceidx_worker.accel import CUDA, AccelOptions, choose_providers, gpu_device_count, provider_name
+
+    offered = choose_providers(AccelOptions(), gpu_present=gpu_device_count() > 0)
+    return CUDA in [provider_name(provider) for provider in offered]
+
+
+def load_packs(settings: WorkerSettings) -> tuple[Any, Any] | str:
+    """(the default model pack, loaded; the folder's packs) or, when the folder holds no usable
+    pack, what is wrong with it."""
+    from faceidx_worker.model import InsightFaceModelPack
+    from faceidx_worker.packs import ModelPackError, ModelPacks, PackChoiceError, choose_default_pack
+
+    config = settings.model
+
+    def make_pack(name: str, folder: Any, version: str | None = None) -> InsightFaceModelPack:
+        return InsightFaceModelPack.from_settings(config, folder, name=name, version=version)
+
+    try:
+        pack_name, pack_dir = choose_default_pack(config.model_dir, config.model_pack)
+        model = make_pack(pack_name, pack_dir, config.model_version)
+        model.load()
+    except (ModelPackError, PackChoiceError) as exc:
+        return str(exc)
+    return model, ModelPacks(model, config.model_dir, make_pack)
+
+
+def build_loop(settings: WorkerSettings, env: Mapping[str, str], model: Any, packs: Any) -> Any:
+    """The loop over real AWS clients: SQS queue, S3 loader, Parquet sink, metrics, crops."""
     from faceidx_worker.crops import CropWriter
     from faceidx_worker.fetch import S3ImageLoader
-    from faceidx_worker.loop import EXIT_STALLED, WorkerLoop
+    from faceidx_worker.loop import WorkerLoop
     from faceidx_worker.metrics import EmfMetrics
     from faceidx_worker.queue import SqsWorkQueue
     from faceidx_worker.sink import ParquetSink
 
     sqs, s3 = build_clients(settings, env)
+    images = settings.images
     loader = S3ImageLoader(
         s3,
-        max_image_bytes=settings.max_image_bytes,
-        max_image_pixels=settings.max_image_pixels,
-        decode_min_side=settings.decode_min_side,
-        allowed_buckets=settings.allowed_buckets,
-        decode_threads=settings.decode_threads,
+        max_image_bytes=images.max_image_bytes,
+        max_image_pixels=images.max_image_pixels,
+        decode_min_side=images.decode_min_side,
+        allowed_buckets=images.allowed_buckets,
+        decode_threads=images.decode_threads,
     )
     loop = WorkerLoop(
         settings,
@@ -170,30 +211,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     )
     if settings.crops_uri is not None:
         loop.crops = CropWriter(settings.crops_uri, s3_client=s3 if settings.crops_uri.is_s3 else None)
-    install_signal_handlers(loop)
-    log.info(
-        "worker started: queue %s, output %s, model %s (version %s) on %s, job %s; %s inference lane(s), "
-        "ONNX Runtime threads %s, %s decode thread(s), %s download threads",
-        settings.queue_url,
-        settings.output.describe(),
-        model.name,
-        model.version,
-        model.active_provider,
-        settings.job_id,
-        settings.inference_threads,
-        settings.ort_threads or "auto",
-        settings.decode_threads,
-        settings.download_threads,
-    )
-    exit_code = loop.run().exit_code
-    if exit_code == EXIT_STALLED:
-        # The stuck lane is still inside its call. Interpreter shutdown would tear ONNX Runtime down
-        # under it (or wait on it): leave at once, the summary and the release are already done.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exit_code)
-    return exit_code
+    return loop
 
 
 def install_signal_handlers(loop: Any) -> None:

@@ -8,22 +8,110 @@
   the other images of the batch are not held up.
 
 ``FACEIDX_MODEL_VERSION`` names the default pack's version only; the others get their computed one.
+
+A pack's files: ``*.onnx`` files like an insightface pack (``buffalo_l``). Each file is classified from
+its ONNX inputs/outputs as insightface's router does (:func:`classify_onnx`): >= 5 outputs is a
+detector; one square input of 112+ (multiple of 16, not the 192/96 landmark/attribute sizes) with one
+output is a recognizer; anything else (landmarks, gender/age) is ignored. Exactly one of each
+(:func:`find_pack_files`). A pack's version is a hash of its files (:func:`pack_version`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from faceidx_worker.model import FaceModel
+if TYPE_CHECKING:
+    from faceidx_worker.model import FaceModel
 
 log = logging.getLogger(__name__)
 
 
+class ModelPackError(ValueError):
+    """FACEIDX_MODEL_DIR does not hold a usable detector + recognizer pair."""
+
+
 class PackChoiceError(ValueError):
     """FACEIDX_MODEL_DIR / FACEIDX_MODEL_PACK do not name one pack."""
+
+
+@dataclass(frozen=True)
+class PackFiles:
+    detector: Path
+    recognizer: Path
+    ignored: tuple[Path, ...]
+    genderage: Path | None = None  # insightface's 96x96 age/gender model, when the pack has one
+
+
+def _dims(value_info: Any) -> list[int | str]:
+    dims: list[int | str] = []
+    for dim in value_info.type.tensor_type.shape.dim:
+        dims.append(int(dim.dim_value) if dim.dim_value > 0 else (dim.dim_param or "?"))
+    return dims
+
+
+def classify_onnx(path: Path) -> str:
+    """``detection``, ``recognition`` or ``other``, from the graph's inputs and outputs only."""
+    import onnx
+
+    model = onnx.load_model(str(path), load_external_data=False)
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in initializers]
+    outputs = list(model.graph.output)
+    if len(outputs) >= 5:
+        return "detection"
+    if len(inputs) != 1 or len(outputs) != 1:
+        return "other"
+    shape = _dims(inputs[0])
+    if len(shape) != 4:
+        return "other"
+    height, width = shape[2], shape[3]
+    if isinstance(height, int) and height == width and height >= 112 and height % 16 == 0:
+        if height in (192, 96):  # insightface's landmark and attribute models
+            return "other"
+        return "recognition"
+    return "other"
+
+
+def find_pack_files(model_dir: Path) -> PackFiles:
+    """The detector and recognizer in ``model_dir``. Raises :class:`ModelPackError` naming what is wrong."""
+    files = sorted(model_dir.glob("*.onnx"))
+    if not files:
+        raise ModelPackError(f"{model_dir} holds no .onnx file")
+    found: dict[str, list[Path]] = {"detection": [], "recognition": [], "other": []}
+    for path in files:
+        try:
+            found[classify_onnx(path)].append(path)
+        except Exception as exc:  # onnx raises DecodeError and friends: name the file and stop
+            raise ModelPackError(f"{path} is not a readable ONNX model: {exc}") from exc
+    for task in ("detection", "recognition"):
+        if len(found[task]) != 1:
+            names = ", ".join(p.name for p in found[task]) or "none"
+            raise ModelPackError(f"{model_dir} must hold exactly one {task} model, found {names}")
+    from faceidx_worker.genderage import is_genderage
+
+    genderage = [path for path in found["other"] if is_genderage(path)]
+    return PackFiles(
+        found["detection"][0],
+        found["recognition"][0],
+        tuple(found["other"]),
+        genderage[0] if len(genderage) == 1 else None,
+    )
+
+
+def pack_version(pack: str, model_dir: Path) -> str:
+    """``<pack>-<first 12 hex of the sha256 over the folder's .onnx files, in name order>``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*.onnx")):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return f"{pack}-{digest.hexdigest()[:12]}"
 
 
 def discover_packs(model_dir: Path) -> dict[str, Path]:

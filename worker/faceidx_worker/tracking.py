@@ -2,71 +2,20 @@
 
 A message may announce several images. :class:`MessageLedger` deletes it only when the rows of *all*
 its images are durably written; hands it back to SQS when one of its images hit a transient failure or
-a denial; releases it (visibility 0) when the worker stops first. :class:`RunControl` is what the
-threads share with the loop (stop, failure, activity).
+a denial; releases it (visibility 0) when the worker stops first. It also receives, so every SQS call
+of the worker goes through it. What the threads share with the loop (stop, activity, counters) is in
+:mod:`faceidx_worker.runstate`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from faceidx_worker.events import ImageRef
 from faceidx_worker.queue import QueueMessage, SqsWorkQueue
-from faceidx_worker.rows import ErrorReason
-
-
-@dataclass
-class RunStats:
-    """Counters of one run, for the summary line (written by the receiver and the inference thread)."""
-
-    images: int = 0
-    faces: int = 0
-    errors: int = 0
-    batches: int = 0
-    retried: int = 0
-    messages_deleted: int = 0
-    messages_released: int = 0
-    messages_malformed: int = 0
-    messages_skipped: int = 0
-    tombstones: int = 0  # ObjectRemoved events recorded as removed rows
-    rows_written: int = 0
-    files_written: int = 0
-    errors_by_reason: Counter[ErrorReason] = field(default_factory=Counter)
-
-
-class BusyClock:
-    """Wall time with work in flight: from the first received message until none is left.
-
-    The receiver calls :meth:`start` after it tracks a message; the loop calls :meth:`settle` with the
-    tracked count after every step. Both hold the clock's lock, so a message tracked while the loop
-    reads a count of 0 restarts the clock right after it stops. Idle time is the run's rest.
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._since: float | None = None
-        self._total = 0.0
-
-    def start(self) -> None:
-        with self._lock:
-            if self._since is None:
-                self._since = self._clock()
-
-    def settle(self, in_flight: Callable[[], int]) -> None:
-        with self._lock:
-            if self._since is not None and in_flight() == 0:
-                self._total += self._clock() - self._since
-                self._since = None
-
-    def seconds(self) -> float:
-        with self._lock:
-            running = self._clock() - self._since if self._since is not None else 0.0
-            return self._total + running
+from faceidx_worker.runstate import RunStats
 
 
 @dataclass(eq=False)
@@ -105,6 +54,10 @@ class MessageLedger:
         self._closed = False
 
     # -- SQS ------------------------------------------------------------------------------------
+    def receive(self, wait_seconds: int) -> list[QueueMessage]:
+        """One long poll of the work queue (the receiver thread's only SQS call)."""
+        return self.queue.receive(wait_seconds)
+
     def _delete(self, messages: list[QueueMessage]) -> int:
         with self._sqs:
             refused = self.queue.delete(messages) if messages else []
@@ -217,72 +170,3 @@ class MessageLedger:
         """True when every image of every held message is in the sink (nothing left to compute)."""
         with self._lock:
             return all(t.processed >= t.total for t in self._active)
-
-
-class RunControl:
-    """What the receiver and heartbeat threads share with the loop: the stop request, the first fatal
-    error, the last activity (for the idle exit) and whether visibility may still be extended."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.stop = threading.Event()
-        self.reason: str | None = None
-        self.requested_at: float | None = None
-        self.fatal: BaseException | None = None
-        self.extending = threading.Event()  # cleared for good by the progress watchdog
-        self.extending.set()
-        self.busy = BusyClock(clock)
-        self.last_activity = clock()
-
-    def request_stop(self, reason: str) -> None:
-        """Idempotent: the first reason wins."""
-        if self.reason is None:
-            self.reason = reason
-            self.requested_at = self.clock()
-        self.stop.set()
-
-    def fail(self, exc: BaseException) -> None:
-        if self.fatal is None:
-            self.fatal = exc
-        self.request_stop("error")
-
-    def touch(self) -> None:
-        """Work arrived or finished: the idle clock restarts, the busy clock runs."""
-        self.last_activity = self.clock()
-        self.busy.start()
-
-
-class ProgressWatchdog:
-    """Notices an inference lane stuck in one batch: ``bound`` seconds without finishing its images.
-
-    Each lane calls :meth:`started` before it computes a batch and :meth:`finished` after. The loop and
-    the heartbeat (which must not keep extending the messages of a stuck lane) ask :meth:`stalled`.
-    Per lane, so one hung lane is noticed while the others keep indexing, and a quiet queue or a slow
-    download never counts. ``bound`` 0 switches the watchdog off.
-    """
-
-    def __init__(self, bound: float, clock: Callable[[], float]) -> None:
-        self.bound = bound
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._computing: dict[str, tuple[float, int]] = {}  # lane -> (started at, images)
-
-    def started(self, lane: str, images: int) -> None:
-        with self._lock:
-            self._computing[lane] = (self._clock(), images)
-
-    def finished(self, lane: str) -> None:
-        with self._lock:
-            self._computing.pop(lane, None)
-
-    def stalled(self) -> tuple[str, float, int] | None:
-        """(lane, seconds, images) of the lane computing longest, once past the bound; else ``None``."""
-        if self.bound <= 0:
-            return None
-        with self._lock:
-            if not self._computing:
-                return None
-            now = self._clock()
-            lane, (since, images) = min(self._computing.items(), key=lambda item: item[1][0])
-        waited = now - since
-        return (lane, waited, images) if waited >= self.bound else None

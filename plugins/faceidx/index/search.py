@@ -1,8 +1,8 @@
 """Search by photo: the faces of one photo, each with its most similar faces in the index.
 
 The photo goes through the worker's own code, so a query face is computed exactly like an indexed one:
-:func:`faceidx_worker.settings.load_settings` reads the same ``FACEIDX_*`` variables (the model pack is
-``FACEIDX_MODEL_DIR``), :class:`faceidx_worker.model.InsightFaceModelPack` loads it,
+:class:`faceidx_worker.model_settings.ModelSettings` reads the same ``FACEIDX_*`` model variables (the
+model pack is ``FACEIDX_MODEL_DIR``), :class:`faceidx_worker.model.InsightFaceModelPack` loads it,
 :class:`faceidx_worker.fetch.S3ImageLoader` / :func:`faceidx_worker.images.decode_image` read the photo
 and :func:`faceidx_worker.indexer.index_images` detects, aligns and embeds. Embeddings of different
 model versions are not comparable: the pack's version must be the version searched.
@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,20 +92,19 @@ class PhotoEmbedder:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PhotoEmbedder:
         """The pack in ``FACEIDX_MODEL_DIR``, with the worker's own settings and loading code."""
+        from faceidx_worker.envvars import SettingsError
         from faceidx_worker.model import InsightFaceModelPack
-        from faceidx_worker.settings import SettingsError, load_settings
+        from faceidx_worker.model_settings import ImageSettings, ModelSettings
 
         env = dict(os.environ if env is None else env)
-        if not (env.get("FACEIDX_MODEL_DIR") or env.get("FACE_MODEL_DIR")):
+        if not env.get("FACEIDX_MODEL_DIR"):
             raise PhotoSearchError(
                 "FACEIDX_MODEL_DIR is not set: point it at the model pack the index was built with "
                 "(the folder holding the detector and recognizer .onnx files)"
             )
-        # The worker's settings also require its queue and output; a search uses neither.
-        env.setdefault("FACEIDX_QUEUE_URL", "https://sqs.invalid/faceidx-search")
-        env.setdefault("FACEIDX_OUTPUT_URI", tempfile.gettempdir())
-        try:
-            settings = load_settings(env)
+        try:  # the model and image settings alone: a search has no queue and no output
+            settings = ModelSettings.from_env(env)
+            images = ImageSettings.from_env(env, settings)
         except SettingsError as error:
             raise PhotoSearchError(f"bad model settings: {error}") from None
         model = InsightFaceModelPack.from_settings(
@@ -120,9 +118,9 @@ class PhotoEmbedder:
         return cls(
             model=model,
             model_version=model.version,
-            max_image_bytes=settings.max_image_bytes,
-            max_image_pixels=settings.max_image_pixels,
-            decode_min_side=settings.decode_min_side,
+            max_image_bytes=images.max_image_bytes,
+            max_image_pixels=images.max_image_pixels,
+            decode_min_side=images.decode_min_side,
         )
 
     def faces(self, photo: str, location: IndexLocation | None = None) -> list[Any]:

@@ -16,7 +16,8 @@ from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.genderage import is_genderage, parse_genderage
 from faceidx_worker.images import decode_image
 from faceidx_worker.indexer import index_images
-from faceidx_worker.model import InsightFaceModelPack, find_pack_files
+from faceidx_worker.model import InsightFaceModelPack
+from faceidx_worker.packs import find_pack_files
 from tests.support.worker_harness import make_model_pack
 
 

@@ -48,9 +48,9 @@ def _loop(world, model, small_pack, load_image=None, **env):
     )
     loader = S3ImageLoader(
         world.s3,
-        max_image_bytes=settings.max_image_bytes,
-        max_image_pixels=settings.max_image_pixels,
-        decode_min_side=settings.decode_min_side,
+        max_image_bytes=settings.images.max_image_bytes,
+        max_image_pixels=settings.images.max_image_pixels,
+        decode_min_side=settings.images.decode_min_side,
     )
     return WorkerLoop(
         settings,

@@ -16,13 +16,7 @@ from faceidx_worker.events import ImageRef
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import decode_image
 from faceidx_worker.indexer import index_images
-from faceidx_worker.model import (
-    InsightFaceModelPack,
-    ModelPackError,
-    classify_onnx,
-    find_pack_files,
-    rewrite_prelu,
-)
+from faceidx_worker.model import InsightFaceModelPack
 from tests.support.worker_harness import make_model_pack
 
 pytestmark = pytest.mark.assets
@@ -154,31 +148,6 @@ def test_a_batch_failure_falls_back_to_one_face_at_a_time(odd_pack, assets_dir):
     assert np.allclose(embeddings, np.vstack([pack.embed([c]) for c in crops]), atol=1e-6)
 
 
-def test_pack_files_are_told_apart_from_the_graph(assets_dir, tmp_path):
-    models = assets_dir / "models"
-    assert classify_onnx(models / "det_500m.onnx") == "detection"
-    assert classify_onnx(models / "scrfd_500m_bnkps_640.onnx") == "detection"
-    assert classify_onnx(models / "mobilefacenet_128d_static.onnx") == "recognition"
-    assert classify_onnx(models / "mobilefacenet_128d_dynbatch.onnx") == "recognition"
-
-    two_detectors = make_model_pack(
-        tmp_path / "two", assets_dir, ["det_500m.onnx", "det_2.5g.onnx", "mobilefacenet_128d_static.onnx"]
-    )
-    with pytest.raises(ModelPackError, match="exactly one detection"):
-        find_pack_files(two_detectors)
-    no_recognizer = make_model_pack(tmp_path / "norec", assets_dir, ["det_500m.onnx"])
-    with pytest.raises(ModelPackError, match="exactly one recognition"):
-        find_pack_files(no_recognizer)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelPackError, match=r"no \.onnx"):
-        find_pack_files(tmp_path / "empty")
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "det.onnx").write_bytes(b"<html>not a model</html>")
-    with pytest.raises(ModelPackError, match="not a readable ONNX model"):
-        find_pack_files(broken)
-
-
 def test_detector_pack_other_combination_loads(assets_dir, tmp_path):
     pack = _pack(
         make_model_pack(tmp_path / "mixed", assets_dir, ["det_2.5g.onnx", "mobilefacenet_128d_static.onnx"])
@@ -203,35 +172,6 @@ def test_odd_geometry_becomes_an_inference_error_row_not_a_crash(small):
     assert [len(o.faces) for o in outcomes] == [0, 0, 0]
     assert outcomes[0].error_reason == "inference_error"  # insightface cannot resize 3000 x 1 to 640
     assert outcomes[2].ok
-
-
-def test_prelu_rewrite_gives_the_same_floats(assets_dir):
-    import onnx
-    import onnxruntime
-
-    original = (assets_dir / "models" / "mobilefacenet_128d_dynbatch.onnx").read_bytes()
-    rewritten, count = rewrite_prelu(original)
-    ops = [node.op_type for node in onnx.load_model_from_string(rewritten).graph.node]
-    assert count == 33
-    assert "PRelu" not in ops
-    assert ops.count("Max") == ops.count("Min") == 33
-
-    def run(model: bytes, batch: np.ndarray) -> np.ndarray:
-        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: batch})[0]
-
-    # activations of both signs, zeros and large values all pass through every rewritten node
-    rng = np.random.default_rng(7)
-    for sigma in (1, 50):
-        batch = rng.normal(0, sigma, (1, 3, 112, 112)).astype(np.float32)
-        batch[0, :, :8] = 0
-        assert np.array_equal(run(rewritten, batch), run(original, batch))
-
-
-@pytest.mark.parametrize("name", ["det_500m.onnx", "mobilefacenet_128d_static.onnx"])
-def test_a_model_without_prelu_is_left_alone(assets_dir, name):
-    model = (assets_dir / "models" / name).read_bytes()  # ReLU / Clip activations only
-    assert rewrite_prelu(model) == (model, 0)
 
 
 def test_the_cpu_rewrite_changes_no_embedding(small_pack, small, assets_dir):

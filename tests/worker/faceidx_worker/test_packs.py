@@ -1,4 +1,4 @@
-"""Choosing the default pack of a model folder, and the message's model_pack."""
+"""A pack's files told apart, choosing the default pack of a model folder, and the message's model_pack."""
 
 from __future__ import annotations
 
@@ -7,8 +7,15 @@ import json
 import pytest
 
 from faceidx_worker.events import MessageKind, parse_body
-from faceidx_worker.packs import PackChoiceError, choose_default_pack, discover_packs
-from tests.support.worker_harness import s3_event_body, s3_record
+from faceidx_worker.packs import (
+    ModelPackError,
+    PackChoiceError,
+    choose_default_pack,
+    classify_onnx,
+    discover_packs,
+    find_pack_files,
+)
+from tests.support.worker_harness import make_model_pack, s3_event_body, s3_record
 
 
 def _pack(folder):
@@ -53,3 +60,29 @@ def test_the_body_s_model_pack_goes_with_every_image():
 def test_a_bad_model_pack_is_malformed(bad):
     body = json.loads(s3_event_body([s3_record("b", "x.jpg")]))
     assert parse_body(json.dumps({**body, "model_pack": bad})).kind is MessageKind.MALFORMED
+
+
+@pytest.mark.assets
+def test_pack_files_are_told_apart_from_the_graph(assets_dir, tmp_path):
+    models = assets_dir / "models"
+    assert classify_onnx(models / "det_500m.onnx") == "detection"
+    assert classify_onnx(models / "scrfd_500m_bnkps_640.onnx") == "detection"
+    assert classify_onnx(models / "mobilefacenet_128d_static.onnx") == "recognition"
+    assert classify_onnx(models / "mobilefacenet_128d_dynbatch.onnx") == "recognition"
+
+    two_detectors = make_model_pack(
+        tmp_path / "two", assets_dir, ["det_500m.onnx", "det_2.5g.onnx", "mobilefacenet_128d_static.onnx"]
+    )
+    with pytest.raises(ModelPackError, match="exactly one detection"):
+        find_pack_files(two_detectors)
+    no_recognizer = make_model_pack(tmp_path / "norec", assets_dir, ["det_500m.onnx"])
+    with pytest.raises(ModelPackError, match="exactly one recognition"):
+        find_pack_files(no_recognizer)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelPackError, match=r"no \.onnx"):
+        find_pack_files(tmp_path / "empty")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "det.onnx").write_bytes(b"<html>not a model</html>")
+    with pytest.raises(ModelPackError, match="not a readable ONNX model"):
+        find_pack_files(broken)

@@ -1,15 +1,17 @@
-"""Environment parsing: the table, defaults, bounds, old names, and a named variable for every bad value."""
+"""Environment parsing: each setting declared once, defaults, bounds, a named variable for each bad value."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import fields
 
 import pytest
 
+from faceidx_worker.envvars import settings_of
 from faceidx_worker.settings import (
     SETTINGS,
     Derived,
+    ImageSettings,
+    ModelSettings,
     SettingsError,
     WorkerSettings,
     build_job_id,
@@ -29,24 +31,25 @@ def base(tmp_path):
 
 def test_defaults_follow_the_contract(base, tmp_path):
     settings = load_settings(base)
-    assert settings.det_thresh == 0.5
-    assert settings.det_size == 640
-    assert settings.det_small_size == 128
+    model, images = settings.model, settings.images
+    assert model.det_thresh == 0.5
+    assert model.det_size == 640
+    assert model.det_small_size == 128
     assert settings.max_idle_seconds == 60
-    assert settings.allowed_buckets is None
+    assert images.allowed_buckets is None
     assert settings.require_gpu is False
     assert settings.receive_wait_seconds == 20
     assert settings.receive_max_messages == 10
-    assert settings.decode_min_side == 1280
-    assert settings.decode_threads == 0  # auto: resolved by with_thread_plan for the machine
-    assert settings.inference_threads == 0
-    assert settings.ort_threads == 0
-    assert settings.cpu_graph_rewrite is True
+    assert images.decode_min_side == 1280
+    assert images.decode_threads == 0  # auto: resolved by with_thread_plan for the machine
+    assert model.inference_threads == 0
+    assert model.ort_threads == 0
+    assert model.cpu_graph_rewrite is True
     assert settings.download_threads == 8
     assert settings.output.bucket == "index-bucket"
     assert settings.output.prefix == "faces-v1"
-    assert settings.model_pack == tmp_path.name
-    assert settings.model_version is None  # the model pack hashes its files
+    assert model.model_pack == tmp_path.name
+    assert model.model_version is None  # the model pack hashes its files
     assert settings.job_id == "local"
     assert settings.queue_role == "local"
     assert settings.metrics_enabled is True
@@ -78,12 +81,12 @@ def test_values_are_parsed(base):
             "FACEIDX_DAG_RUN_ID": "manual__1",
         }
     )
-    assert settings.det_thresh == 0.6
-    assert settings.decode_min_side == 1920
-    assert settings.allowed_buckets == frozenset({"a", "b", "c"})
+    assert settings.model.det_thresh == 0.6
+    assert settings.images.decode_min_side == 1920
+    assert settings.images.allowed_buckets == frozenset({"a", "b", "c"})
     assert settings.require_gpu is True
     assert settings.metrics_enabled is False
-    assert (settings.model_pack, settings.model_version) == ("buffalo_l", "buffalo_l-2026")
+    assert (settings.model.model_pack, settings.model.model_version) == ("buffalo_l", "buffalo_l-2026")
     assert settings.queue_role == "secondary"
     assert settings.dag_run_id == "manual__1"
 
@@ -150,7 +153,7 @@ def test_bad_values_name_the_variable(base, variable, value):
 )
 def test_thread_plan_fits_the_machine(base, gpu, cores, env, lanes, ort, decoders):
     settings = load_settings({**base, **env}).with_thread_plan(gpu=gpu, cores=cores)
-    assert (settings.inference_threads, settings.ort_threads, settings.decode_threads) == (
+    assert (settings.model.inference_threads, settings.model.ort_threads, settings.images.decode_threads) == (
         lanes,
         ort,
         decoders,
@@ -187,79 +190,56 @@ def test_output_uri(uri, bucket, prefix, local):
     assert (str(location.local_dir) if location.local_dir else None) == local
 
 
-def test_the_table_declares_every_setting_once():
-    assert {s.name for s in SETTINGS} == {f.name for f in fields(WorkerSettings)} - {"job_id"}
+def test_each_setting_is_one_field_and_the_table_lists_them_all():
+    declared = [spec for cls in (WorkerSettings, ModelSettings, ImageSettings) for spec in fields(cls)]
+    settings = [spec for spec in declared if "env" in spec.metadata]
+    assert {spec.name for spec in declared} - {spec.name for spec in settings} == {
+        "model",
+        "images",
+        "job_id",
+    }
+    assert [s.name for s in SETTINGS] == [spec.name for spec in settings]
     envs = [s.env for s in SETTINGS]
-    old = [s.deprecated_env for s in SETTINGS if s.deprecated_env]
     assert len(set(envs)) == len(envs)
-    assert len(set(old)) == len(old)
     assert all(env.startswith("FACEIDX_") for env in envs)
-    assert not set(envs) & set(old)
     for setting in SETTINGS:
+        assert setting.env == "FACEIDX_" + setting.name.upper() or setting.name in {"output", "crops_uri"}
         assert setting.description.strip(), setting.name
         assert setting.kind in {"str", "int", "float", "bool", "url", "uri", "dir", "list"}, setting.name
         assert (setting.default is None) or not setting.required, setting.name
 
 
-def test_defaults_are_the_table_s(base):
-    """Every default a run gets is the one the table declares (what the docs show)."""
+def test_defaults_are_the_fields_(base):
+    """Every default a run gets is the one its field declares (what the docs show)."""
     settings = load_settings(base)
-    for setting in SETTINGS:
-        if setting.required or isinstance(setting.default, Derived):
-            continue
-        assert getattr(settings, setting.name) == setting.default, setting.name
+    groups = {WorkerSettings: settings, ModelSettings: settings.model, ImageSettings: settings.images}
+    for cls, values in groups.items():
+        for setting in settings_of(cls):
+            if setting.required or isinstance(setting.default, Derived):
+                continue
+            assert getattr(values, setting.name) == setting.default, setting.name
     assert str(next(s for s in SETTINGS if s.name == "decode_min_side").default) == "2 x FACEIDX_DET_SIZE"
 
 
-def _old_names(base):
-    return {
-        "QUEUE_URL": base["FACEIDX_QUEUE_URL"],
-        "OUTPUT_URI": base["FACEIDX_OUTPUT_URI"],
-        "FACE_MODEL_DIR": base["FACEIDX_MODEL_DIR"],
-    }
-
-
-def test_old_names_still_work_and_warn_once_naming_the_new_one(base, caplog):
-    env = {**_old_names(base), "MAX_IDLE_SECONDS": "7", "REQUIRE_GPU": "1", "MAX_RUN_SECONDS": "90"}
-    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
-        settings = load_settings(env)
-    assert settings.queue_url == base["FACEIDX_QUEUE_URL"]
-    assert settings.output.bucket == "index-bucket"
-    assert settings.max_idle_seconds == 7
-    assert settings.require_gpu is True
-    assert settings.max_run_seconds == 90
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == len(env)  # one per old name
-    for old, new in [("QUEUE_URL", "FACEIDX_QUEUE_URL"), ("FACE_MODEL_DIR", "FACEIDX_MODEL_DIR")]:
-        [line] = [w for w in warnings if w.startswith(f"{old} is deprecated")]
-        assert new in line
-
-
-def test_the_new_name_wins_and_the_warning_says_so(base, caplog):
-    env = {**base, "MAX_IDLE_SECONDS": "7", "FACEIDX_MAX_IDLE_SECONDS": "9"}
-    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
-        settings = load_settings(env)
-    assert settings.max_idle_seconds == 9
-    [line] = [r.getMessage() for r in caplog.records]
-    assert "FACEIDX_MAX_IDLE_SECONDS wins" in line
-    assert "MAX_IDLE_SECONDS is ignored" in line
-
-
-def test_new_names_log_no_warning(base, caplog):
-    with caplog.at_level(logging.WARNING, logger="faceidx_worker.settings"):
-        load_settings({**base, "FACEIDX_MAX_IDLE_SECONDS": "9"})
-    assert caplog.records == []
-
-
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [("DET_SIZE", "650"), ("MAX_IDLE_SECONDS", "-1"), ("REQUIRE_GPU", "maybe"), ("LOG_LEVEL", "LOUD")],
-)
-def test_a_bad_value_under_an_old_name_names_the_old_name(base, variable, value):
+def test_search_reads_the_model_and_image_settings_alone(tmp_path):
+    """No queue URL, no output: the model settings and the image settings stand on their own."""
+    env = {"FACEIDX_MODEL_DIR": str(tmp_path), "FACEIDX_DET_SIZE": "960", "FACEIDX_MAX_IMAGE_BYTES": "1000"}
+    model = ModelSettings.from_env(env)
+    images = ImageSettings.from_env(env, model)
+    assert (model.model_dir, model.det_size, model.model_pack) == (tmp_path, 960, tmp_path.name)
+    assert (images.max_image_bytes, images.decode_min_side) == (1000, 1920)
     with pytest.raises(SettingsError) as caught:
-        load_settings({**_old_names(base), variable: value})
-    assert caught.value.variable == variable
+        ModelSettings.from_env({})
+    assert caught.value.variable == "FACEIDX_MODEL_DIR"
 
 
-def test_a_blank_new_name_falls_back_to_the_old_one(base):
-    assert load_settings({**base, "FACEIDX_DET_SIZE": " ", "DET_SIZE": "960"}).det_size == 960
+@pytest.mark.parametrize("old", ["QUEUE_URL", "FACE_MODEL_DIR", "MAX_IDLE_SECONDS", "FACEIDX_MODEL_NAME"])
+def test_names_without_the_prefix_are_not_read(base, old):
+    """The unprefixed names of a rename that never shipped are gone: only FACEIDX_* is read."""
+    settings = load_settings({**base, old: "/elsewhere" if "DIR" in old else "7"})
+    assert settings.max_idle_seconds == 60
+    assert settings.model.model_pack != "7"
+
+
+def test_a_blank_value_counts_as_unset(base):
+    assert load_settings({**base, "FACEIDX_DET_SIZE": " "}).model.det_size == 640

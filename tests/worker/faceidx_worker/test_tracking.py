@@ -14,15 +14,9 @@ from faceidx_worker.intake import (
     release_unreadable,
 )
 from faceidx_worker.queue import SqsWorkQueue
+from faceidx_worker.runstate import BusyClock, ProgressWatchdog, RunControl, RunStats
 from faceidx_worker.settings import load_settings
-from faceidx_worker.tracking import (
-    BusyClock,
-    MessageLedger,
-    ProgressWatchdog,
-    RunControl,
-    RunStats,
-    WorkItem,
-)
+from faceidx_worker.tracking import MessageLedger, WorkItem
 from tests.support.worker_harness import queue_counts
 
 
