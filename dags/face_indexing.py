@@ -58,9 +58,12 @@ from faceidx.common.constants import (
 from faceidx.indexing.operators import BatchDeficitSubmitOperator
 from faceidx.indexing.params import indexing_params
 from faceidx.indexing.sensors import BatchJobWaitSensor, SqsQueueDepthSensor
+from faceidx.indexing.waits import shipped_wait_bound
 
 SCHEDULE_CRON = os.environ.get("FACEIDX_INDEXING_SCHEDULE", "*/5 * * * *")
 BATCH_POLL_SECONDS = int(os.environ.get("FACEIDX_BATCH_POLL_SECONDS", "30"))
+
+WAIT_TIMEOUT = timedelta(seconds=shipped_wait_bound().seconds)
 
 QUEUE_URL = "{{ params.queue_url or var.value.get('" + VAR_QUEUE_URL + "', '') }}"
 
@@ -109,9 +112,9 @@ def _wait(role: str) -> BatchJobWaitSensor:
         aws_conn_id=DEFAULT_AWS_CONN_ID,
         deferrable=True,  # waits in the triggerer: no worker slot is held while GPUs work
         poke_interval=BATCH_POLL_SECONDS,
-        # The bound comes from the job itself at run time (its queue's RUNNABLE limit + attempts x
-        # attemptDurationSeconds, see faceidx.indexing.waits): no fixed execution_timeout cuts it short.
-        execution_timeout=None,
+        # As long as a job of infra/batch's job definition may take (its queue's RUNNABLE limit +
+        # attempts x attemptDurationSeconds, faceidx.indexing.waits); the sensor also reads the job's own.
+        execution_timeout=WAIT_TIMEOUT,
     )
 
 

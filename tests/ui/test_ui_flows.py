@@ -162,6 +162,91 @@ def test_task_logs_show_the_tables(page, product, indexing_run, shots, task_id, 
     page.screenshot(path=str(shots / shot))
 
 
+def _xcom(product: LocalProduct, dag_id: str, run_id: str, task_id: str, key: str = "return_value"):
+    assert product.stack is not None
+    entry = product.stack.api(
+        "GET",
+        f"/dags/{dag_id}/dagRuns/{quote_id(run_id)}/taskInstances/{task_id}/xcomEntries/{key}",
+        expect=(200, 404),
+    )
+    value = entry.get("value")
+    return json.loads(value) if isinstance(value, str) and value[:1] in "{[" else value
+
+
+def _primary_jobs_of(product: LocalProduct, run_ids: set[str]) -> list[dict]:
+    """The primary-queue jobs moto holds that one of ``run_ids`` submitted (by the dag_run tag)."""
+    assert product.moto is not None
+    batch = product.moto.client("batch")
+    ids = [
+        s["jobId"]
+        for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+        for s in batch.list_jobs(jobQueue="face-recognition-primary-queue", jobStatus=status)[
+            "jobSummaryList"
+        ]
+        if ":" not in s["jobId"]
+    ]
+    jobs = batch.describe_jobs(jobs=ids)["jobs"] if ids else []
+    return [j for j in jobs if j.get("tags", {}).get("dag_run") in run_ids]
+
+
+def test_a_trigger_that_meets_another_run_is_green_and_says_who_submitted(
+    page, product, assets_dir, indexing_run, shots
+):
+    """A run triggered from the form while another run (here: one started through the REST API, as a
+    scheduled tick is) is planning for the same backlog: both runs succeed, Batch holds one primary job
+    for the two, and the run whose recount found the job already there says so in its submit log and in
+    report. The two runs plan side by side, so the second submit usually meets the first's job; if the
+    scheduler happens to order them so that no recount is needed, the pair is tried again."""
+    if "run_id" not in indexing_run:
+        pytest.fail(
+            "the indexing test did not leave a bootstrapped, unpaused face_indexing (it failed first)"
+        )
+    assert product.stack is not None
+    filled = None
+    for attempt in range(3):
+        keys = product.upload([assets_dir / "images" / "no_face.png"] * 2, prefix=f"overlap-{attempt}/")
+        product.wait_queue(len(set(keys)))
+        dialog = open_trigger_form(page, product, "face_indexing")
+        before = {r["dag_run_id"] for r in runs(product, "face_indexing")}
+        dialog.get_by_role("button", name="Trigger").click()
+        tick = product.stack.trigger("face_indexing")
+        found = product.stack.wait_for(
+            "the form's run",
+            lambda: [
+                r["dag_run_id"]
+                for r in runs(product, "face_indexing", "manual")
+                if r["dag_run_id"] not in before | {tick}
+            ],
+            timeout=60,
+            interval=1.0,
+        )
+        pair = {str(found[0]), tick}
+        for run_id in pair:
+            _wait_success(product, "face_indexing", run_id, timeout=300)
+        assert len(_primary_jobs_of(product, pair)) == 1, "one primary job for the two runs"
+        for run_id in pair:
+            recount = _xcom(product, "face_indexing", run_id, "submit_primary", "recount")
+            if recount and recount.get("submitting") == 0:
+                filled = run_id
+        if filled:
+            break
+    assert filled, "in 3 tries no run's submit met the other's job (the scheduler serialised the plans)"
+
+    states = product.stack.task_states("face_indexing", filled)
+    assert states["submit_primary"] == "success"
+    assert states["wait_primary"] == "skipped"
+    assert states["report"] == "success"
+    open_task_log(page, product, "face_indexing", filled, "submit_primary")
+    page.get_by_text("primary: recount before SubmitJob", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("nothing left to submit", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-submit-recount.png"))
+    open_task_log(page, product, "face_indexing", filled, "report")
+    page.get_by_text("primary: not submitted", exact=False).first.wait_for(timeout=60_000)
+    [other] = pair - {filled}
+    page.get_by_text(f"run {other} submitted job", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-report-filled-by-another-run.png"))
+
+
 def test_search_by_photo_from_the_forms_after_face_table(page, product, assets_dir, indexing_run, shots):
     """face_table with its defaults moves the indexed photos into the table and the vector index; then
     face_search, given only a photo the index has never seen, logs the match table."""

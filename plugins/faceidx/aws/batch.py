@@ -34,8 +34,8 @@ class ActiveJobCount:
     workers: int
     by_state: dict[str, int]
     array_parents: int
-    # one entry per listed job: job_id, job_name, status, workers (its unfinished children for an
-    # array parent), source ("described", or "listing" when DescribeJobs did not return it yet)
+    # one entry per listed job: job_id, job_name, dag_run (its tag), status, workers (its unfinished
+    # children for an array parent), source ("described", or "listing" when DescribeJobs did not return it yet)
     jobs: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,6 +201,8 @@ def count_listed_jobs(
             {
                 "job_id": job_id,
                 "job_name": summary.get("jobName") or job.get("jobName"),
+                # the Airflow run that submitted it (face_indexing tags its jobs; propagated by Batch)
+                "dag_run": (job.get("tags") or {}).get("dag_run"),
                 "status": job.get("status", listed_status),
                 "workers": workers,
                 "source": source,

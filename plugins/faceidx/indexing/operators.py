@@ -95,8 +95,8 @@ def filled_by(recount: dict[str, Any]) -> str:
     if not jobs:
         return f"{recount['active_now']} worker(s) active on {recount['job_queue']}"
     return "; ".join(
-        f"run {run_of(j.get('job_name'))} submitted job {j['job_id']} ({j['workers']} worker(s), "
-        f"{j.get('status')})"
+        f"run {j.get('dag_run') or run_of(j.get('job_name'))} submitted job {j['job_id']} "
+        f"({j['workers']} worker(s), {j.get('status')})"
         for j in jobs
     )
 

@@ -167,6 +167,17 @@ class BatchJobWaitSensor(BatchSensor):
             definition = definitions[0] if definitions else None
         bound = job_wait_bound(job, queues[0] if queues else None, definition=definition)
         self.max_retries = bound.polls(self.poke_interval)
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout else None
+        if limit is not None and bound.seconds > limit:
+            self.log.warning(
+                "%s: job %s may take up to %d s, but this task's execution_timeout is %d s (derived from "
+                "infra/batch/job-definition.json when the DAG was parsed): the wait stops first. Make the "
+                "job definition the DAG uses and infra/batch/job-definition.json agree.",
+                self.role,
+                self.job_id,
+                bound.seconds,
+                limit,
+            )
         self.log.info(
             "%s",
             format_pairs(

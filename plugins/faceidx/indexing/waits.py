@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # What the wait allows when the job sets no attempt timeout (Batch then lets an attempt run for ever).
@@ -69,3 +70,20 @@ def job_wait_bound(
     per_attempt = attempt_seconds if attempt_seconds is not None else NO_TIMEOUT_FALLBACK_SECONDS
     seconds = runnable + attempts * per_attempt + margin_seconds
     return JobWaitBound(runnable, attempts, attempt_seconds, margin_seconds, seconds)
+
+
+def shipped_wait_bound(spec_dir: Path | str | None = None) -> JobWaitBound:
+    """The bound for a job of the shipped job definition on the slower of the two shipped job queues
+    (``infra/batch``): the wait task's ``execution_timeout``, read when the DAG file is parsed (three
+    small JSON files, no AWS call). Its literals are per-deployment settings like any other in infra/."""
+    import json
+
+    from faceidx.infra.catalog import default_spec_dir
+
+    batch = Path(spec_dir or default_spec_dir()) / "batch"
+    definition = json.loads((batch / "job-definition.json").read_text(encoding="utf-8"))
+    queues = [
+        json.loads((batch / f"job-queue-{role}.json").read_text(encoding="utf-8"))
+        for role in ("primary", "secondary")
+    ]
+    return max((job_wait_bound({}, q, definition=definition) for q in queues), key=lambda b: b.seconds)

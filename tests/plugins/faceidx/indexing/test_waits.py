@@ -101,11 +101,12 @@ def test_the_sensor_defers_for_as_long_as_the_job_may_take(moto):
     assert deferred.value.timeout.total_seconds() >= expected
 
 
-def test_the_wait_task_has_no_fixed_timeout_that_cuts_the_job_short(airflow_db):
+def test_the_wait_task_s_timeout_covers_the_shipped_job(airflow_db):
     from tests.support.airflow_dags import load_dag
 
     dag = load_dag("face_indexing")
+    expected = 1800 + 3 * 14400 + MARGIN_SECONDS
     for role in ("primary", "secondary"):
         task = dag.get_task(f"wait_{role}")
         assert isinstance(task, BatchJobWaitSensor)
-        assert task.execution_timeout is None
+        assert task.execution_timeout.total_seconds() == expected > OLD_FIXED_WAIT
