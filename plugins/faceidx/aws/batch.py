@@ -35,7 +35,7 @@ class ActiveJobCount:
     by_state: dict[str, int]
     array_parents: int
     # one entry per listed job: job_id, job_name, dag_run (its tag), status, workers (its unfinished
-    # children for an array parent), source ("described", or "listing" when DescribeJobs did not return it yet)
+    # children for an array parent), source ("described", or "listing": DescribeJobs lacks it yet)
     jobs: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
