@@ -10,7 +10,7 @@
    the real photos whose person is indexed under another photo (lfw_Rob_Lowe_0002 -> 0001,
    obama2 -> obama).
 3. **Ground truth**: exact top-10 by numpy over all vectors.
-4. **Lance**: the index's own table layout and ``faceidx.index.vectors.build_ann_index`` parameters;
+4. **Lance**: the index's own table layout and ``faceidx.store.vectors.build_ann_index`` parameters;
    every query goes through ``VectorIndex.search``, one at a time, for each ``--settings``
    ``nprobes:refine_factor:ef`` triple: recall@10 against the ground truth, p50/p95 latency,
    queries/s. The search defaults are one of the triples.
@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def real_faces(assets: Path) -> dict[str, np.ndarray]:
     """photo name -> its first face's embedding, by the worker's model (search's PhotoEmbedder)."""
-    from faceidx.index.search import PhotoEmbedder
+    from faceidx.search.photo import PhotoEmbedder
 
     images = assets / "images"
     pack = Path(tempfile.mkdtemp(prefix="bench_search_pack_"))
@@ -124,7 +124,7 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
 def write_lance(location: Any, vectors: np.ndarray, names: list[str]) -> Any:
     import pyarrow as pa
 
-    from faceidx.index.vectors import VectorIndex, index_schema, table_name
+    from faceidx.store.vectors import VectorIndex, index_schema, table_name
 
     index = VectorIndex(location)
     schema = index_schema(vectors.shape[1], MODEL_VERSION)
@@ -211,9 +211,9 @@ def _face_rows(vectors: np.ndarray, start: int) -> Any:
 def measure_sync(faces_count: int) -> int:
     """First sync, then 1% changed (new faces and deletes) applied by the feed and by the set difference."""
     from faceidx.common.tables import format_table
-    from faceidx.index import vectors as vector_module
-    from faceidx.index.location import IndexLocation
-    from faceidx.index.vectors import VectorIndex
+    from faceidx.store import vectors as vector_module
+    from faceidx.store.location import IndexLocation
+    from faceidx.store.vectors import VectorIndex
 
     vector_module.ANN_MIN_ROWS = 10**12  # time the sync, not an index build
     root = Path(tempfile.mkdtemp(prefix="bench_search_sync_"))
@@ -248,7 +248,7 @@ def measure_sync(faces_count: int) -> int:
 
 
 def _reusable(location: Any, total: int) -> tuple[Any, Any] | None:
-    from faceidx.index.vectors import UnknownModelVersionError, VectorIndex, table_name
+    from faceidx.store.vectors import UnknownModelVersionError, VectorIndex, table_name
 
     index = VectorIndex(location)
     try:
@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.sync:
         return measure_sync(args.sync)
     from faceidx.common.tables import format_pairs, format_table
-    from faceidx.index.location import IndexLocation
-    from faceidx.index.vectors import (
+    from faceidx.store.location import IndexLocation
+    from faceidx.store.vectors import (
         DEFAULT_EF,
         DEFAULT_NPROBES,
         DEFAULT_REFINE_FACTOR,

@@ -34,11 +34,11 @@ import pyarrow as pa
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from faceidx.index.location import IndexLocation  # noqa: E402
-from faceidx.index.table import FaceTable  # noqa: E402
-from faceidx.index.table_landing import _conform  # noqa: E402
-from faceidx.index.table_schema import table_schema  # noqa: E402
-from tests.plugins.faceidx.index.table_builders import Image, landing_table, write_landing  # noqa: E402
+from faceidx.store.landing import _conform  # noqa: E402
+from faceidx.store.location import IndexLocation  # noqa: E402
+from faceidx.store.schema import table_schema  # noqa: E402
+from faceidx.store.table import FaceTable  # noqa: E402
+from tests.plugins.faceidx.store.table_builders import Image, landing_table, write_landing  # noqa: E402
 
 DIM = 128
 IMAGES_PER_BATCH = 25

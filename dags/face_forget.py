@@ -33,7 +33,7 @@ from airflow.sdk import Param, dag, task
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
 from faceidx.common.params import optional_param, param_or_variable
 
-TARGET_TYPES = ["image", "face", "person"]  # faceidx.index.forget.TARGET_TYPES (kept light here)
+TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPES (kept light here)
 
 
 @dag(
@@ -73,7 +73,7 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.index.forget.TARGET_TYPES 
 def face_forget() -> None:
     @task(retries=0)  # a target that is not there is not found on a retry either
     def forget(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.forget_tasks import forget_task, location_for, run_actor
+        from faceidx.erasure.tasks import forget_task, location_for, run_actor
 
         location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
         return forget_task(context["params"], location=location, actor=run_actor(context))

@@ -72,7 +72,7 @@ from faceidx.common.params import optional_param, param_or_variable
 def face_identities() -> None:
     @task
     def identities(output_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.forget_tasks import location_for
+        from faceidx.erasure.tasks import location_for
         from faceidx.people.tasks import identities_task
 
         location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)

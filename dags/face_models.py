@@ -29,7 +29,7 @@ from airflow.sdk import Param, dag, task
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
 from faceidx.common.params import optional_param, param_or_variable
 
-ACTIONS = ["list", "use", "drop"]  # faceidx.index.versions_tasks.ACTIONS (kept light here)
+ACTIONS = ["list", "use", "drop"]  # faceidx.models.tasks.ACTIONS (kept light here)
 
 
 @dag(
@@ -64,8 +64,8 @@ ACTIONS = ["list", "use", "drop"]  # faceidx.index.versions_tasks.ACTIONS (kept 
 def face_models() -> None:
     @task(retries=0)  # refusals are not transient
     def models(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.forget_tasks import location_for, run_actor
-        from faceidx.index.versions_tasks import models_task
+        from faceidx.erasure.tasks import location_for, run_actor
+        from faceidx.models.tasks import models_task
 
         location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
         return models_task(context["params"], location=location, actor=run_actor(context))

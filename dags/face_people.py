@@ -66,7 +66,7 @@ ACTIONS = ["label", "merge", "split", "move", "cluster"]  # faceidx.people.actio
 def face_people() -> None:
     @task(retries=0)  # an unknown person is not found on a retry either
     def people(output_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.forget_tasks import location_for, run_actor
+        from faceidx.erasure.tasks import location_for, run_actor
         from faceidx.people.tasks import people_task
 
         location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)

@@ -64,8 +64,8 @@ from faceidx.common.params import optional_param, param_or_variable
 def face_search() -> None:
     @task(retries=0)  # a photo without a face has none on a retry either
     def search(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.forget_tasks import location_for
-        from faceidx.index.search_tasks import search_task
+        from faceidx.erasure.tasks import location_for
+        from faceidx.search.tasks import search_task
 
         location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
         return search_task(context["params"], location=location)

@@ -37,8 +37,8 @@ from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VE
 from faceidx.common.params import optional_param, param_or_variable
 
 DEFAULT_MAX_FILES = 500
-DEFAULT_RETENTION_HOURS = 168  # faceidx.index.table.DEFAULT_RETENTION_HOURS (kept light here)
-DEFAULT_TARGET_FILE_MB = 128  # faceidx.index.table.DEFAULT_TARGET_FILE_BYTES
+DEFAULT_RETENTION_HOURS = 168  # faceidx.store.table.DEFAULT_RETENTION_HOURS (kept light here)
+DEFAULT_TARGET_FILE_MB = 128  # faceidx.store.table.DEFAULT_TARGET_FILE_BYTES
 
 
 @dag(
@@ -85,7 +85,7 @@ DEFAULT_TARGET_FILE_MB = 128  # faceidx.index.table.DEFAULT_TARGET_FILE_BYTES
 )
 def face_table() -> None:
     def _location(output_uri: str, vectors_uri: str) -> Any:
-        from faceidx.index.forget_tasks import location_for
+        from faceidx.erasure.tasks import location_for
 
         return location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
 
@@ -94,14 +94,14 @@ def face_table() -> None:
 
     @task
     def ingest(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.table_tasks import ingest_task
+        from faceidx.maintenance.tasks import ingest_task
 
         location = _location(output_uri, vectors_uri)
         return ingest_task(location, max_files=int(context["params"]["max_files"]))
 
     @task
     def compact(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.table_tasks import compact_task, interval_days
+        from faceidx.maintenance.tasks import compact_task, interval_days
 
         days = interval_days(context.get("data_interval_start"), context.get("data_interval_end"))
         location = _location(output_uri, vectors_uri)
@@ -109,14 +109,14 @@ def face_table() -> None:
 
     @task
     def vacuum(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.index.table_tasks import vacuum_task
+        from faceidx.maintenance.tasks import vacuum_task
 
         location = _location(output_uri, vectors_uri)
         return vacuum_task(location, retention_hours=int(context["params"]["retention_hours"]))
 
     @task
     def sync_vectors(output_uri: str, vectors_uri: str) -> dict[str, Any]:
-        from faceidx.index.table_tasks import sync_vectors_task
+        from faceidx.maintenance.tasks import sync_vectors_task
 
         return sync_vectors_task(_location(output_uri, vectors_uri))
 
@@ -130,7 +130,7 @@ def face_table() -> None:
         vacuumed: dict[str, Any],
         synced: dict[str, Any],
     ) -> dict[str, Any]:
-        from faceidx.index.table_tasks import report_task
+        from faceidx.maintenance.tasks import report_task
 
         return report_task(_location(output_uri, vectors_uri), ingested, compacted, vacuumed, synced)
 

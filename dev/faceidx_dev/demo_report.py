@@ -11,11 +11,11 @@ import json
 import sys
 from typing import Any
 
-from faceidx.index.location import IndexLocation
+from faceidx.store.location import IndexLocation
 
 
 def table_stats(location: IndexLocation) -> dict[str, Any]:
-    from faceidx.index.table import FaceTable
+    from faceidx.store.table import FaceTable
 
     table = FaceTable.open(location)
     rows = table.read(columns=["image_key", "image_etag", "status", "face_index"]).to_pylist()
@@ -31,9 +31,9 @@ def table_stats(location: IndexLocation) -> dict[str, Any]:
 
 def people(location: IndexLocation) -> dict[str, Any]:
     """Persons with the photos they appear in, and per photo name the (x1, person) of one copy's faces."""
-    from faceidx.index.table import FaceTable
-    from faceidx.index.versions import ModelRegistry
-    from faceidx.people.store import PeopleStore
+    from faceidx.store.persons import PeopleStore
+    from faceidx.store.registry import ModelRegistry
+    from faceidx.store.table import FaceTable
 
     version = ModelRegistry(location).current()
     faces = (

@@ -13,10 +13,10 @@ import sys
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "search": ("faceidx.index.search_cli", "find the faces of a photo in the index"),
-    "forget": ("faceidx.index.forget_cli", "erase an image's, a face's or a person's faces everywhere"),
-    "models": ("faceidx.index.versions_cli", "list model versions, switch the current one, drop one"),
-    "table": ("faceidx.index.table_cli", "ingest landing files, compact, show the face table"),
+    "search": ("faceidx.search.cli", "find the faces of a photo in the index"),
+    "forget": ("faceidx.erasure.cli", "erase an image's, a face's or a person's faces everywhere"),
+    "models": ("faceidx.models.cli", "list model versions, switch the current one, drop one"),
+    "table": ("faceidx.maintenance.cli", "ingest landing files, compact, show the face table"),
     "people": ("faceidx.people.cli", "identities: cluster, list, label, merge, split, move"),
 }
 
@@ -29,11 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, summary) in COMMANDS.items():
         sub = commands.add_parser(name, help=summary, description=summary)
         sub.set_defaults(_module=module_name)
-        try:
-            importlib.import_module(module_name).add_arguments(sub)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
+        importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 

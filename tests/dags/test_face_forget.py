@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import FaceTable
-from tests.plugins.faceidx.index.test_forget import (
+from faceidx.store.location import IndexLocation
+from faceidx.store.table import FaceTable
+from tests.plugins.faceidx.erasure.test_forget import (
     BUCKET,
     T0,
     TOMBSTONE_ACTOR,
@@ -44,7 +44,7 @@ def _conf(location, **overrides):
 def test_dag_shape(dag):
     assert dag.max_active_runs == 1
     assert [t.task_id for t in dag.tasks] == ["forget"]
-    from faceidx.index.forget import TARGET_TYPES
+    from faceidx.erasure.forget import TARGET_TYPES
 
     assert dag.params.get_param("target_type").schema["enum"] == list(TARGET_TYPES)
 
@@ -82,7 +82,7 @@ def test_a_target_that_is_not_there_fails_and_changes_nothing(dag, location, con
 
 def test_object_removed_through_the_face_table_ingest_step(location):
     """The worker's tombstone row for a deleted image -> face_table's ingest step -> a receipt."""
-    from faceidx.index.table_tasks import ingest_task
+    from faceidx.maintenance.tasks import ingest_task
 
     ingest_task(location, max_files=500)
     write_landing(location, [tombstone_row("a.jpg", T0 + timedelta(hours=1))])

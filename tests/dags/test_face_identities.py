@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from faceidx.index.location import IndexLocation
-from faceidx.people.store import PeopleStore
 from faceidx.people.tasks import wants_full_recluster
-from tests.plugins.faceidx.index.table_builders import VERSION
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore
 from tests.plugins.faceidx.people.face_tables import Photo, add_photos, face_of, fid
+from tests.plugins.faceidx.store.table_builders import VERSION
 from tests.support.airflow_dags import load_dag, xcom
 from tests.support.reindex_backfill import forget_runs
 

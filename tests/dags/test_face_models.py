@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import FaceTable
-from faceidx.index.versions import ModelRegistry
-from tests.plugins.faceidx.index.test_forget import V1, V2, image_rows, unit, write_landing
+from faceidx.store.location import IndexLocation
+from faceidx.store.registry import ModelRegistry
+from faceidx.store.table import FaceTable
+from tests.plugins.faceidx.erasure.test_forget import V1, V2, image_rows, unit, write_landing
 from tests.support.airflow_dags import load_dag, xcom
 from tests.support.reindex_backfill import forget_runs
 
@@ -34,7 +34,7 @@ def _run(dag, location, **conf):
 
 def test_params_match_the_task():
     from dags import face_models
-    from faceidx.index.versions_tasks import ACTIONS
+    from faceidx.models.tasks import ACTIONS
 
     assert list(ACTIONS) == face_models.ACTIONS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.faceidx.index.test_search import embedder, indexed, pack, photo  # noqa: F401 (fixtures)
+from tests.plugins.faceidx.search.test_photo import embedder, indexed, pack, photo  # noqa: F401 (fixtures)
 from tests.support.airflow_dags import load_dag, xcom
 from tests.support.reindex_backfill import forget_runs
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import DEFAULT_RETENTION_HOURS, DEFAULT_TARGET_FILE_BYTES, FaceTable
-from tests.plugins.faceidx.index.table_builders import Image, later, write_landing
+from faceidx.store.location import IndexLocation
+from faceidx.store.table import DEFAULT_RETENTION_HOURS, DEFAULT_TARGET_FILE_BYTES, FaceTable
+from tests.plugins.faceidx.store.table_builders import Image, later, write_landing
 from tests.support.airflow_dags import load_dag, xcom
 from tests.support.reindex_backfill import forget_runs
 

@@ -176,7 +176,7 @@ class LocalProduct:
     def cli_environment(self) -> dict[str, str]:
         """What the ``faceidx`` CLI needs to reach this product: moto's endpoint and credentials, the
         index and its vector folder, the model pack (``faceidx search``), the work queue."""
-        from faceidx.index.location import ENV_OUTPUT_URI, ENV_VECTORS_URI
+        from faceidx.store.location import ENV_OUTPUT_URI, ENV_VECTORS_URI
 
         values = moto_environment(self._moto().url)
         values.update({ENV_OUTPUT_URI: OUTPUT_URI, ENV_VECTORS_URI: self.vectors_uri})

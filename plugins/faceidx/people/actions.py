@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from faceidx.index.location import IndexLocation
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.corrections import (
     EventKind,
@@ -21,7 +20,8 @@ from faceidx.people.corrections import (
 )
 from faceidx.people.identities import mapping_rows, person_rows, read_faces
 from faceidx.people.incremental import Outcome
-from faceidx.people.store import PeopleStore, sql_string
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore, sql_string
 
 ACTIONS = ("label", "merge", "split", "move")
 
@@ -107,7 +107,7 @@ def correct(
 def _event_table(event: PersonEvent, model_version: str) -> Any:
     import pyarrow as pa
 
-    from faceidx.people.store import EVENTS_SCHEMA
+    from faceidx.store.persons import EVENTS_SCHEMA
 
     return pa.Table.from_pylist([event.row(model_version)], schema=EVENTS_SCHEMA)
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faceidx.common.tables import format_pairs, format_table
-from faceidx.index.location import IndexLocation
+from faceidx.store.location import IndexLocation
 
 # The columns of `people list`: (persons column, table heading); --json uses the column names.
 LIST_COLUMNS = (
@@ -61,8 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from faceidx.people.clustering import ClusterPolicy
-    from faceidx.people.store import PeopleStore, sql_string
     from faceidx.people.tasks import model_version_of
+    from faceidx.store.persons import PeopleStore, sql_string
 
     location = IndexLocation.from_env(args.output_uri, args.vectors_uri)
     version = model_version_of(location, args.model_version)

@@ -1,6 +1,6 @@
 """Identity runs over the tables: the incremental run, the full re-cluster, the corrections.
 
-The face table gives the faces (``faceidx.index.table.FaceTable``); :mod:`faceidx.people.store` keeps
+The face table gives the faces (``faceidx.store.table.FaceTable``); :mod:`faceidx.store.persons` keeps
 persons, the face -> person mapping (with the buffer) and the correction events. The algorithms are
 the pure modules beside this one; this module reads, decides through them, and writes.
 """
@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from faceidx.index.location import IndexLocation
 from faceidx.people.clustering import ClusterPolicy, as_unit, cluster_faces, encode
 from faceidx.people.corrections import EventKind, PeopleState, PersonEvent, replay
 from faceidx.people.incremental import (
@@ -27,7 +26,8 @@ from faceidx.people.incremental import (
     promote_buffer,
 )
 from faceidx.people.matching import FaceKey, match_clusters, new_person_id, pair_faces
-from faceidx.people.store import PeopleStore, now, sql_string
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore, now, sql_string
 
 FACE_COLUMNS = ["face_id", "image_id", "embedding", "quality_passed", "quality_reasons"]
 
@@ -80,7 +80,7 @@ class Faces:
 
 def read_faces(location: IndexLocation, model_version: str, filter: str | None = None) -> Faces:
     """The faces (face rows, not image-level rows) of one model version in the face table."""
-    from faceidx.index.table import FaceTable
+    from faceidx.store.table import FaceTable
 
     table = FaceTable.open(location)
     names = set(table.read(model_version, filter="1 = 0").column_names)
@@ -164,7 +164,7 @@ def person_rows(
                 "updated_at": stamp,
             }
         )
-    from faceidx.people.store import PERSONS_SCHEMA
+    from faceidx.store.persons import PERSONS_SCHEMA
 
     return pa.Table.from_pylist(rows, schema=PERSONS_SCHEMA)
 
@@ -176,7 +176,7 @@ def mapping_rows(
     model_version: str,
     similarity: dict[str, float] | None = None,
 ) -> pa.Table:
-    from faceidx.people.store import FACE_PERSONS_SCHEMA
+    from faceidx.store.persons import FACE_PERSONS_SCHEMA
 
     stamp = now()
     similarity = similarity or {}
@@ -336,7 +336,7 @@ def carried_mapping(
 ) -> tuple[dict[str, str], dict[str, str | None]]:
     """The old version's face -> person mapping translated to the new version's faces (same photo,
     same face: :func:`faceidx.people.matching.pair_faces`), and the old labels."""
-    from faceidx.index.table import FaceTable
+    from faceidx.store.table import FaceTable
 
     store = PeopleStore(location)
     old_mapping = {face: pid for face, pid in store.mapping(old_version).items() if pid is not None}

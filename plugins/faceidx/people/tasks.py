@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from faceidx.common.tables import format_pairs
-from faceidx.index.location import IndexLocation
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.identities import RunReport
+from faceidx.store.location import IndexLocation
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def model_version_of(location: IndexLocation, requested: str | None) -> str:
     """The Param's version, else the registry's current one."""
     if requested:
         return requested
-    from faceidx.index.versions import ModelRegistry
+    from faceidx.store.registry import ModelRegistry
 
     return ModelRegistry(location).current()
 

@@ -10,15 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from faceidx.index.location import IndexLocation
 from faceidx.infra.values import VALUES_BY_PARAM
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.identities import run_incremental
-from faceidx.people.store import PeopleStore
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore
 from faceidx_dev.local.moto_server import REGION, MotoEndpoint
 from faceidx_dev.local.product import OUTPUT_BUCKET, OUTPUT_URI, LocalProduct
-from tests.plugins.faceidx.index.table_builders import VERSION
 from tests.plugins.faceidx.people.face_tables import Photo, add_photos, face_of, fid
+from tests.plugins.faceidx.store.table_builders import VERSION
 from tests.support.moto_server import moto_server_process
 
 

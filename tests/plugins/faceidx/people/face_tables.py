@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import FaceTable
-from tests.plugins.faceidx.index.table_builders import VERSION, Image, face_id, rows_of, write_bytes
-from tests.plugins.faceidx.index.table_builders import landing_table as _landing_table
+from faceidx.store.location import IndexLocation
+from faceidx.store.table import FaceTable
+from tests.plugins.faceidx.store.table_builders import VERSION, Image, face_id, rows_of, write_bytes
+from tests.plugins.faceidx.store.table_builders import landing_table as _landing_table
 
 DIM = 64
 

@@ -5,12 +5,12 @@ import json
 import pytest
 
 from faceidx.cli import main
-from faceidx.index.location import IndexLocation
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.identities import run_incremental
-from faceidx.people.store import PeopleStore
-from tests.plugins.faceidx.index.table_builders import VERSION
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore
 from tests.plugins.faceidx.people.face_tables import Photo, add_photos, face_of, fid
+from tests.plugins.faceidx.store.table_builders import VERSION
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from faceidx.index.location import IndexLocation
 from faceidx.people.actions import CorrectionError, correct
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.identities import run_incremental, run_recluster
-from faceidx.people.store import PeopleStore, face_ids_of_person, faces_of_person, persons_of_faces
-from tests.plugins.faceidx.index.table_builders import VERSION
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore, face_ids_of_person, faces_of_person, persons_of_faces
 from tests.plugins.faceidx.people.face_tables import Photo, add_photos, face_of, fid
+from tests.plugins.faceidx.store.table_builders import VERSION
 
 POLICY = ClusterPolicy(threshold=0.5, merge_threshold=0.6)
 

@@ -1,1 +1,0 @@
-"""The index layer: the face table (Delta Lake), its vector index (LanceDB), search, erasure, versions."""
