@@ -1,5 +1,5 @@
 """AWS Batch for faceidx: one hook that counts the active jobs on a queue, finds the jobs a run
-submitted, and reads each worker's CloudWatch log stream into per-worker stats."""
+submitted, and reads the lines of each worker's CloudWatch log stream."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from botocore.exceptions import ClientError
 
 from faceidx.common.constants import ACTIVE_JOB_STATES
-from faceidx.indexing.worker_runs import WorkerStats, job_runtime_seconds, parse_worker_log
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +41,18 @@ class ActiveJobCount:
         return {**asdict(self), "jobs": [dict(j) for j in self.jobs]}
 
 
+@dataclass(frozen=True)
+class WorkerLog:
+    """One worker job as DescribeJobs gave it (a plain job or one array child), and the lines of its
+    CloudWatch log stream (none when it has no stream yet, or the stream is gone)."""
+
+    job: dict[str, Any]
+    messages: list[str]
+
+
 class BatchJobsHook(BatchClientHook):
     """Batch for face_indexing: active jobs per queue (array parents count their unfinished children),
-    the jobs of one run, and the stats each worker logged."""
+    the jobs of one run, and the log lines of each of their workers."""
 
     @property
     def _batch(self) -> Any:
@@ -131,8 +139,9 @@ class BatchJobsHook(BatchClientHook):
                 return []
             raise
 
-    def worker_stats(self, role: str, job_id: str) -> list[WorkerStats]:
-        stats = []
+    def worker_logs(self, job_id: str) -> list[WorkerLog]:
+        """Each worker of ``job_id`` (the job itself, or an array job's children) with its log lines."""
+        logs = []
         for job in self.describe_workers(job_id):
             location = log_location(job)
             messages = self._messages(*location) if location else []
@@ -144,26 +153,8 @@ class BatchJobsHook(BatchClientHook):
                     job.get("status"),
                     location,
                 )
-            parsed = parse_worker_log(messages)
-            index = (job.get("arrayProperties") or {}).get("index")
-            if index is None and ":" in job["jobId"]:
-                index = job["jobId"].rsplit(":", 1)[1]  # child ids are <parent>:<index>
-            stats.append(
-                WorkerStats(
-                    job_id=job["jobId"],
-                    role=role,
-                    array_index=int(index) if index is not None else None,
-                    status=str(job.get("status")),
-                    images=parsed["images"],
-                    faces=parsed["faces"],
-                    errors=parsed["errors"],
-                    images_per_s=parsed["images_per_s"],
-                    runtime_seconds=job_runtime_seconds(job),
-                    log_found=bool(messages),
-                    partial=bool(messages) and parsed["partial"],
-                )
-            )
-        return stats
+            logs.append(WorkerLog(job=job, messages=messages))
+        return logs
 
 
 def count_listed_jobs(

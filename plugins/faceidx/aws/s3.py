@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
 from faceidx.aws.errors import AwsCallError, explain
-from faceidx.reindex.index import IndexLocation, RangeReader
-from faceidx.reindex.selection import ListedObject
+from faceidx.aws.parsing import ListedObject
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +29,57 @@ ReindexAwsError = AwsCallError
 
 def _explain(err: ClientError, operation: str, resource: str, fixes: dict[str, str], default_fix: str) -> str:
     return explain(err, operation, resource, fix=default_fix, fixes=fixes)
+
+
+class RangeReader(io.RawIOBase):
+    """A seekable, read-only file over ranged reads: ``fetch(start, end_inclusive) -> bytes``.
+
+    Lets pyarrow read a Parquet footer and a few column chunks of a large S3 object without
+    downloading the rest. Small objects are better fetched whole (``ReindexS3Hook.open_index_file``).
+    """
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str = "") -> None:
+        super().__init__()
+        self._fetch = fetch
+        self._size = size
+        self._position = 0
+        self.name = name
+        self.requests = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            position = offset
+        elif whence == io.SEEK_CUR:
+            position = self._position + offset
+        elif whence == io.SEEK_END:
+            position = self._size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if position < 0:
+            raise ValueError(f"negative seek position {position} in {self.name}")
+        self._position = position
+        return position
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._position >= self._size or len(view) == 0:
+            return 0
+        end = min(self._position + len(view), self._size) - 1
+        data = self._fetch(self._position, end)
+        count = len(data)
+        view[:count] = data
+        self._position += count
+        self.requests += 1
+        return count
 
 
 class ReindexS3Hook(S3Hook):
@@ -59,13 +109,12 @@ class ReindexS3Hook(S3Hook):
                 )
             ) from err
 
-    def list_index_files(self, location: IndexLocation) -> list[tuple[str, int]]:
-        """``(key, size)`` of every ``.parquet`` object under ``<prefix>/faces/``."""
-        assert location.bucket is not None
+    def list_index_files(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        """``(key, size)`` of every ``.parquet`` object under ``prefix`` (the index's ``faces/``)."""
         try:
             return [
                 (str(item["Key"]), int(item.get("Size", 0)))
-                for item in self.iter_file_metadata(prefix=location.faces_prefix, bucket_name=location.bucket)
+                for item in self.iter_file_metadata(prefix=prefix, bucket_name=bucket)
                 if str(item["Key"]).endswith(".parquet")
             ]
         except ClientError as err:
@@ -73,9 +122,9 @@ class ReindexS3Hook(S3Hook):
                 _explain(
                     err,
                     "ListObjectsV2",
-                    location.describe(),
+                    f"s3://{bucket}/{prefix}",
                     {
-                        "denied": f"Grant s3:ListBucket on {self._bucket_arn(location.bucket)} to the "
+                        "denied": f"Grant s3:ListBucket on {self._bucket_arn(bucket)} to the "
                         "Airflow AWS connection, or turn only_missing off.",
                         "missing": "Fix the output_uri Param (or the Airflow Variable faceidx_output_uri).",
                     },

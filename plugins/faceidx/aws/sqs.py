@@ -21,8 +21,14 @@ from faceidx.aws.errors import (
     explain,
     is_access_denied,
 )
-from faceidx.indexing.depth import DEPTH_ATTRIBUTES, QueueDepth, parse_queue_depth
-from faceidx.reindex.events import EntryFailure, classify_batch_response
+from faceidx.aws.parsing import (
+    DEPTH_ATTRIBUTES,
+    EntryFailure,
+    QueueDepth,
+    classify_batch_response,
+    dlq_name_from_redrive_policy,
+    parse_queue_depth,
+)
 
 
 class SqsQueueDepthError(RuntimeError):
@@ -84,8 +90,6 @@ class SqsWorkQueueHook(SqsHook):
 
     def dead_letter_queue_url(self, queue_url: str) -> str | None:
         """The URL of the DLQ the queue's redrive policy names; None when it has none."""
-        from faceidx.indexing.health import dlq_name_from_redrive_policy
-
         attributes = self.conn.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
         name = dlq_name_from_redrive_policy(attributes.get("Attributes", {}).get("RedrivePolicy"))
         return None if name is None else str(self.conn.get_queue_url(QueueName=name)["QueueUrl"])

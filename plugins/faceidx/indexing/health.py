@@ -66,13 +66,3 @@ def assess_queue_health(
         warnings=warnings,
         notes=list(notes or []),
     )
-
-
-def dlq_name_from_redrive_policy(redrive_policy: str | None) -> str | None:
-    """The DLQ's queue name from a queue's ``RedrivePolicy`` attribute (JSON with deadLetterTargetArn)."""
-    if not redrive_policy:
-        return None
-    import json
-
-    arn = json.loads(redrive_policy).get("deadLetterTargetArn", "")
-    return arn.rsplit(":", 1)[-1] or None

@@ -7,9 +7,9 @@ import logging
 import re
 from typing import Any, TypedDict
 
+from faceidx.aws.parsing import QueueDepth
 from faceidx.common.constants import DEFAULT_SPOT_PRICE_PER_HOUR, JOB_NAME_PREFIX
 from faceidx.common.tables import format_table
-from faceidx.indexing.depth import QueueDepth
 from faceidx.indexing.planning import ScalingPlan, ScalingPolicy, plan_submissions
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ def check_queue_health(
     params: dict[str, Any], queue_url: str, aws_conn_id: str, context: Any
 ) -> dict[str, Any]:
     """Oldest message age and DLQ depth; warnings go to the log and the optional callback."""
-    from faceidx.aws.cloudwatch import read_queue_health
     from faceidx.indexing.health import assess_queue_health
+    from faceidx.indexing.monitoring import read_queue_health
 
     if queue_url:
         health = read_queue_health(queue_url, int(params["max_message_age_seconds"]), aws_conn_id)
@@ -214,13 +214,13 @@ def collect_worker_logs(
     ``recounts``: role -> the submit task's ``recount`` XCom (what it found right before SubmitJob)."""
     from faceidx.aws.batch import BatchJobsHook
     from faceidx.indexing.operators import filled_by
-    from faceidx.indexing.worker_runs import estimate_cost, totals
+    from faceidx.indexing.worker_runs import WorkerStats, estimate_cost, totals, worker_stats
 
     if not decision or decision.get("dry_run"):
         return {"jobs": {}, "workers": [], "totals": totals([]), "cost": {}}
     batch = BatchJobsHook(aws_conn_id=aws_conn_id)
     jobs: dict[str, Any] = {}
-    workers = []
+    workers: list[WorkerStats] = []
     for role in ROLES:
         if not decision.get(f"{role}_workers"):
             continue
@@ -247,7 +247,7 @@ def collect_worker_logs(
             "status": job.get("status"),
             "reason": job.get("statusReason"),
         }
-        workers.extend(batch.worker_stats(role, job["jobId"]))
+        workers.extend(worker_stats(role, w.job, w.messages) for w in batch.worker_logs(job["jobId"]))
 
     price = float(params.get("spot_price_per_hour", DEFAULT_SPOT_PRICE_PER_HOUR))
     cost = estimate_cost(workers, price)

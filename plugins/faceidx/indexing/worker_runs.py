@@ -9,7 +9,7 @@ was killed before its summary is reconstructed from its batch lines and flagged 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -74,7 +74,28 @@ def parse_worker_log(messages: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def job_runtime_seconds(job: dict[str, Any]) -> float | None:
+def worker_stats(role: str, job: Mapping[str, Any], messages: Sequence[str]) -> WorkerStats:
+    """One worker's stats from its described Batch job and its log lines (``BatchJobsHook.worker_logs``)."""
+    parsed = parse_worker_log(messages)
+    index = (job.get("arrayProperties") or {}).get("index")
+    if index is None and ":" in job["jobId"]:
+        index = job["jobId"].rsplit(":", 1)[1]  # child ids are <parent>:<index>
+    return WorkerStats(
+        job_id=job["jobId"],
+        role=role,
+        array_index=int(index) if index is not None else None,
+        status=str(job.get("status")),
+        images=parsed["images"],
+        faces=parsed["faces"],
+        errors=parsed["errors"],
+        images_per_s=parsed["images_per_s"],
+        runtime_seconds=job_runtime_seconds(job),
+        log_found=bool(messages),
+        partial=bool(messages) and parsed["partial"],
+    )
+
+
+def job_runtime_seconds(job: Mapping[str, Any]) -> float | None:
     """Seconds between ``startedAt`` and ``stoppedAt`` (epoch milliseconds) of a described job."""
     started, stopped = job.get("startedAt"), job.get("stoppedAt")
     if not started or not stopped:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote_plus
 
-from faceidx.reindex.selection import ListedObject, normalise_etag
+from faceidx.aws.parsing import ListedObject
+from faceidx.reindex.selection import normalise_etag
 
 SEND_BATCH_SIZE = 10  # SendMessageBatch takes at most 10 entries
 EVENT_NAME = "ObjectCreated:Put"
@@ -114,45 +114,3 @@ def batch_entries(
         }
         for position, obj in enumerate(objects)
     ]
-
-
-@dataclass(frozen=True)
-class EntryFailure:
-    entry_id: str
-    code: str
-    message: str
-    sender_fault: bool
-
-
-@dataclass(frozen=True)
-class BatchOutcome:
-    """One SendMessageBatch answer: which entries went in, which may be retried, which never will."""
-
-    succeeded: tuple[str, ...]
-    retryable: tuple[EntryFailure, ...]
-    permanent: tuple[EntryFailure, ...]
-
-
-def classify_batch_response(sent_ids: Sequence[str], response: Mapping[str, Any]) -> BatchOutcome:
-    """Split a SendMessageBatch response. A sender fault (bad body, bad attribute) never succeeds on
-    retry; a server-side failure (throttling, internal error) may. An entry SQS mentions in neither
-    list is treated as a retryable failure: better a duplicate than a lost image."""
-    succeeded = tuple(str(item["Id"]) for item in response.get("Successful", []))
-    retryable: list[EntryFailure] = []
-    permanent: list[EntryFailure] = []
-    mentioned = set(succeeded)
-    for item in response.get("Failed", []):
-        failure = EntryFailure(
-            entry_id=str(item.get("Id")),
-            code=str(item.get("Code", "Unknown")),
-            message=str(item.get("Message", "")),
-            sender_fault=bool(item.get("SenderFault", False)),
-        )
-        mentioned.add(failure.entry_id)
-        (permanent if failure.sender_fault else retryable).append(failure)
-    for entry_id in sent_ids:
-        if entry_id not in mentioned:
-            retryable.append(
-                EntryFailure(entry_id, "NotReported", "SQS reported neither success nor failure", False)
-            )
-    return BatchOutcome(succeeded, tuple(retryable), tuple(permanent))

@@ -12,7 +12,6 @@ pyarrow is imported inside the functions: this module must stay cheap to import.
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -152,54 +151,3 @@ def lookup_indexed(
             continue
         found.files_read += 1
     return found
-
-
-class RangeReader(io.RawIOBase):
-    """A seekable, read-only file over ranged reads: ``fetch(start, end_inclusive) -> bytes``.
-
-    Lets pyarrow read a Parquet footer and a few column chunks of a large S3 object without
-    downloading the rest. Small objects are better fetched whole (see ``hooks``).
-    """
-
-    def __init__(self, fetch: Callable[[int, int], bytes], size: int, name: str = "") -> None:
-        super().__init__()
-        self._fetch = fetch
-        self._size = size
-        self._position = 0
-        self.name = name
-        self.requests = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_SET:
-            position = offset
-        elif whence == io.SEEK_CUR:
-            position = self._position + offset
-        elif whence == io.SEEK_END:
-            position = self._size + offset
-        else:
-            raise ValueError(f"invalid whence {whence}")
-        if position < 0:
-            raise ValueError(f"negative seek position {position} in {self.name}")
-        self._position = position
-        return position
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._position >= self._size or len(view) == 0:
-            return 0
-        end = min(self._position + len(view), self._size) - 1
-        data = self._fetch(self._position, end)
-        count = len(data)
-        view[:count] = data
-        self._position += count
-        self.requests += 1
-        return count

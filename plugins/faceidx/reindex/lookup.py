@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from faceidx.aws.parsing import ListedObject
 from faceidx.index.indexed import IndexedModel, IndexedQuery
 from faceidx.reindex.index import (
     IndexLocation,
@@ -31,7 +32,7 @@ from faceidx.reindex.index import (
     parse_output_uri,
     partition_day,
 )
-from faceidx.reindex.selection import ListedObject, ReindexRequestError, earliest_index_day
+from faceidx.reindex.selection import ReindexRequestError, earliest_index_day
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,10 @@ def indexed_model(location: Any, table: Any, model_pack: str | None) -> IndexedM
 def _landing(
     s3: Any, location: IndexLocation, query: IndexedQuery, candidates: Sequence[ListedObject]
 ) -> tuple[LandingLookup, int]:
-    listing = s3.list_index_files(location) if location.is_s3 else local_index_files(location)
+    if location.bucket is not None:
+        listing = s3.list_index_files(location.bucket, location.faces_prefix)
+    else:
+        listing = local_index_files(location)
     earliest = earliest_index_day(candidates)
     # Files outside the dt= layout are always read: a lookup may cost time, never a missed image.
     chosen = [

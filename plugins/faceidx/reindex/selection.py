@@ -16,11 +16,12 @@ rendered from the interval, and are filtered in this order (the first reason tha
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from faceidx.aws.parsing import ListedObject
 from faceidx.common.uris import normalise_etag
 from faceidx.reindex import SELECT_AUTO, SELECT_LAST_MODIFIED, SELECT_MODES, SELECT_PREFIX
 
@@ -71,27 +72,6 @@ def interval_from_context(start: datetime | None, end: datetime | None) -> Inter
             "Backfill in the UI, POST /api/v2/backfills, or trigger with a logical date."
         )
     return Interval(start, end)
-
-
-@dataclass(frozen=True)
-class ListedObject:
-    """One object from ListObjectsV2. ``etag`` is kept as S3 lists it (quoted)."""
-
-    key: str
-    etag: str
-    size: int
-    last_modified: datetime
-    storage_class: str = "STANDARD"
-
-    @classmethod
-    def from_listing(cls, item: Mapping[str, Any]) -> ListedObject:
-        return cls(
-            key=str(item["Key"]),
-            etag=str(item.get("ETag", "")),
-            size=int(item.get("Size", 0)),
-            last_modified=item["LastModified"],
-            storage_class=str(item.get("StorageClass") or "STANDARD"),
-        )
 
 
 def render_prefix(template: str, interval: Interval) -> str:

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from faceidx.aws.parsing import EntryFailure, ListedObject
 from faceidx.common.tables import format_pairs, format_table
 from faceidx.reindex import SELECT_LAST_MODIFIED, VAR_INPUT_BUCKET
-from faceidx.reindex.events import SEND_BATCH_SIZE, EntryFailure, batch_entries
+from faceidx.reindex.events import SEND_BATCH_SIZE, batch_entries
 from faceidx.reindex.index import parse_output_uri
 from faceidx.reindex.selection import (
     Interval,
-    ListedObject,
     ReindexRequestError,
     Selection,
     choose_mode,

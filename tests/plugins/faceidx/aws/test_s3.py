@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.aws.s3 import ReindexAwsError, ReindexS3Hook
+from faceidx.aws.s3 import RangeReader, ReindexAwsError, ReindexS3Hook
 from faceidx.aws.sqs import SqsWorkQueueHook
-from faceidx.reindex.index import parse_output_uri
 
 
 def _entries(count):
@@ -30,7 +30,20 @@ def test_a_missing_bucket_names_the_bucket_and_the_fix(moto):
     with pytest.raises(ReindexAwsError, match=r"s3://no-such-bucket/x/ failed \(NoSuchBucket.*bucket Param"):
         list(ReindexS3Hook(aws_conn_id="aws_default").iter_objects("no-such-bucket", "x/"))
     with pytest.raises(ReindexAwsError, match="output_uri Param"):
-        ReindexS3Hook(aws_conn_id="aws_default").list_index_files(parse_output_uri("s3://no-index/v1"))
+        ReindexS3Hook(aws_conn_id="aws_default").list_index_files("no-index", "v1/faces/")
+
+
+def test_range_reader_behaves_like_a_file():
+    data = bytes(range(256)) * 4
+    reader = RangeReader(lambda s, e: data[s : e + 1], len(data))
+    assert reader.seek(-4, io.SEEK_END) == len(data) - 4
+    assert reader.read(10) == data[-4:]
+    assert reader.read(1) == b""
+    reader.seek(100)
+    reader.seek(5, io.SEEK_CUR)
+    assert reader.read(3) == data[105:108]
+    with pytest.raises(ValueError, match="negative"):
+        reader.seek(-1)
 
 
 def test_send_batch_puts_the_messages_in_the_queue(moto):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from faceidx.indexing.health import assess_queue_health, dlq_name_from_redrive_policy
+from faceidx.indexing.health import assess_queue_health
 
 
 @pytest.mark.parametrize(
@@ -30,11 +28,3 @@ def test_warnings_say_what_to_do():
     text = " ".join(w["message"] for w in health.warnings)
     assert "RUNNABLE" in text
     assert "redrive" in text
-
-
-def test_dlq_name_from_redrive_policy():
-    policy = json.dumps(
-        {"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:faceidx-dlq", "maxReceiveCount": 5}
-    )
-    assert dlq_name_from_redrive_policy(policy) == "faceidx-dlq"
-    assert dlq_name_from_redrive_policy(None) is None

@@ -12,6 +12,7 @@ from faceidx.indexing.worker_runs import (
     job_runtime_seconds,
     parse_worker_log,
     totals,
+    worker_stats,
 )
 
 
@@ -55,6 +56,18 @@ def test_no_lines_is_zero():
 )
 def test_runtime(job, expected):
     assert job_runtime_seconds(job) == expected
+
+
+def test_worker_stats_of_an_array_child_and_of_a_job_without_log():
+    child = {"jobId": "p:3", "status": "SUCCEEDED", "startedAt": 1_000, "stoppedAt": 31_000}
+    summary = json.dumps({"event": "summary", "images": 12, "faces": 4, "errors": 1, "images_per_s": 2.0})
+    stats = worker_stats("secondary", child, [summary])
+    assert (stats.role, stats.array_index, stats.images, stats.runtime_seconds) == ("secondary", 3, 12, 30.0)
+    assert (stats.log_found, stats.partial) == (True, False)
+    plain = worker_stats("primary", {"jobId": "j", "status": "FAILED"}, [])
+    assert (plain.array_index, plain.images, plain.log_found, plain.partial) == (None, 0, False, False)
+    indexed = worker_stats("secondary", {"jobId": "p", "arrayProperties": {"index": 7}}, [])
+    assert indexed.array_index == 7
 
 
 def test_cost_per_environment_and_per_thousand_images():

@@ -121,9 +121,9 @@ def test_the_kms_statement_only_when_the_index_is_kms_encrypted():
 
 def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, policy, monkeypatch, spec_dir):
     from faceidx.aws.batch import BatchJobsHook
-    from faceidx.aws.cloudwatch import read_queue_health
     from faceidx.aws.s3 import ReindexS3Hook
     from faceidx.aws.sqs import SqsWorkQueueHook
+    from faceidx.indexing.monitoring import read_queue_health
     from faceidx.reindex.index import parse_output_uri
 
     status = patch_batch_status(monkeypatch)
@@ -173,7 +173,7 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
     batch = BatchJobsHook(aws_conn_id="aws_default")
     batch.describe_workers(job["jobId"])
     batch.find_job(PRIMARY_JOB_QUEUE, "w")  # worker_logs: this run's job by name
-    batch.worker_stats("primary", job["jobId"])  # ... and each worker's log stream
+    batch.worker_logs(job["jobId"])  # ... and each worker's log stream
     from airflow.sdk.exceptions import TaskDeferred
 
     from faceidx.indexing.sensors import BatchJobWaitSensor
@@ -193,7 +193,8 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
     account.client("s3").put_object(
         Bucket=location.bucket, Key=f"{location.faces_prefix}p.parquet", Body=b"x"
     )
-    for key, size in s3.list_index_files(location):
+    assert location.bucket is not None
+    for key, size in s3.list_index_files(location.bucket, location.faces_prefix):
         s3.open_index_file(location.bucket, key, size).read()
     SqsWorkQueueHook(aws_conn_id="aws_default").send_batch(url, [{"Id": "1", "MessageBody": "{}"}])
 

@@ -7,15 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from faceidx.aws.parsing import ListedObject
 from faceidx.reindex.events import (
     batch_entries,
-    classify_batch_response,
     encode_key,
     event_time,
     s3_event_record,
     sequencer,
 )
-from faceidx.reindex.selection import ListedObject
 from faceidx_worker.events import MessageKind, parse_body
 
 AT = datetime(2026, 11, 20, 8, 15, 2, 123456, tzinfo=UTC)
@@ -143,32 +142,3 @@ def test_same_shape_as_the_notifications_moto_sends(moto):
     images = [parse_body(json.dumps({"Records": [record]})).images for record in (theirs, ours)]
     assert images[0] == images[1]
     assert images[0][0].key == "x y.jpg"
-
-
-@pytest.mark.parametrize(
-    ("sent", "response", "succeeded", "retryable", "permanent"),
-    [
-        (["0", "1"], {"Successful": [{"Id": "0"}, {"Id": "1"}]}, ("0", "1"), [], []),
-        (
-            ["0", "1", "2"],
-            {
-                "Successful": [{"Id": "0"}],
-                "Failed": [
-                    {"Id": "1", "SenderFault": False, "Code": "InternalError", "Message": "try again"},
-                    {"Id": "2", "SenderFault": True, "Code": "InvalidParameterValue", "Message": "bad body"},
-                ],
-            },
-            ("0",),
-            ["1"],
-            ["2"],
-        ),
-        # an entry SQS mentions nowhere is retried: a duplicate is better than a lost image
-        (["0", "1"], {"Successful": [{"Id": "0"}]}, ("0",), ["1"], []),
-        (["0"], {"Failed": [{"Id": "0", "Code": "Throttling"}]}, (), ["0"], []),
-    ],
-)
-def test_classify_batch_response(sent, response, succeeded, retryable, permanent):
-    outcome = classify_batch_response(sent, response)
-    assert outcome.succeeded == succeeded
-    assert [f.entry_id for f in outcome.retryable] == retryable
-    assert [f.entry_id for f in outcome.permanent] == permanent

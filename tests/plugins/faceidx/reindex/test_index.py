@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from faceidx.aws import s3 as reindex_hooks
-from faceidx.aws.s3 import ReindexS3Hook
+from faceidx.aws.s3 import RangeReader, ReindexS3Hook
 from faceidx.index.indexed import IndexedModel, IndexedQuery
 from faceidx.reindex.index import (
-    RangeReader,
     indexed_pairs_in_file,
     local_index_files,
     lookup_indexed,
@@ -134,19 +133,6 @@ def test_ranged_reads_fetch_a_small_part_of_a_big_file():
     print(f"index file {len(data):,} B: {len(fetched)} ranged reads, {sum(fetched):,} B fetched")
 
 
-def test_range_reader_behaves_like_a_file():
-    data = bytes(range(256)) * 4
-    reader = RangeReader(lambda s, e: data[s : e + 1], len(data))
-    assert reader.seek(-4, io.SEEK_END) == len(data) - 4
-    assert reader.read(10) == data[-4:]
-    assert reader.read(1) == b""
-    reader.seek(100)
-    reader.seek(5, io.SEEK_CUR)
-    assert reader.read(3) == data[105:108]
-    with pytest.raises(ValueError, match="negative"):
-        reader.seek(-1)
-
-
 def test_local_index_directory(tmp_path):
     for day, images in (("2026-11-20", [("a.jpg", "e1", "ok")]), ("2026-11-21", [("b.jpg", "e2", "ok")])):
         target = tmp_path / "faces" / f"dt={day}" / "part-1.parquet"
@@ -171,7 +157,7 @@ def test_index_on_s3_through_the_hook(moto, monkeypatch, whole_object_bytes):
     write_index(moto, [("c.jpg", "e3", "ok")], indexed_at=AT, prefix="v2")  # another index: not read
     hook = ReindexS3Hook(aws_conn_id="aws_default")
     location = parse_output_uri(f"s3://{OUTPUT_BUCKET}/v1/")
-    files = hook.list_index_files(location)
+    files = hook.list_index_files(OUTPUT_BUCKET, location.faces_prefix)
     assert len(files) == 1
     sizes = dict(files)
     found = lookup_indexed(
@@ -192,7 +178,7 @@ def test_a_landing_file_ingested_after_the_listing_is_skipped(moto, monkeypatch,
     gone = write_index(moto, [("a.jpg", "e1", "ok")], indexed_at=AT)
     write_index(moto, [("b.jpg", "e2", "ok")], indexed_at=AT)
     hook = ReindexS3Hook(aws_conn_id="aws_default")
-    sizes = dict(hook.list_index_files(parse_output_uri(f"s3://{OUTPUT_BUCKET}/v1/")))
+    sizes = dict(hook.list_index_files(OUTPUT_BUCKET, "v1/faces/"))
     moto.client("s3").delete_object(Bucket=OUTPUT_BUCKET, Key=gone)
     found = lookup_indexed(
         sorted(sizes),

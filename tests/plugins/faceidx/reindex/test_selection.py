@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from faceidx.aws.parsing import ListedObject
 from faceidx.reindex.selection import (
     Interval,
-    ListedObject,
     ReindexRequestError,
     choose_mode,
     drop_indexed,
