@@ -61,7 +61,7 @@ PARAMS[DRY_RUN_PARAM] = Param(
 
 
 def _hook() -> Any:
-    from faceidx.infra.hook import InfraReconcileHook
+    from faceidx.infra.hook_base import InfraReconcileHook
 
     return InfraReconcileHook(aws_conn_id=DEFAULT_AWS_CONN_ID)
 

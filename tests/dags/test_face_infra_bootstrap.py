@@ -148,7 +148,7 @@ def test_invalid_spec_fails_validate_before_any_aws_call(dag, account, tmp_path,
 
 
 def test_access_denied_on_a_describe_fails_the_task_with_aws_message(dag, account, monkeypatch, capfd):
-    from faceidx.infra.hook import InfraReconcileHook
+    from faceidx.infra.hook_base import InfraReconcileHook
 
     original = InfraReconcileHook.client_for
 

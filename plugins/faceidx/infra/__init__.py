@@ -13,7 +13,9 @@ Modules, in the order a run uses them:
   (describe -> create, or diff -> update -> describe again; dry run plans only).
 - ``kinds_sqs`` / ``kinds_iam`` / ``kinds_s3`` / ``kinds_batch`` / ``kinds_compute``: one record per
   resource kind (see docs/contributing-resource-kind.md to add one).
-- ``hook`` (with ``hook_base``): AWS access through the Airflow connection: calls, errors, waiters.
+- ``hook_base``: ``InfraReconcileHook``, AWS access through the Airflow connection: calls, errors,
+  waiters.
+- ``results``: what a reconcile reports, and ``InfraReconcileError``.
 - ``tasks`` / ``report``: the bodies of the DAG's tasks and their tables.
 
 Importing this package imports nothing heavy: the DAG file reads ``values`` at parse time.

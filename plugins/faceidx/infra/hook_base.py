@@ -1,4 +1,7 @@
-"""The AWS plumbing under ``reconcile``: one client per service from the Airflow AWS connection, AWS
+"""``InfraReconcileHook``: faceidx's infrastructure reconciled through one Airflow AWS connection.
+
+The AWS plumbing under ``faceidx.infra.reconcile.reconcile(hook, kind, spec)``, which applies one
+``ResourceKind`` record (``kinds_*``): one client per service from the Airflow AWS connection, AWS
 errors turned into messages that say what to do (through ``faceidx.aws.errors.explain``), and waiters
 (never a sleep loop).
 
@@ -21,7 +24,7 @@ from botocore.exceptions import ClientError, WaiterError
 
 from faceidx.aws.errors import error_code, explain
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID
-from faceidx.infra.reconcile import InfraReconcileError
+from faceidx.infra.results import InfraReconcileError
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +101,10 @@ def explain_client_error(err: ClientError, operation: str, resource: str, fix: s
     )
 
 
-class InfraHookBase(AwsBaseHook):
-    """AWS access for ``reconcile``. ``client_type`` is ``batch`` so the provider's Batch
-    waiters (``compute_env_ready``) are found; other services get their own client."""
+class InfraReconcileHook(AwsBaseHook):
+    """IAM, SQS, S3 notification and AWS Batch calls for ``reconcile``, through one Airflow AWS
+    connection. ``client_type`` is ``batch`` so the provider's Batch waiters (``compute_env_ready``) are
+    found; other services get their own client."""
 
     def __init__(
         self,

@@ -15,13 +15,12 @@ from faceidx.infra.reconcile import (
     Call,
     Describe,
     Held,
-    InfraReconcileError,
     Plan,
     ResourceKind,
     Spec,
     Target,
 )
-from faceidx.infra.results import FieldChange
+from faceidx.infra.results import FieldChange, InfraReconcileError
 
 if TYPE_CHECKING:
     pass

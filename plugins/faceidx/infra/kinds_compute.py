@@ -27,17 +27,16 @@ from faceidx.infra.reconcile import (
     Call,
     Describe,
     Held,
-    InfraReconcileError,
     Plan,
     ResourceKind,
     Spec,
     Target,
     join_notes,
 )
-from faceidx.infra.results import Action, FieldChange, ResourceResult
+from faceidx.infra.results import Action, FieldChange, InfraReconcileError, ResourceResult
 
 if TYPE_CHECKING:
-    from faceidx.infra.hook_base import InfraHookBase
+    from faceidx.infra.hook_base import InfraReconcileHook
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ def _until_valid(target: Target, responses: list[Any]) -> str:
     )
 
 
-def _delete(hook: InfraHookBase, current: Held, resource: str) -> None:
+def _delete(hook: InfraReconcileHook, current: Held, resource: str) -> None:
     """Disable (AWS deletes only a DISABLED environment), wait, delete, wait until gone."""
     name = current["computeEnvironmentName"]
     if current.get("state") != "DISABLED":
@@ -124,7 +123,7 @@ def _delete(hook: InfraHookBase, current: Held, resource: str) -> None:
     hook.wait_compute_environment_deleted(name)
 
 
-def _queues_using(hook: InfraHookBase, arn: str, name: str, resource: str) -> list[str]:
+def _queues_using(hook: InfraReconcileHook, arn: str, name: str, resource: str) -> list[str]:
     queues = hook.paginate("batch", "describe_job_queues", resource, "jobQueues")
     return sorted(
         q["jobQueueName"]

@@ -12,7 +12,7 @@ from faceidx.infra.reconcile import Call, Describe, Held, ResourceKind, Spec, Ta
 from faceidx.infra.results import FieldChange
 
 if TYPE_CHECKING:
-    from faceidx.infra.hook_base import InfraHookBase
+    from faceidx.infra.hook_base import InfraReconcileHook
 
 # IAM answers NoSuchEntity for a role, profile or inline policy that does not exist.
 NO_SUCH_ENTITY = MISSING_CODES
@@ -86,7 +86,7 @@ ROLE = ResourceKind(
 )
 
 
-def _attached(hook: InfraHookBase, spec: Spec, role: Held, resource: str) -> Held:
+def _attached(hook: InfraReconcileHook, spec: Spec, role: Held, resource: str) -> Held:
     """The role's attachments of the spec's policy (an empty list: not attached)."""
     attached = hook.paginate(
         "iam", "list_attached_role_policies", resource, "AttachedPolicies", RoleName=spec["RoleName"]

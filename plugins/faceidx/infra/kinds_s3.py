@@ -19,13 +19,12 @@ from faceidx.infra.reconcile import (
     Call,
     Describe,
     Held,
-    InfraReconcileError,
     Plan,
     ResourceKind,
     Spec,
     Target,
 )
-from faceidx.infra.results import FieldChange
+from faceidx.infra.results import FieldChange, InfraReconcileError
 from faceidx.infra.test_events import drain_test_events
 
 OUR_ID_PREFIX = "faceidx-"

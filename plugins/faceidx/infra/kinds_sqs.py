@@ -11,7 +11,7 @@ from faceidx.infra.reconcile import Call, Describe, Held, ResourceKind, Spec
 from faceidx.infra.results import FieldChange
 
 if TYPE_CHECKING:
-    from faceidx.infra.hook_base import InfraHookBase
+    from faceidx.infra.hook_base import InfraReconcileHook
 
 
 def is_stand_in(value: Any) -> bool:
@@ -33,7 +33,7 @@ def queue_outputs(url: str, arn: str) -> dict[str, Any]:
 
 
 # -- queue ------------------------------------------------------------------------------------------
-def _read_queue(hook: InfraHookBase, spec: Spec, found: Held, resource: str) -> Held:
+def _read_queue(hook: InfraReconcileHook, spec: Spec, found: Held, resource: str) -> Held:
     """Its attributes, and its tags when the spec sets some."""
     url = found["QueueUrl"]
     attributes = hook.call("sqs", "get_queue_attributes", resource, QueueUrl=url, AttributeNames=["All"]).get(

@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from faceidx.infra.diff import diff
-from faceidx.infra.results import Action, FieldChange, ResourceResult, action_for
+from faceidx.infra.results import Action, FieldChange, InfraReconcileError, ResourceResult, action_for
 
 if TYPE_CHECKING:
-    from faceidx.infra.hook_base import InfraHookBase
+    from faceidx.infra.hook_base import InfraReconcileHook
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,6 @@ Held = Any  # a resource as described (the record's ``describe`` decides its for
 
 IN_PLACE = "in place"
 REPLACEMENT = "replacement"
-
-
-class InfraReconcileError(RuntimeError):
-    """A reconcile could not finish. The message names the resource, AWS's answer and the fix."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ class Plan:
 class Target:
     """The resource one reconcile is about, as the record's hooks get it."""
 
-    hook: InfraHookBase
+    hook: InfraReconcileHook
     spec: Spec
     name: str
     resource: str  # how messages name it
@@ -91,7 +87,7 @@ class Describe:
     absent_codes: frozenset[str] = frozenset()
     pick: Callable[[Any, str], Held | None] = _identity
     paginate: str | None = None  # a paginated describe: the key whose items ``pick`` gets as a list
-    more: Callable[[InfraHookBase, Spec, Held, str], Held] | None = None  # further reads once found
+    more: Callable[[InfraReconcileHook, Spec, Held, str], Held] | None = None  # further reads once found
     absent_when: Callable[[Spec], bool] | None = None  # the spec names what a dry run has not created
     fix: str | None = None  # what to do when the describe fails (else: grant it / fix the cause)
 
@@ -180,7 +176,7 @@ def plan_changes(kind: ResourceKind, held: Held, spec: Spec, context: Mapping[st
     return Plan([FieldChange(c.path, c.current, c.desired, how_for(kind, c)) for c in changes])
 
 
-def describe(hook: InfraHookBase, kind: ResourceKind, spec: Spec, resource: str) -> Held | None:
+def describe(hook: InfraReconcileHook, kind: ResourceKind, spec: Spec, resource: str) -> Held | None:
     """The resource as AWS holds it, or None when absent."""
     d = kind.describe
     if d.absent_when is not None and d.absent_when(spec):
@@ -197,7 +193,7 @@ def describe(hook: InfraHookBase, kind: ResourceKind, spec: Spec, resource: str)
     return found
 
 
-def send(hook: InfraHookBase, kind: ResourceKind, calls: list[Call], resource: str) -> list[Any]:
+def send(hook: InfraReconcileHook, kind: ResourceKind, calls: list[Call], resource: str) -> list[Any]:
     return [hook.change(kind.service, c.operation, resource, **c.kwargs) for c in calls]
 
 
@@ -222,7 +218,7 @@ def _sendable(kind: ResourceKind, target: Target) -> Target:
 
 
 def reconcile(
-    hook: InfraHookBase,
+    hook: InfraReconcileHook,
     kind: ResourceKind,
     spec: Spec,
     dry_run: bool = False,

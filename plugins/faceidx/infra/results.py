@@ -1,10 +1,14 @@
-"""What one reconcile reports: the action and the differences it found."""
+"""What one reconcile reports: the action and the differences it found, or the error that stopped it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+class InfraReconcileError(RuntimeError):
+    """A reconcile could not finish. The message names the resource, AWS's answer and the fix."""
 
 
 class Action(StrEnum):

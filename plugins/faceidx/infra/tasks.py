@@ -2,7 +2,7 @@
 
 Each step renders its specs with the values from ``validate`` and the outputs of earlier steps (queue
 URL, role ARNs), applies each with its catalog entry's ``ResourceKind`` record through
-``InfraReconcileHook.reconcile`` and returns
+``faceidx.infra.reconcile.reconcile`` on an ``InfraReconcileHook`` and returns
 ``{"step", "results", "outputs"}`` for XCom. ``run_bootstrap`` runs them all in order in one process
 (tests and scripts).
 """
@@ -17,6 +17,7 @@ from typing import Any
 from faceidx.common.constants import VAR_OUTPUT_URI, VAR_QUEUE_URL
 from faceidx.common.tables import format_table
 from faceidx.infra.catalog import STEP_SQS, STEPS, default_spec_dir, entries_for, load_templates
+from faceidx.infra.reconcile import reconcile
 from faceidx.infra.render import render
 from faceidx.infra.report import findings_table, results_table, values_table
 from faceidx.infra.results import Action, ResourceResult
@@ -84,7 +85,7 @@ def run_step(
         # Another spec a record reads (the compute environment's updatePolicy is sized to the job
         # definition's attempt timeout, a literal in its template).
         context = {name: templates[key] for name, key in entry.reads.items()}
-        result = hook.reconcile(entry.resource_kind, spec, dry_run=dry_run, context=context)
+        result = reconcile(hook, entry.resource_kind, spec, dry_run=dry_run, context=context)
         for field, placeholder in entry.outputs.items():
             value = result.outputs.get(field)
             outputs[placeholder] = (

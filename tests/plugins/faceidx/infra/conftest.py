@@ -30,7 +30,7 @@ def spec_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def bootstrap(account: InfraAccount) -> Callable[..., dict[str, Any]]:
     """Run every step in this process against moto: ``bootstrap(spec_dir=None, **param_overrides)``."""
-    from faceidx.infra.hook import InfraReconcileHook
+    from faceidx.infra.hook_base import InfraReconcileHook
     from faceidx.infra.tasks import run_bootstrap
 
     def run(spec_dir: Path | None = None, **overrides: Any) -> dict[str, Any]:

@@ -11,7 +11,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from faceidx.infra import kinds_batch, kinds_compute, kinds_iam, kinds_s3, kinds_sqs
-from faceidx.infra.hook import InfraReconcileError, InfraReconcileHook
+from faceidx.infra.hook_base import InfraReconcileHook
+from faceidx.infra.reconcile import reconcile
+from faceidx.infra.results import InfraReconcileError
 from faceidx.infra.validate import validate_specs
 from faceidx.infra.values import example_params
 from tests.support.moto_server import aws_connection_uri_json
@@ -88,7 +90,7 @@ def test_describe_error_fails_with_aws_message_and_creates_nothing(
             operation, service_error_code=code, service_message=message, http_status_code=403
         )
         with pytest.raises(InfraReconcileError) as caught:
-            hook.reconcile(kind, specs[key])
+            reconcile(hook, kind, specs[key])
         stubber.assert_no_pending_responses()
     text = str(caught.value)
     assert f"{code}: {message}" in text, "AWS's own code and message"
@@ -111,4 +113,4 @@ def test_missing_input_bucket_says_it_must_exist(hook, specs):
             http_status_code=404,
         )
         with pytest.raises(InfraReconcileError, match="input bucket must exist before bootstrap"):
-            hook.reconcile(kinds_s3.BUCKET_NOTIFICATION, specs["s3/input-bucket-notification"])
+            reconcile(hook, kinds_s3.BUCKET_NOTIFICATION, specs["s3/input-bucket-notification"])

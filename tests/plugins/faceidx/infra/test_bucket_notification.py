@@ -13,7 +13,7 @@ import json
 import pytest
 
 from faceidx.infra.notification_overlap import events_overlap, keys_overlap, overlaps
-from faceidx.infra.reconcile import InfraReconcileError
+from faceidx.infra.results import InfraReconcileError
 from faceidx.infra.test_events import IDLE_VISIBLE
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.infra_moto import INPUT_BUCKET

@@ -16,7 +16,7 @@ from faceidx.common.constants import (
     PRIMARY_JOB_QUEUE,
     SECONDARY_COMPUTE_ENVIRONMENT,
 )
-from faceidx.infra.hook_base import InfraReconcileError
+from faceidx.infra.results import InfraReconcileError
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.batch_status import patch_batch_status
 

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from faceidx.infra.arns import ArnError, parse_arn, partition_of
-from faceidx.infra.hook import InfraReconcileHook
+from faceidx.infra.hook_base import InfraReconcileHook
 from faceidx.infra.tasks import run_bootstrap
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.infra_moto import INPUT_BUCKET, prepare_infra_account

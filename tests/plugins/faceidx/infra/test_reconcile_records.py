@@ -10,7 +10,7 @@ import pytest
 
 from faceidx.infra import kinds_iam, kinds_sqs
 from faceidx.infra.catalog import SPECS
-from faceidx.infra.hook import InfraReconcileHook
+from faceidx.infra.hook_base import InfraReconcileHook
 from faceidx.infra.reconcile import REPLACEMENT, ResourceKind, plan_changes
 from faceidx.infra.results import Action
 from tests.plugins.faceidx.infra.conftest import actions

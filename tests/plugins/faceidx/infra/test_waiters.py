@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.infra.hook import InfraReconcileError, InfraReconcileHook
+from faceidx.infra.hook_base import InfraReconcileHook
 from faceidx.infra.kinds_compute import COMPUTE_ENVIRONMENT
+from faceidx.infra.reconcile import reconcile
+from faceidx.infra.results import InfraReconcileError
 from faceidx.infra.validate import validate_specs
 from faceidx.infra.values import example_params
 from tests.support.moto_server import aws_connection_uri_json
@@ -105,7 +107,7 @@ def test_an_existing_environment_still_being_created_is_waited_for(hook):
     with Stubber(client) as stubber:
         _describe(stubber, held)  # ensure: describe
         _describe(stubber, {**held, "status": "VALID"})  # waiter
-        result = hook.reconcile(COMPUTE_ENVIRONMENT, spec)
+        result = reconcile(hook, COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
     assert str(result.action) == "unchanged"
 
@@ -117,7 +119,7 @@ def test_an_existing_environment_being_updated_is_reported_not_waited_for(hook):
     client = hook.client_for("batch")
     with Stubber(client) as stubber:
         _describe(stubber, held)
-        result = hook.reconcile(COMPUTE_ENVIRONMENT, spec)
+        result = reconcile(hook, COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
     assert (str(result.action), result.note) == (
         "unchanged",
@@ -131,5 +133,5 @@ def test_an_environment_being_deleted_is_not_recreated(hook):
     with Stubber(client) as stubber:
         _describe(stubber, _ce("DELETING"))
         with pytest.raises(InfraReconcileError, match="status DELETING"):
-            hook.reconcile(COMPUTE_ENVIRONMENT, spec)
+            reconcile(hook, COMPUTE_ENVIRONMENT, spec)
         stubber.assert_no_pending_responses()
