@@ -178,10 +178,11 @@ def parse_value(spec: Setting, raw: str) -> Any:
         if not names:
             raise SettingsError(name, "is set but names no bucket (comma-separated names)")
         return names
-    if spec.choices:
-        text = text.upper()
-        if text not in spec.choices:
-            raise SettingsError(name, f"{text!r}: use {', '.join(spec.choices)}")
+    if spec.choices:  # any case; the value is the choice as declared
+        chosen = [choice for choice in spec.choices if choice.upper() == text.upper()]
+        if not chosen:
+            raise SettingsError(name, f"{text.upper()!r}: use {', '.join(spec.choices)}")
+        return chosen[0]
     return text
 
 

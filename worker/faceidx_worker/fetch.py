@@ -26,7 +26,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from faceidx_worker.events import ImageRef
-from faceidx_worker.images import DecodedImage, ImageError, decode_image
+from faceidx_worker.face_decode import ADAPTIVE, decode_for_faces
+from faceidx_worker.images import DecodedImage, ImageError
 from faceidx_worker.rows import ErrorReason
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -88,11 +89,15 @@ class S3ImageLoader:
         decode_min_side: int,
         allowed_buckets: Collection[str] | None = None,
         decode_threads: int = 0,
+        decode_mode: str = ADAPTIVE,
+        det_size: int = 640,
     ) -> None:
         self.s3 = s3_client
         self.max_image_bytes = max_image_bytes
         self.max_image_pixels = max_image_pixels
         self.decode_min_side = decode_min_side
+        self.decode_mode = decode_mode
+        self.det_size = det_size
         self.allowed_buckets = allowed_buckets
         # Downloads wait on the network and may be many; decoding needs a core. Bounding the decoders
         # leaves the inference thread a core of its own instead of a 1/N share among N decoders.
@@ -117,7 +122,13 @@ class S3ImageLoader:
             self._decode_slots.acquire()
         started = time.perf_counter()
         try:
-            result.image = decode_image(data, max_pixels=self.max_image_pixels, min_side=self.decode_min_side)
+            result.image = decode_for_faces(
+                data,
+                max_pixels=self.max_image_pixels,
+                mode=self.decode_mode,
+                det_size=self.det_size,
+                min_side=self.decode_min_side,
+            )
         except ImageError as exc:
             result.error = exc
         finally:

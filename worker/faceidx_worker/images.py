@@ -16,12 +16,16 @@ import io
 import math
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from faceidx_worker.rows import ErrorReason
+
+if TYPE_CHECKING:
+    from faceidx_worker.face_decode import FacePixels
 
 # The worker checks the pixel count itself (MAX_IMAGE_PIXELS) before decoding; Pillow's own global
 # bomb guard would otherwise raise or warn on legitimate large images below our limit.
@@ -74,6 +78,8 @@ class DecodedImage:
     width: int  # original width after orientation
     height: int
     factor: int  # DCT reduction used: 1, 2, 4 or 8
+    # set by the face-scale decodes (FACEIDX_DECODE adaptive/full): each face cropped at its own scale
+    faces: FacePixels | None = None
 
     @property
     def scale(self) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceidx_worker.crops import CropWriter
+from faceidx_worker.face_decode import detect_and_crop
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.model import FaceModel
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchTimings:
-    detect: float = 0.0
+    detect: float = 0.0  # detection, and in the adaptive decode each face's crop and finer re-decodes
     embed: float = 0.0
 
 
@@ -128,7 +129,14 @@ def index_images(
             detections.append(None)
             continue
         started = time.perf_counter()
+        face_pixels = item.image.faces if hasattr(model, "detect_prescaled") else None
         try:
+            if face_pixels is not None:
+                boxes, landmarks, image_crops = detect_and_crop(model, face_pixels)
+                timings.detect += time.perf_counter() - started
+                crops.extend(image_crops)
+                detections.append((boxes, landmarks))
+                continue
             if id(item) in batched:
                 boxes, landmarks = batched[id(item)]
             else:
@@ -170,13 +178,15 @@ def index_images(
             continue
         assert item.image is not None
         boxes, landmarks = found
-        scale_x, scale_y = item.image.scale
+        pixels, to_pixels = _genderage_source(item, model)
+        scale_x, scale_y = (1.0, 1.0) if to_pixels is not None else item.image.scale
         faces = []
         for index in range(boxes.shape[0]):
             bbox = boxes[index, :4] * np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
             points = landmarks[index] * np.array([scale_x, scale_y], dtype=np.float32)
             crop = crops[cursor + index]
-            age, gender = _genderage(model, item.image.pixels, boxes[index, :4])
+            box = boxes[index, :4] if to_pixels is None else boxes[index, :4] / to_pixels
+            age, gender = _genderage(model, pixels, box)
             quality = measure_quality(
                 bbox,
                 points,
@@ -229,6 +239,17 @@ def measure_quality(
     )
 
 
+def _genderage_source(item: LoadedImage, model: FaceModel) -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels the genderage model reads and, for a face-scale decode (whose boxes are already in
+    original pixels), the original pixels per decoded pixel as (x, y, x, y); ``None`` otherwise."""
+    assert item.image is not None
+    faces = item.image.faces
+    if faces is None or not hasattr(model, "detect_prescaled"):
+        return item.image.pixels, None
+    scale_x, scale_y = faces.scale
+    return faces.pixels, np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
+
+
 def _genderage(model: FaceModel, pixels: np.ndarray, box: np.ndarray) -> tuple[int | None, str | None]:
     """(age, gender) when the model carries a genderage model (``FACEIDX_GENDERAGE``), else (None, None)."""
     genderage = getattr(model, "genderage", None)
@@ -258,7 +279,12 @@ def _detect_together(
     detected on its own, so one odd image becomes its own ``inference_error`` row.
     """
     detect_many = getattr(model, "detect_many", None)
-    items = [item for item in loaded if item.image is not None and item.error is None]
+    face_scale = hasattr(model, "detect_prescaled")  # those images are detected by detect_and_crop
+    items = [
+        item
+        for item in loaded
+        if item.image is not None and item.error is None and not (face_scale and item.image.faces is not None)
+    ]
     if detect_many is None or len(items) < 2 or not getattr(model, "batch_detector", False):
         return {}
     started = time.perf_counter()

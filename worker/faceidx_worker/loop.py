@@ -339,6 +339,7 @@ class WorkerLoop:
                 "error_reasons": {reason.value: count for reason, count in reasons.items()},
                 "stage_seconds": {name: round(value, 4) for name, value in stages.items()},
                 "reduced_decodes": sum(1 for _, x in work if x.image is not None and x.image.factor > 1),
+                "finer_decodes": sum(1 for _, x in work if _decoded_finer(x)),
                 "pending_rows": self.sink.pending_rows,
                 "in_flight_messages": self.ledger.count(),
             }
@@ -515,3 +516,9 @@ class WorkerLoop:
                 self.settings.visibility_timeout,
             )
         self.control.busy.settle(lambda: 0)  # whatever was still in flight was released above
+
+
+def _decoded_finer(loaded: Any) -> bool:
+    """Whether the adaptive decode had to decode this image again at a finer scale for a face."""
+    faces = loaded.image.faces if loaded.image is not None else None
+    return faces is not None and faces.finer_decodes > 0

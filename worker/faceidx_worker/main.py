@@ -183,6 +183,8 @@ def build_loop(settings: WorkerSettings, env: Mapping[str, str], model: Any, pac
         decode_min_side=images.decode_min_side,
         allowed_buckets=images.allowed_buckets,
         decode_threads=images.decode_threads,
+        decode_mode=images.decode,
+        det_size=settings.model.det_size,
     )
     loop = WorkerLoop(
         settings,

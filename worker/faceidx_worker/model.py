@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -45,7 +46,7 @@ from faceidx_worker.accel import (
 )
 from faceidx_worker.onnx_rewrite import rewrite_prelu
 from faceidx_worker.packs import ModelPackError, PackFiles, find_pack_files, pack_version
-from faceidx_worker.scrfd import ScrfdBatchDetector, detect_fixed_input, has_batch_axis
+from faceidx_worker.scrfd import ScrfdBatchDetector, detect_fixed_input, has_batch_axis, merge_candidates
 
 if TYPE_CHECKING:
     from faceidx_worker.model_settings import ModelSettings
@@ -338,6 +339,53 @@ class InsightFaceModelPack:
         if kpss is None:
             kpss = np.empty((0, 5, 2), dtype=np.float32)
         return dets.astype(np.float32, copy=False), kpss.astype(np.float32, copy=False)
+
+    @property
+    def detection_sizes(self) -> list[tuple[int, int]]:
+        """The detector's input sizes, one pass each (a fixed-input detector: its own size alone)."""
+        self._require_loaded()
+        if self.static_size is not None:
+            return [(int(self.static_size[0]), int(self.static_size[1]))]
+        return list(self.det_sizes)
+
+    @property
+    def crop_size(self) -> int:
+        """The recognizer's square input side (112 for ArcFace)."""
+        self._require_loaded()
+        return int(self.recognizer.input_size[0])
+
+    def detect_prescaled(
+        self, inputs: Sequence[tuple[np.ndarray, tuple[float, float]]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`detect` with each pass on its own input: ``inputs[i]`` is the image already shrunk to fit
+        ``detection_sizes[i]`` (by area, :mod:`faceidx_worker.face_decode`) with its original pixels per
+        input pixel (x, y). Boxes and landmarks come back in original pixels, merged by the detector's NMS.
+        A fixed-input detector gets the one input and draws its small pass from it."""
+        self._require_loaded()
+        kept: list[tuple[np.ndarray, Any]] = []
+        if self.static_size is not None:
+            pixels, scale = inputs[0]
+            boxes, kpss = detect_fixed_input(
+                self.detector, pixels, self.static_size, self.det_small_size, self.det_thresh
+            )
+            kept.append((boxes, kpss.reshape(-1, 5, 2) if kpss is not None else None))
+            scales = [scale]
+        else:
+            scales = []
+            for (pixels, scale), size in zip(inputs, self.det_sizes, strict=True):
+                pre, kpss = self.detector._detect_candidates(pixels, size, self.det_thresh)
+                kept.append((pre, kpss))
+                scales.append(scale)
+        rescaled = []
+        for (found, kpss), (scale_x, scale_y) in zip(kept, scales, strict=True):
+            if not found.shape[0]:
+                continue
+            boxes = found.astype(np.float32, copy=True)
+            boxes[:, [0, 2]] *= scale_x
+            boxes[:, [1, 3]] *= scale_y
+            points = np.asarray(kpss, np.float32).reshape(-1, 5, 2) * np.array([scale_x, scale_y], np.float32)
+            rescaled.append((boxes, points))
+        return merge_candidates(self.detector, rescaled)
 
     def detect_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`detect` for each image; with a batch-axis detector, one call per chunk and size."""

@@ -197,12 +197,23 @@ class ImageSettings:
         "Images with more pixels get a too_many_pixels row, checked from the header before decoding.",
         low=1,
     )
+    decode: str = setting(
+        "DECODE",
+        "str",
+        "adaptive",
+        "How a JPEG is decoded. adaptive: detect on a 1/2, 1/4 or 1/8 DCT-scaled decode sized for "
+        "FACEIDX_DET_SIZE, and decode again at a finer scale only when a face is too small there for its "
+        "crop. full: every pixel, with the same face-scale resampling (the reference). scaled: the DCT "
+        "reduction of FACEIDX_DECODE_MIN_SIDE with insightface's own resampling. PNG, WebP and CMYK "
+        "images, and JPEGs under 2 x FACEIDX_DET_SIZE, are decoded in full in every mode.",
+        choices=("adaptive", "full", "scaled"),
+    )
     decode_min_side: int = setting(
         "DECODE_MIN_SIDE",
         "int",
         Derived("2 x FACEIDX_DET_SIZE", lambda v: 2 * v["det_size"]),
-        "A JPEG is decoded at 1/2, 1/4 or 1/8 scale while its long side stays at least this; 0 decodes at "
-        "full resolution.",
+        "With FACEIDX_DECODE=scaled: a JPEG is decoded at 1/2, 1/4 or 1/8 scale while its long side stays "
+        "at least this; 0 decodes at full resolution, resampled exactly as insightface's FaceAnalysis does.",
         low=0,
     )
     decode_threads: int = setting(

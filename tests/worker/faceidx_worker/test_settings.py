@@ -41,6 +41,7 @@ def test_defaults_follow_the_contract(base, tmp_path):
     assert settings.receive_wait_seconds == 20
     assert settings.receive_max_messages == 10
     assert images.decode_min_side == 1280
+    assert images.decode == "adaptive"
     assert images.decode_threads == 0  # auto: resolved by with_thread_plan for the machine
     assert model.inference_threads == 0
     assert model.ort_threads == 0
@@ -121,6 +122,7 @@ def test_values_are_parsed(base):
         ("FACEIDX_HEARTBEAT_SECONDS", "300"),
         ("FACEIDX_SHUTDOWN_GRACE_SECONDS", "30"),
         ("FACEIDX_LOG_LEVEL", "LOUD"),
+        ("FACEIDX_DECODE", "fast"),
     ],
 )
 def test_bad_values_name_the_variable(base, variable, value):
@@ -133,6 +135,11 @@ def test_bad_values_name_the_variable(base, variable, value):
         load_settings(env)
     assert caught.value.variable == variable
     assert str(caught.value).startswith(f"{variable}: ")
+
+
+@pytest.mark.parametrize(("value", "mode"), [("full", "full"), ("FULL", "full"), ("Scaled", "scaled")])
+def test_the_decode_mode_is_read_in_any_case(base, value, mode):
+    assert load_settings({**base, "FACEIDX_DECODE": value}).images.decode == mode
 
 
 @pytest.mark.parametrize(

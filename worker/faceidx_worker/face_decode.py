@@ -1,0 +1,241 @@
+"""Decode only what the faces need (``FACEIDX_DECODE=adaptive``, the default).
+
+A camera JPEG holds far more pixels than the detector looks at: SCRFD sees the photo shrunk into a
+640 x 640 square, and the recognizer sees each face as a 112 x 112 crop. So:
+
+1. **Detect on a DCT-scaled decode.** libjpeg-turbo decodes the JPEG at 1/2, 1/4 or 1/8 scale
+   (``cv2.IMREAD_REDUCED_COLOR_n``): the largest reduction that keeps ``FACEIDX_DET_SIZE`` pixels on
+   the long side. Entropy decoding still reads the whole file; the inverse DCT, the chroma upsampling
+   and the colour conversion shrink with the output.
+2. **Crop each face from pixels as fine as its crop needs.** The aligned crop maps the face's
+   landmarks onto the recognizer's template; when that map would enlarge the decoded pixels (the face
+   is too small at the reduced scale) the image is decoded again at the finest scale any of its faces
+   needs (1/2 or full), detected again there (so its landmarks come from the same pixels as a full
+   decode's would), and cropped from it. Images whose faces are all large enough are never decoded
+   twice.
+3. **Resample by area.** Each detector pass gets the pixels shrunk to its own input size with an area
+   filter, and each crop is cut from the face's region shrunk by area to the crop's scale before the
+   similarity warp. A bilinear shrink by 7x (what a plain letterbox of a 12 MP photo does) samples
+   one pixel in 50 and turns sensor noise into different embeddings for each way the pixels were
+   decoded; an area filter gives the same result from a full and a reduced decode.
+
+``FACEIDX_DECODE=full`` decodes every pixel and runs the same face-scale resampling (the reference
+the adaptive decode is measured against); ``scaled`` is the older DCT reduction with insightface's own
+resampling (:func:`faceidx_worker.images.decode_image` with ``FACEIDX_DECODE_MIN_SIDE``). Images
+that cannot be reduced (PNG, WebP, CMYK JPEGs, JPEGs under twice ``FACEIDX_DET_SIZE`` on their long
+side) take the plain full decode in every mode. EXIF orientation is applied after each decode, so
+every coordinate is in the rotated image's pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from faceidx_worker.images import (
+    DecodedImage,
+    ImageError,
+    ImageHeader,
+    _decode_cv2,
+    _decode_pillow,
+    apply_orientation,
+    decode_image,
+    read_header,
+)
+from faceidx_worker.rows import ErrorReason
+
+ADAPTIVE, FULL, SCALED = "adaptive", "full", "scaled"
+DECODE_MODES = (ADAPTIVE, FULL, SCALED)
+FACE_SCALE_MODES = (ADAPTIVE, FULL)
+FACTORS = (8, 4, 2, 1)
+MAX_REFINEMENTS = 2  # 1/4 -> 1/2 -> full at most
+
+Detections = tuple[np.ndarray, np.ndarray]
+
+
+def face_scale_eligible(header: ImageHeader, det_size: int) -> bool:
+    """A JPEG libjpeg can reduce, at least twice the detector's size on its long side."""
+    return (
+        header.format == "JPEG"
+        and header.mode in ("RGB", "L", "YCbCr")
+        and max(header.width, header.height) >= 2 * det_size
+    )
+
+
+def detection_factor(header: ImageHeader, det_size: int) -> int:
+    """The largest DCT reduction that keeps ``det_size`` pixels on the long side (1 = none)."""
+    long_side = max(header.width, header.height)
+    for factor in FACTORS:
+        if math.ceil(long_side / factor) >= det_size:
+            return factor
+    return 1
+
+
+def decode_at(data: bytes, header: ImageHeader, factor: int) -> np.ndarray:
+    """Oriented BGR pixels at 1/``factor`` scale (libjpeg's DCT scaling, through OpenCV)."""
+    pixels = _decode_cv2(data, factor)
+    if pixels is None:
+        pixels = _decode_pillow(data, header, factor)
+    pixels = apply_orientation(pixels, header.orientation)
+    if pixels.shape[0] < 1 or pixels.shape[1] < 1:
+        raise ImageError(ErrorReason.DECODE_ERROR, "decoded to an empty array")
+    return pixels
+
+
+def decode_for_faces(
+    data: bytes, *, max_pixels: int, mode: str, det_size: int, min_side: int = 0
+) -> DecodedImage:
+    """``data`` decoded for ``mode`` (one of :data:`DECODE_MODES`). Raises :class:`ImageError`."""
+    if mode not in DECODE_MODES:
+        raise ValueError(f"decode mode {mode!r} is not one of {DECODE_MODES}")
+    if mode == SCALED:
+        return decode_image(data, max_pixels=max_pixels, min_side=min_side)
+    header = read_header(data)
+    if not face_scale_eligible(header, det_size) or header.width * header.height > max_pixels:
+        return decode_image(data, max_pixels=max_pixels)  # also raises too_many_pixels
+    factor = detection_factor(header, det_size) if mode == ADAPTIVE else 1
+    pixels = decode_at(data, header, factor)
+    faces = FacePixels(data=data if factor > 1 else None, header=header, pixels=pixels, factor=factor)
+    width, height = header.oriented_size
+    return DecodedImage(pixels=pixels, width=width, height=height, factor=factor, faces=faces)
+
+
+def fit_size(width: int, height: int, box_width: int, box_height: int) -> tuple[int, int]:
+    """The size SCRFD's letterbox gives a ``width`` x ``height`` image in a ``box`` (same rounding)."""
+    if height / width > box_height / box_width:
+        return max(1, int(box_height / (height / width))), box_height
+    return box_width, max(1, int(box_width * (height / width)))
+
+
+def similarity_to_template(landmarks: np.ndarray, crop_size: int) -> np.ndarray:
+    """The 2 x 3 map from image pixels to the recognizer's aligned crop (insightface's ``estimate_norm``)."""
+    from insightface.utils.face_align import estimate_norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # scikit-image 0.26's estimate() deprecation
+        return np.asarray(estimate_norm(np.asarray(landmarks, np.float64), crop_size), np.float64)
+
+
+def crop_scale(landmarks: np.ndarray, crop_size: int) -> float:
+    """Crop pixels per original pixel for a face with these landmarks (original pixels)."""
+    matrix = similarity_to_template(landmarks, crop_size)
+    return float(math.hypot(matrix[0, 0], matrix[0, 1]))
+
+
+def area_warp(pixels: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``cv2.warpAffine(pixels, matrix, size x size)``, the region first shrunk by area when the map
+    shrinks it, so every crop pixel averages the pixels it covers instead of sampling one of them."""
+    scale = float(math.hypot(matrix[0, 0], matrix[0, 1]))
+    if scale >= 1.0:
+        return cv2.warpAffine(pixels, matrix, (size, size), borderValue=0.0)
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inverse.T
+    height, width = pixels.shape[:2]
+    x0 = max(math.floor(corners[:, 0].min()) - 2, 0)
+    y0 = max(math.floor(corners[:, 1].min()) - 2, 0)
+    x1 = min(math.ceil(corners[:, 0].max()) + 2, width)
+    y1 = min(math.ceil(corners[:, 1].max()) + 2, height)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return cv2.warpAffine(pixels, matrix, (size, size), borderValue=0.0)
+    new_w, new_h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+    region = cv2.resize(pixels[y0:y1, x0:x1], (new_w, new_h), interpolation=cv2.INTER_AREA)
+    # region pixel = (image pixel - origin) * (new / old): fold that into the map
+    to_image = np.array(
+        [[(x1 - x0) / new_w, 0.0, x0], [0.0, (y1 - y0) / new_h, y0], [0.0, 0.0, 1.0]], np.float64
+    )
+    local = (np.vstack([matrix, [0.0, 0.0, 1.0]]) @ to_image)[:2]
+    return cv2.warpAffine(region, local, (size, size), borderValue=0.0)
+
+
+@dataclass
+class FacePixels:
+    """One image's pixels at a DCT reduction, and what it takes to crop its faces properly.
+
+    ``pixels`` are oriented and 1/``factor`` of the original; ``data`` (None when already at full
+    scale) lets :meth:`refine` decode the image again at a finer scale. Used by one inference lane at a
+    time.
+    """
+
+    data: bytes | None
+    header: ImageHeader
+    pixels: np.ndarray
+    factor: int
+    finer_decodes: int = 0
+    finer_decode_cpu_seconds: float = 0.0  # CPU time of this thread in refine()
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Original pixels per decoded pixel (x, y)."""
+        width, height = self.header.oriented_size
+        return width / self.pixels.shape[1], height / self.pixels.shape[0]
+
+    def detection_inputs(
+        self, sizes: Sequence[tuple[int, int]]
+    ) -> list[tuple[np.ndarray, tuple[float, float]]]:
+        """For each detector size, the pixels shrunk by area to fit it as the letterbox would, with
+        the original pixels per input pixel (x, y)."""
+        width, height = self.header.oriented_size
+        inputs = []
+        for box_w, box_h in sizes:
+            new_w, new_h = fit_size(self.pixels.shape[1], self.pixels.shape[0], box_w, box_h)
+            if new_w < self.pixels.shape[1]:
+                shrunk = cv2.resize(self.pixels, (new_w, new_h), interpolation=cv2.INTER_AREA)
+            else:
+                shrunk = self.pixels
+            inputs.append((shrunk, (width / shrunk.shape[1], height / shrunk.shape[0])))
+        return inputs
+
+    def needed_factor(self, landmarks: np.ndarray, crop_size: int) -> int:
+        """The coarsest reduction, at most the current one, from which every face's crop shrinks or
+        keeps the pixels (never enlarges them); 1 when a face is small even at full scale."""
+        factor = self.factor
+        for points in landmarks:
+            scale = crop_scale(points, crop_size)
+            while factor > 1 and scale * factor > 1.0:
+                factor //= 2
+        return factor
+
+    def refine(self, factor: int) -> None:
+        """Decode again at 1/``factor`` (finer than now)."""
+        if self.data is None or factor >= self.factor:
+            return
+        started = time.thread_time()
+        self.pixels = decode_at(self.data, self.header, factor)
+        self.finer_decode_cpu_seconds += time.thread_time() - started
+        self.factor = factor
+        self.finer_decodes += 1
+        if factor == 1:
+            self.data = None  # nothing finer to decode: let the bytes go
+
+    def crop(self, landmarks: np.ndarray, crop_size: int) -> np.ndarray:
+        """The face's aligned crop; ``landmarks`` in original (oriented) pixels."""
+        scale_x, scale_y = self.scale
+        matrix = similarity_to_template(landmarks, crop_size).copy()
+        matrix[:, 0] *= scale_x  # decoded pixel -> original pixel -> crop
+        matrix[:, 1] *= scale_y
+        return area_warp(self.pixels, matrix, crop_size)
+
+
+def detect_and_crop(model: Any, faces: FacePixels) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Boxes+scores and landmarks (original pixels) and the aligned crops of one image's faces.
+
+    Detection runs on the reduced pixels; when a face needs finer pixels than that, the image is
+    decoded at the finest scale its faces need and detected again there, so a face's landmarks and
+    crop come from the same pixels.
+    """
+    boxes, landmarks = model.detect_prescaled(faces.detection_inputs(model.detection_sizes))
+    for _ in range(MAX_REFINEMENTS):
+        needed = faces.needed_factor(landmarks, model.crop_size)
+        if needed >= faces.factor or faces.data is None:
+            break
+        faces.refine(needed)
+        boxes, landmarks = model.detect_prescaled(faces.detection_inputs(model.detection_sizes))
+    crops = [faces.crop(points, model.crop_size) for points in landmarks]
+    return boxes, landmarks, crops
