@@ -44,9 +44,10 @@ from faceidx_worker.accel import (
     run_bound,
     session_options,
 )
+from faceidx_worker.face_decode import merge_with_votes
 from faceidx_worker.onnx_rewrite import rewrite_prelu
 from faceidx_worker.packs import ModelPackError, PackFiles, find_pack_files, pack_version
-from faceidx_worker.scrfd import ScrfdBatchDetector, detect_fixed_input, has_batch_axis, merge_candidates
+from faceidx_worker.scrfd import ScrfdBatchDetector, detect_fixed_input, has_batch_axis
 
 if TYPE_CHECKING:
     from faceidx_worker.model_settings import ModelSettings
@@ -359,7 +360,8 @@ class InsightFaceModelPack:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`detect` with each pass on its own input: ``inputs[i]`` is the image already shrunk to fit
         ``detection_sizes[i]`` (by area, :mod:`faceidx_worker.face_decode`) with its original pixels per
-        input pixel (x, y). Boxes and landmarks come back in original pixels, merged by the detector's NMS.
+        input pixel (x, y). Boxes and landmarks come back in original pixels, merged by the detector's NMS
+        with the landmarks voted (:func:`~faceidx_worker.face_decode.merge_with_votes`).
         A fixed-input detector gets the one input and draws its small pass from it."""
         self._require_loaded()
         kept: list[tuple[np.ndarray, Any]] = []
@@ -373,7 +375,11 @@ class InsightFaceModelPack:
         else:
             scales = []
             for (pixels, scale), size in zip(inputs, self.det_sizes, strict=True):
-                pre, kpss = self.detector._detect_candidates(pixels, size, self.det_thresh)
+                # the input already has its letterbox size: pad it to the square ourselves, so that
+                # SCRFD's own letterbox finds nothing to resize (its rounding could shift it a pixel)
+                canvas = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+                canvas[: pixels.shape[0], : pixels.shape[1]] = pixels[: size[1], : size[0]]
+                pre, kpss = self.detector._detect_candidates(canvas, size, self.det_thresh)
                 kept.append((pre, kpss))
                 scales.append(scale)
         rescaled = []
@@ -385,7 +391,7 @@ class InsightFaceModelPack:
             boxes[:, [1, 3]] *= scale_y
             points = np.asarray(kpss, np.float32).reshape(-1, 5, 2) * np.array([scale_x, scale_y], np.float32)
             rescaled.append((boxes, points))
-        return merge_candidates(self.detector, rescaled)
+        return merge_with_votes(self.detector, rescaled)
 
     def detect_many(self, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`detect` for each image; with a batch-axis detector, one call per chunk and size."""

@@ -272,3 +272,22 @@ def test_the_indexer_reports_original_pixels_with_or_without_the_face_scale_path
         ):
             assert np.abs(face.bbox - reference.bbox).max() < 0.05 * (reference.bbox[2] - reference.bbox[0])
             assert float(face.embedding @ reference.embedding) > 0.9
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_simplejpeg_and_opencv_give_the_same_pixels_at_every_scale(gray, monkeypatch):
+    import sys
+
+    from faceidx_worker.face_decode import decode_at
+    from faceidx_worker.images import _decode_cv2, read_header
+
+    pixels = np.random.default_rng(5).integers(0, 255, (1300, 2700, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    image = Image.fromarray(pixels)
+    (image.convert("L") if gray else image).save(buffer, "JPEG", quality=95)
+    data = buffer.getvalue()
+    head = read_header(data)
+    for factor in (1, 2, 4, 8):
+        assert np.array_equal(decode_at(data, head, factor), _decode_cv2(data, factor))
+    monkeypatch.setitem(sys.modules, "simplejpeg", None)  # not installed: OpenCV decodes
+    assert np.array_equal(decode_at(data, head, 2), _decode_cv2(data, 2))
