@@ -17,8 +17,8 @@ import pendulum
 import pytest
 
 from faceidx.common.constants import REINDEX_ASSET_URI
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import FaceTable
+from faceidx.store.location import IndexLocation
+from faceidx.store.table import FaceTable
 from faceidx_worker.events import MessageKind, parse_body
 from tests.support.airflow_dags import load_dag, run_dag
 from tests.support.reindex_backfill import forget_runs, run_backfill, task_states, xcom_value
@@ -239,7 +239,7 @@ def test_only_missing_queues_errors_changed_and_unindexed_images(
 
 def test_an_image_indexed_only_with_another_model_is_queued(dag, moto, queue_url, uploads, conf, output_dir):
     """Per model version: the run's model_pack, else the current version (the one search uses)."""
-    from faceidx.index.versions import ModelRegistry
+    from faceidx.store.registry import ModelRegistry
 
     day = DAYS[0]
     images = uploads[day.date()][0]

@@ -1,22 +1,32 @@
 """Erasure: forget an image, a face or a person everywhere the index keeps it, and prove it.
 
-:func:`forget` runs these steps, in this order, and writes what each one did into a receipt:
+:func:`forget` holds the index's writer lease (``faceidx.store.lease``) and runs these steps, in this
+order, writing what each one did into a receipt:
 
+0. **open intents**: finish any erasure a killed process left open, from its intent record;
 1. **landing**: ingest the pending landing files first, so no row of the target waits there;
 2. **capture**: read the target's rows (every ETag of an image, every model version) and keep their
    embeddings for the verification;
-3. **table**: delete the rows from every partition of the face table;
-4. **vectors**: delete the face ids from the vector table of every model version;
-5. **crops**: delete the ``crop_uri`` objects; **people**: delete the face -> person mapping rows (and,
-   for a person, the person's own rows) from the persons tables that exist;
-6. **history**: purge old table versions and old Lance versions (vacuum with retention 0), so no
+3. **intent**: write the capture as an open intent record (``faceidx.store.intents``) *before*
+   deleting anything: from here on, any rerun finishes the erasure from that record;
+4. **table**: delete the rows from every partition of the face table;
+5. **vectors**: delete the face ids from the vector table of every model version;
+6. **crops**: delete the ``crop_uri`` objects; **people**: delete the face -> person mapping rows (and,
+   for a person, the person's own rows) and recompute the centroids of the persons that lost faces;
+7. **history**: purge old table versions and old Lance versions (vacuum with retention 0), so no
    snapshot still holds the rows;
-7. **verify**: the table holds no row of the target, and a search with every captured embedding finds
-   none of the forgotten face ids.
+8. **verify**: no row of the target in the table, no forgotten face among the nearest of each captured
+   embedding in its vector version, no face_persons row, no crop left, and no person centroid that
+   still is an erased face;
+9. **receipt**: written once, named after the intent, then the intent is marked finished.
 
-The receipt is written to ``<output>/receipts/forget/<UTC time>-<id>.json``. A target that does not
-exist raises :class:`ForgetTargetNotFound` and changes nothing (beyond ingesting pending landing files,
-which ingest would have done anyway); no receipt is written for it.
+The receipt is written to ``<output>/receipts/forget/<UTC time>-<intent id>.json``. A target that does
+not exist raises :class:`ForgetTargetNotFound` and changes nothing (beyond ingesting pending landing
+files, which ingest would have done anyway); no receipt is written for it. A target an earlier,
+interrupted erasure already captured is finished from that erasure's intent, and its receipt returned.
+
+Every step is idempotent, so a process killed at any of them (``FACEIDX_FAULT_KILL_AT=<step>`` kills it
+there, for the tests) leaves an open intent that the next erasure or ``face_table`` ingest finishes.
 
 S3 ``ObjectRemoved`` events reach the table as tombstone rows; :func:`forget_tombstones` erases each
 removed image's rows indexed at or before the event, with one receipt per image.
@@ -25,7 +35,6 @@ removed image's rows indexed at or before the event, with one receipt per image.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from faceidx.common.uris import split_s3_uri
+from faceidx.store.intents import ErasureIntent, ErasureIntents, new_intent_id
 from faceidx.store.location import IndexLocation
 
 log = logging.getLogger(__name__)
@@ -44,6 +54,9 @@ TARGET_TYPES = (TARGET_IMAGE, TARGET_FACE, TARGET_PERSON)
 TOMBSTONE_ACTOR = "s3:ObjectRemoved"
 CAPTURE_COLUMNS = ["face_id", "model_version", "image_bucket", "image_key", "embedding", "crop_uri"]
 VERIFY_K = 10
+CENTROID_MATCH = 0.9999  # a centroid this close to an erased face still is that face
+KILL_ENV = "FACEIDX_FAULT_KILL_AT"
+STEPS = ("intent", "table", "vectors", "crops", "people", "history", "verify", "receipt")
 MAX_INGEST_ROUNDS = 1000
 INGEST_BATCH = 500
 
@@ -159,10 +172,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def receipt_uri(location: IndexLocation, receipt_id: str, moment: datetime) -> str:
-    return f"{location.receipts_uri}/{moment.strftime('%Y%m%dT%H%M%S%fZ')}-{receipt_id}.json"
-
-
 # -- the parts -------------------------------------------------------------------------------------
 def _open_table(location: IndexLocation) -> Any:
     from faceidx.store.table import FaceTable
@@ -225,7 +234,32 @@ def _embeddings_by_version(rows: Any) -> dict[str, tuple[list[str], Any]]:
     return {v: (ids, np.asarray(vectors, dtype=np.float32)) for v, (ids, vectors) in grouped.items()}
 
 
+def _fault(step: str) -> None:
+    """Die here, as a SIGKILL would, when the tests ask for it (``FACEIDX_FAULT_KILL_AT=<step>``)."""
+    import os
+    import signal
+
+    if os.environ.get(KILL_ENV) == step:
+        log.warning("FACEIDX_FAULT_KILL_AT=%s: killing this process", step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _exists(location: IndexLocation, uri: str) -> bool:
+    parts = split_s3_uri(uri) if uri.startswith("s3://") else None
+    if parts is None:
+        return Path(uri.removeprefix("file://")).exists()
+    client = location.s3_client()
+    try:
+        client.head_object(Bucket=parts[0], Key=parts[1])
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+    return True
+
+
 def _delete_crops(location: IndexLocation, uris: Iterable[str]) -> list[str]:
+    """Delete each crop; one already gone counts as deleted (a rerun after a kill)."""
     deleted = []
     client = None
     for uri in sorted(set(uris)):
@@ -234,49 +268,40 @@ def _delete_crops(location: IndexLocation, uris: Iterable[str]) -> list[str]:
             client = client or location.s3_client()
             client.delete_object(Bucket=parts[0], Key=parts[1])
         else:
-            path = Path(uri.removeprefix("file://"))
-            if not path.exists():
-                log.warning("crop %s is already gone", uri)
-                continue
-            path.unlink()
+            Path(uri.removeprefix("file://")).unlink(missing_ok=True)
         deleted.append(uri)
     return deleted
-
-
-def _people_tables(location: IndexLocation) -> dict[str, str]:
-    return {
-        "face_persons": location.face_persons_uri,
-        "persons": location.persons_uri,
-        "person_events": location.person_events_uri,
-    }
 
 
 def _delete_people_rows(
     location: IndexLocation, face_ids: Sequence[str], person_id: str | None
 ) -> dict[str, int]:
-    """Delete mapping rows of the faces (and the person's own rows) from each persons table that
-    exists, then vacuum it with retention 0. Returns table name -> rows deleted."""
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
+    """Through the persons tables' owner: the faces' mapping rows, and a forgotten person's own row.
+    Returns table name -> rows deleted."""
+    from faceidx.store.persons import PeopleStore
 
+    people = PeopleStore(location)
     deleted: dict[str, int] = {}
-    for name, uri in _people_tables(location).items():
-        try:
-            delta = DeltaTable(uri, storage_options=location.storage_options() or None)
-        except TableNotFoundError:
+    if face_ids:
+        deleted["face_persons"] = people.delete("face_persons", in_list("face_id", face_ids))
+    if person_id:
+        deleted["persons"] = people.delete("persons", f"person_id = {sql_string(person_id)}")
+    return {name: count for name, count in deleted.items() if count}
+
+
+def _refresh_persons(location: IndexLocation, intent: ErasureIntent) -> dict[str, int]:
+    """Persons that lost faces get centroids, counts and representatives from the faces they keep
+    (a person left with none is removed), so no centroid goes on carrying an erased embedding."""
+    if not intent.affected_persons:
+        return {}
+    from faceidx.people.identities import refresh_persons
+
+    changed: dict[str, int] = {}
+    for version in sorted(intent.embeddings or intent.table_rows):
+        if version == "(unknown)":
             continue
-        columns = set(delta.schema().to_arrow().names)
-        clauses = []
-        if face_ids and "face_id" in columns:
-            clauses.append(in_list("face_id", face_ids))
-        if person_id and "person_id" in columns:
-            clauses.append(f"person_id = {sql_string(person_id)}")
-        if not clauses:
-            continue
-        metrics = delta.delete(" OR ".join(f"({c})" for c in clauses))
-        deleted[name] = int(metrics.get("num_deleted_rows", 0) or 0)
-        delta.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    return deleted
+        changed[version] = refresh_persons(location, version, intent.affected_persons)
+    return changed
 
 
 def _indexed_versions(index: Any) -> set[str]:
@@ -284,11 +309,27 @@ def _indexed_versions(index: Any) -> set[str]:
     return set(versions()) if callable(versions) else set()
 
 
-def _verify(table: Any, index: Any, predicate: str, captured: Mapping[str, tuple[list[str], Any]]) -> dict:
+def _captured(intent: ErasureIntent) -> dict[str, tuple[list[str], Any]]:
+    import numpy as np
+
+    return {
+        version: (list(faces), np.asarray(list(faces.values()), dtype=np.float32))
+        for version, faces in intent.embeddings.items()
+        if faces
+    }
+
+
+def _verify(location: IndexLocation, table: Any, index: Any, intent: ErasureIntent) -> dict:
     """No row of the target in the table; no forgotten face among the nearest ``VERIFY_K`` of each
-    captured embedding, in its own model version."""
-    left = table.read(columns=["face_id"], filter=predicate).num_rows
-    forgotten = {face_id for ids, _ in captured.values() for face_id in ids}
+    captured embedding, in its own model version; no face_persons row of the faces; no crop left; no
+    person whose centroid or representative still is an erased face."""
+    import numpy as np
+
+    from faceidx.store.persons import PeopleStore
+
+    captured = _captured(intent)
+    left = table.read(columns=["face_id"], filter=intent.predicate).num_rows
+    forgotten = set(intent.face_ids)
     indexed = _indexed_versions(index)
     found: set[str] = set()
     searches = 0
@@ -302,13 +343,35 @@ def _verify(table: Any, index: Any, predicate: str, captured: Mapping[str, tuple
         for matches in index.search(vectors, model_version=version, k=VERIFY_K):
             searches += 1
             found |= {m.face_id for m in matches} & forgotten
+    people = PeopleStore(location)
+    mapping_left = (
+        people.read("face_persons", filter=in_list("face_id", intent.face_ids)).num_rows
+        if intent.face_ids
+        else 0
+    )
+    centroids_left: list[str] = []
+    for version, (_, vectors) in sorted(captured.items()):
+        persons = people.read("persons", version)
+        for row in persons.select(["person_id", "centroids", "representative_face_id"]).to_pylist():
+            if row["representative_face_id"] in forgotten:
+                centroids_left.append(row["person_id"])
+                continue
+            if row["centroids"] and len(vectors):
+                c = np.asarray(row["centroids"], dtype=np.float32)
+                v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                if float((c @ v.T).max()) >= CENTROID_MATCH:
+                    centroids_left.append(row["person_id"])
+    crops_left = [uri for uri in intent.crop_uris if _exists(location, uri)]
     return {
         "table_rows_left": int(left),
         "searches": searches,
         "k": VERIFY_K,
         "versions_without_vectors": not_indexed,
         "found_face_ids": sorted(found),
-        "passed": left == 0 and not found,
+        "face_persons_rows_left": int(mapping_left),
+        "persons_still_holding_erased_faces": sorted(set(centroids_left)),
+        "crops_left": crops_left,
+        "passed": left == 0 and not found and not mapping_left and not centroids_left and not crops_left,
     }
 
 
@@ -323,17 +386,27 @@ def _purge_summary(report: Any) -> dict[str, Any]:
     }
 
 
+def receipt_for(location: IndexLocation, intent: ErasureIntent) -> str:
+    """The receipt of an intent: one name per intent, so a rerun never writes a second one."""
+    return f"{location.receipts_uri}/{intent.compact_time}-{intent.id}.json"
+
+
 # -- the erasure ------------------------------------------------------------------------------------
 @dataclass
 class _Erasure:
-    """Erase one or more targets, then purge history once and verify and save every receipt."""
+    """Capture targets as intents, apply them, then purge history once and verify and save every
+    receipt. Every step works from the intent record, so a rerun can finish what a kill left."""
 
     location: IndexLocation
     table: Any
     index: Any
-    _receipts: list[tuple[Receipt, str, Mapping[str, tuple[list[str], Any]]]] = field(default_factory=list)
+    _pending: list[ErasureIntent] = field(default_factory=list)
 
-    def erase(
+    @property
+    def intents(self) -> ErasureIntents:
+        return ErasureIntents(self.location)
+
+    def capture(
         self,
         target: ForgetTarget,
         predicate: str,
@@ -344,61 +417,167 @@ class _Erasure:
         person_id: str | None = None,
         rows: Any = None,
         already_deleted: int = 0,
-    ) -> Receipt:
-        """Delete the target's rows (``predicate``), vectors, crops and persons rows. ``rows``: the
-        target's rows captured beforehand when the table no longer holds them (a tombstone's)."""
-        receipt = Receipt(
-            id=uuid.uuid4().hex[:12],
-            target={"type": target.kind, "value": target.value},
-            reason=reason,
-            actor=actor,
-            started_at=_now().isoformat(),
-        )
-        deleted_rows = already_deleted
+    ) -> ErasureIntent:
+        """Read the target's rows (``rows``: captured beforehand when the table no longer holds them, a
+        tombstone's) and write them as an open intent, before anything is deleted."""
+        from faceidx.store.persons import persons_of_faces
+
         if rows is None:
             rows = _capture(self.table, predicate)
             if rows.num_rows == 0 and person_id is None:
                 raise ForgetTargetNotFound(f"{target.describe()} is not in the index: nothing was forgotten")
-            deleted_rows = self.table.delete(predicate) if rows.num_rows else 0
         captured = _embeddings_by_version(rows)
         face_ids = sorted({f for f in rows["face_id"].to_pylist() if f})
-        vectors_deleted = self.index.delete(face_ids) if face_ids else 0
-        crops = _delete_crops(self.location, [u for u in rows["crop_uri"].to_pylist() if u])
-        people = _delete_people_rows(self.location, face_ids, person_id)
         images = zip(rows["image_bucket"].to_pylist(), rows["image_key"].to_pylist(), strict=True)
-        receipt.removed = {
-            "landing": {"files_ingested": landing_files},
-            "table_rows": _count_by(rows["model_version"].to_pylist()),
-            "table_rows_total": int(deleted_rows),
-            "face_ids": face_ids,
-            "images": sorted({f"s3://{bucket}/{key}" for bucket, key in images}),
-            "vectors": {version: len(ids) for version, (ids, _) in sorted(captured.items())},
-            "vectors_total": int(vectors_deleted or 0),
-            "crops": crops,
-            "people_rows": people,
-            "history": {},
-        }
-        self._receipts.append((receipt, predicate, captured))
-        return receipt
+        affected = (
+            sorted(set(persons_of_faces(self.location, face_ids).values()) - {None}) if face_ids else []
+        )
+        if person_id:
+            affected = sorted(set(affected) - {person_id})
+        intent = ErasureIntent(
+            id=new_intent_id(),
+            created_at=_now().isoformat(),
+            target={"type": target.kind, "value": target.value},
+            reason=reason,
+            actor=actor,
+            predicate=predicate,
+            person_id=person_id,
+            face_ids=face_ids,
+            crop_uris=sorted({u for u in rows["crop_uri"].to_pylist() if u}),
+            images=sorted({f"s3://{b}/{k}" for b, k in images if b and k}),
+            table_rows=_count_by(rows["model_version"].to_pylist()),
+            embeddings={
+                version: {f: [float(x) for x in v] for f, v in zip(ids, vectors, strict=True)}
+                for version, (ids, vectors) in captured.items()
+            },
+            landing_files=landing_files,
+            already_deleted=already_deleted,
+            affected_persons=affected,
+        )
+        self.intents.save(intent)
+        _fault("intent")
+        return intent
+
+    def apply(self, intent: ErasureIntent) -> ErasureIntent:
+        """Delete what the intent names from the table, the vectors, the crops and the persons tables.
+        Idempotent: a second run deletes nothing more and reports what is gone."""
+        removed = intent.removed
+        removed["table_rows_total"] = int(removed.get("table_rows_total", intent.already_deleted)) + int(
+            self.table.delete(intent.predicate) or 0
+        )
+        self._step(intent, "table")
+        vectors = int(self.index.delete(intent.face_ids) or 0) if intent.face_ids else 0
+        removed["vectors_total"] = int(removed.get("vectors_total", 0)) + vectors
+        self._step(intent, "vectors")
+        removed["crops"] = _delete_crops(self.location, intent.crop_uris)
+        self._step(intent, "crops")
+        people = _delete_people_rows(self.location, intent.face_ids, intent.person_id)
+        earlier = removed.get("people_rows", {})
+        removed["people_rows"] = {k: int(earlier.get(k, 0)) + people.get(k, 0) for k in {*earlier, *people}}
+        removed["persons_refreshed"] = _refresh_persons(self.location, intent)
+        self._step(intent, "people")
+        self._pending.append(intent)
+        return intent
+
+    def _step(self, intent: ErasureIntent, step: str) -> None:
+        if step not in intent.steps_done:
+            intent.steps_done.append(step)
+        self.intents.save(intent)
+        _fault(step)
+
+    def erase(self, target: ForgetTarget, predicate: str, **kwargs: Any) -> ErasureIntent:
+        return self.apply(self.capture(target, predicate, **kwargs))
 
     def finish(self) -> list[Receipt]:
         """Purge history once for every erasure so far, then verify and save each receipt."""
-        if not self._receipts:
+        if not self._pending:
             return []
         table_files = [str(f) for f in (self.table.purge_history() or [])]
         vectors = _purge_summary(self.index.purge_history())
+        purged_at = _now().isoformat()
+        from faceidx.store.persons import purge_persons_history
+
+        purge_persons_history(self.location)
+        for intent in self._pending:
+            intent.removed["history"] = {
+                "table_files": table_files,
+                "vectors": vectors,
+                "purged_at": purged_at,
+            }
+            self._step(intent, "history")
         done = []
-        for receipt, predicate, captured in self._receipts:
-            receipt.removed["history"] = {"table_files": table_files, "vectors": vectors}
-            receipt.verification = _verify(self.table, self.index, predicate, captured)
-            finished = _now()
-            receipt.finished_at = finished.isoformat()
-            receipt.uri = receipt_uri(self.location, receipt.id, finished)
-            self.location.write_json(receipt.uri, receipt.to_dict())
-            log.info("forgot %s: receipt %s (verified: %s)", receipt.target, receipt.uri, receipt.verified)
-            done.append(receipt)
-        self._receipts = []
+        for intent in self._pending:
+            verification = _verify(self.location, self.table, self.index, intent)
+            _fault("verify")
+            done.append(self._receipt(intent, verification))
+        self._pending = []
         return done
+
+    def _receipt(self, intent: ErasureIntent, verification: dict[str, Any]) -> Receipt:
+        uri = receipt_for(self.location, intent)
+        existing = self.location.read_json(uri)
+        if existing is not None:  # written before a kill: never a second one
+            receipt = Receipt(**{k: v for k, v in existing.items() if k in Receipt.__dataclass_fields__})
+        else:
+            receipt = receipt_of(intent, verification, uri)
+            self.location.write_json(uri, receipt.to_dict())
+        _fault("receipt")
+        intent.state = "finished"
+        intent.receipt_uri = uri
+        intent.finished_at = receipt.finished_at
+        intent.embeddings = {}  # kept only for the verification
+        self.intents.save(intent)
+        log.info("forgot %s: receipt %s (verified: %s)", receipt.target, receipt.uri, receipt.verified)
+        return receipt
+
+
+def receipt_of(intent: ErasureIntent, verification: dict[str, Any], uri: str) -> Receipt:
+    removed = intent.removed
+    return Receipt(
+        id=intent.id,
+        target=dict(intent.target),
+        reason=intent.reason,
+        actor=intent.actor,
+        started_at=intent.created_at,
+        finished_at=_now().isoformat(),
+        removed={
+            "landing": {"files_ingested": intent.landing_files},
+            "table_rows": dict(intent.table_rows),
+            "table_rows_total": int(removed.get("table_rows_total", 0)),
+            "face_ids": list(intent.face_ids),
+            "images": list(intent.images),
+            "vectors": {version: len(faces) for version, faces in sorted(intent.embeddings.items())},
+            "vectors_total": int(removed.get("vectors_total", 0)),
+            "crops": list(removed.get("crops", [])),
+            "people_rows": dict(removed.get("people_rows", {})),
+            "persons_refreshed": dict(removed.get("persons_refreshed", {})),
+            "history": dict(removed.get("history", {})),
+            "resumed": intent.resumed,
+        },
+        verification=verification,
+        uri=uri,
+    )
+
+
+def finish_open_intents(location: IndexLocation, table: Any = None, index: Any = None) -> list[Receipt]:
+    """Finish every erasure a killed process left open, from its intent record (never by reading the
+    table again); the caller holds the writer lease. Returns their receipts."""
+    intents = ErasureIntents(location).open()
+    if not intents:
+        return []
+    erasure = _Erasure(location, table or _open_table(location), index or _open_index(location))
+    for intent in intents:
+        log.warning(
+            "finishing the interrupted erasure %s of %s %s (opened %s, steps done: %s)",
+            intent.id,
+            intent.target.get("type"),
+            intent.target.get("value"),
+            intent.created_at,
+            ", ".join(intent.steps_done) or "none",
+        )
+        intent.resumed = True
+        erasure.apply(intent)
+    return erasure.finish()
 
 
 def target_predicate(
@@ -426,24 +605,49 @@ def forget(
     resolve_person: PersonResolver | None = None,
     table: Any = None,
     index: Any = None,
+    lease: Any = None,
 ) -> Receipt:
     """Erase ``target`` from the table, the vector index, crops and persons tables; purge; verify.
 
-    Raises :class:`ForgetTargetNotFound` (nothing changed, no receipt) when the target is not there,
+    Holds the writer lease (``lease``: one the caller already holds). Raises
+    :class:`ForgetTargetNotFound` (nothing changed, no receipt) when the target is not there,
     :class:`ForgetVerificationError` when traces remain (the receipt, written, records them)."""
-    predicate, person_id = target_predicate(location, target, resolve_person)
+    from faceidx.store.lease import writer
+
+    if lease is None:
+        with writer(location, f"forget {target.describe()}") as held:
+            return forget(
+                location,
+                target,
+                reason=reason,
+                actor=actor,
+                resolve_person=resolve_person,
+                table=table,
+                index=index,
+                lease=held,
+            )
     table = table or _open_table(location)
     index = index or _open_index(location)
+    resumed = {
+        r.target["type"] + " " + r.target["value"]: r for r in finish_open_intents(location, table, index)
+    }
+    predicate, person_id = target_predicate(location, target, resolve_person)
     files, tombstones = ingest_pending(table)
     erasure = _Erasure(location, table, index)
     if tombstones:
         _erase_tombstones(erasure, tombstones)
+    lease.check()
+    receipt: Receipt | None = None
     try:
-        receipt = erasure.erase(
-            target, predicate, reason=reason, actor=actor, landing_files=files, person_id=person_id
-        )
+        erasure.erase(target, predicate, reason=reason, actor=actor, landing_files=files, person_id=person_id)
+    except ForgetTargetNotFound:
+        receipt = resumed.get(target.describe())
+        if receipt is None:
+            raise
+        log.info("%s was already captured by an interrupted erasure, finished now", target.describe())
     finally:
-        erasure.finish()  # the tombstones' erasures are finished even when the target is not found
+        receipts = erasure.finish()  # the tombstones' erasures are finished even when the target is not found
+    receipt = receipt or next(r for r in receipts if r.target == {"type": target.kind, "value": target.value})
     if not receipt.verified:
         raise ForgetVerificationError(
             f"forgetting {target.describe()} left traces ({receipt.verification}); the receipt "

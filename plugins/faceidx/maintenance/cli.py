@@ -32,11 +32,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     location = IndexLocation.from_env(args.output_uri, args.vectors_uri)
-    table = FaceTable.open(location)
-    if args.action == "ingest":
-        from faceidx.maintenance.tasks import forget_tombstones, ingest_all, ingest_rows
+    if args.action in ("ingest", "compact", "vacuum"):
+        from faceidx.store.lease import writer
 
-        summary = ingest_all(table, args.max_files)
+        with writer(location, f"faceidx table {args.action}"):
+            return _write(args, location, FaceTable.open(location))
+    return _show(args, location, FaceTable.open(location))
+
+
+def _write(args: argparse.Namespace, location: IndexLocation, table: FaceTable) -> int:
+    if args.action == "ingest":
+        from faceidx.maintenance.tasks import finish_erasures, forget_tombstones, ingest_all, ingest_rows
+        from faceidx.store.intents import ErasureIntents
+
+        finish_erasures(location, table)
+        summary = ingest_all(table, args.max_files, ErasureIntents(location).erased_face_ids())
         print(format_pairs(ingest_rows(summary), title=f"ingest into {location.table_uri}"))
         for uri, reason in sorted(summary["files_rejected"].items()):
             print(f"rejected {uri}: {reason}")
@@ -48,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
         report = table.compact(args.date, target_file_bytes=args.target_mb * 1024 * 1024)
         print(format_pairs(report.as_dict().items(), title=f"compaction of {location.table_uri}"))
         return 0
-    if args.action == "vacuum":
-        removed = table.vacuum(retention_hours=args.retention_hours)
-        print(f"{len(removed)} file(s) removed from {location.table_uri}")
-        return 0
+    removed = table.vacuum(retention_hours=args.retention_hours)
+    print(f"{len(removed)} file(s) removed from {location.table_uri}")
+    return 0
+
+
+def _show(args: argparse.Namespace, location: IndexLocation, table: FaceTable) -> int:
     versions = table.model_versions()
     history = [
         (commit.get("version"), commit.get("operation"), commit.get("faceidx.operation", "-"))

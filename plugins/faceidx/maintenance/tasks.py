@@ -1,7 +1,10 @@
 """The bodies of face_table's tasks: ingest, compact, vacuum, sync the vector index, report.
 
-Each logs what it decided as a table (:mod:`faceidx.common.tables`) and returns a small JSON summary
-for the next task and the report.
+Each writing task holds the index's writer lease (``faceidx.store.lease``) while it writes, so it never
+runs beside an erasure, a people run or another maintenance step, whichever DAG or shell started them.
+The ingest first finishes any erasure a killed process left open (from its intent record), and drops
+landing rows of erased faces. Each logs what it decided as a table (:mod:`faceidx.common.tables`) and
+returns a small JSON summary for the next task and the report.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from faceidx.common.tables import format_pairs, format_table
+from faceidx.store.lease import writer
 from faceidx.store.location import IndexLocation
 from faceidx.store.table import DEFAULT_RETENTION_HOURS, DEFAULT_TARGET_FILE_BYTES, FaceTable, IngestReport
 
@@ -53,6 +57,7 @@ def ingest_rows(report: Mapping[str, Any]) -> list[tuple[str, Any]]:
         ("error outcomes replaced by ok", report["outcomes_upgraded"]),
         ("duplicates dropped", report["duplicates_dropped"]),
         ("rows erased by a tombstone of the batch", report["erased_in_batch"]),
+        ("rows of erased faces dropped", report.get("erased_dropped", 0)),
         ("rows rejected", sum(report["rejected_rows"].values())),
         ("tombstones", len(report["tombstones"])),
         ("table version", f"{report['version_before']} -> {report['version_after']}"),
@@ -121,11 +126,11 @@ def log_ingest(summary: Mapping[str, Any], table_uri: str) -> None:
         log.info("no landing file was pending: nothing to do")
 
 
-def ingest_all(table: FaceTable, max_files: int) -> dict[str, Any]:
+def ingest_all(table: FaceTable, max_files: int, erased_face_ids: set[str] | None = None) -> dict[str, Any]:
     """Ingest rounds of ``max_files`` until no landing file is left."""
     reports = []
     for _ in range(MAX_INGEST_ROUNDS):
-        report = table.ingest(max_files=max_files)
+        report = table.ingest(max_files=max_files, erased_face_ids=erased_face_ids)
         reports.append(report)
         if not report.more:
             break
@@ -143,15 +148,47 @@ def forget_tombstones(location: IndexLocation, table: FaceTable, tombstones: lis
     return len(receipts)
 
 
+def finish_erasures(location: IndexLocation, table: FaceTable) -> int:
+    """Finish the erasures a killed process left open, from their intent records; log each receipt."""
+    from faceidx.erasure.forget import finish_open_intents
+
+    receipts = finish_open_intents(location, table)
+    if receipts:
+        log.warning(
+            "%s",
+            format_table(
+                ("target", "verified", "receipt"),
+                [
+                    (f"{r.target['type']} {r.target['value']}", "yes" if r.verified else "NO", r.uri)
+                    for r in receipts
+                ],
+                title="interrupted erasures finished from their intent records",
+            ),
+        )
+    return len(receipts)
+
+
 def ingest_task(location: IndexLocation, *, max_files: int) -> dict[str, Any]:
-    table = FaceTable.open(location)
-    summary = ingest_all(table, max_files)
-    log_ingest(summary, location.table_uri)
-    summary["receipts"] = forget_tombstones(location, table, summary["tombstones"])
-    return summary
+    from faceidx.store.intents import ErasureIntents
+
+    with writer(location, "ingest") as lease:
+        table = FaceTable.open(location)
+        resumed = finish_erasures(location, table)
+        lease.check()
+        summary = ingest_all(table, max_files, ErasureIntents(location).erased_face_ids())
+        log_ingest(summary, location.table_uri)
+        lease.check()
+        summary["receipts"] = forget_tombstones(location, table, summary["tombstones"])
+        summary["erasures_finished"] = resumed
+        return summary
 
 
 def compact_task(location: IndexLocation, days: list[str], *, target_file_mb: int) -> dict[str, Any]:
+    with writer(location, "compact"):
+        return _compact(location, days, target_file_mb=target_file_mb)
+
+
+def _compact(location: IndexLocation, days: list[str], *, target_file_mb: int) -> dict[str, Any]:
     table = FaceTable.open(location)
     present = {str(values["indexed_date"]) for values in table.delta.partitions()}
     rows = []
@@ -191,8 +228,9 @@ def compact_task(location: IndexLocation, days: list[str], *, target_file_mb: in
 
 
 def vacuum_task(location: IndexLocation, *, retention_hours: int) -> dict[str, Any]:
-    table = FaceTable.open(location)
-    removed = table.vacuum(retention_hours=retention_hours)
+    with writer(location, "vacuum"):
+        table = FaceTable.open(location)
+        removed = table.vacuum(retention_hours=retention_hours)
     log.info(
         "%s",
         format_pairs(
@@ -205,13 +243,13 @@ def vacuum_task(location: IndexLocation, *, retention_hours: int) -> dict[str, A
 
 
 def sync_vectors_task(location: IndexLocation) -> dict[str, Any]:
-    try:
-        from faceidx.store.vectors import VectorIndex
-    except ModuleNotFoundError as error:
-        if error.name != "faceidx.store.vectors":
-            raise
-        log.warning("faceidx.store.vectors is not installed: the vector index is not synced this run")
-        return {"skipped": "faceidx.store.vectors is not installed", "versions": {}}
+    with writer(location, "sync vectors"):
+        return _sync_vectors(location)
+
+
+def _sync_vectors(location: IndexLocation) -> dict[str, Any]:
+    from faceidx.store.vectors import VectorIndex
+
     table = FaceTable.open(location)
     index = VectorIndex(location)
     versions = table.model_versions()

@@ -38,11 +38,14 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         print(versions_report(registry, as_json=args.json))
         return 0
-    if args.action == "use":
-        entry = registry.use(args.version, actor_name(args.actor))
-        print(f"model version {entry['from'] or '(none chosen)'} -> {entry['to']} (by {entry['actor']})")
-        return 0
-    entry = registry.drop(args.version, actor_name(args.actor))
+    from faceidx.store.lease import writer
+
+    with writer(registry.location, f"faceidx models {args.action} {args.version}"):
+        if args.action == "use":
+            entry = registry.use(args.version, actor_name(args.actor))
+            print(f"model version {entry['from'] or '(none chosen)'} -> {entry['to']} (by {entry['actor']})")
+            return 0
+        entry = registry.drop(args.version, actor_name(args.actor))
     print(f"dropped model version {entry['from']}: {entry['rows']} row(s) deleted, history purged")
     return 0
 

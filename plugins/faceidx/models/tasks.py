@@ -31,11 +31,12 @@ def models_task(params: Mapping[str, Any], *, location: IndexLocation, actor: st
         raise AirflowFailException(f"action {action} needs the version Param: one of the listed versions")
     registry = ModelRegistry(location)
     entry: dict[str, Any] | None = None
+    from faceidx.store.lease import writer
+
     try:
-        if action == "use":
-            entry = registry.use(version, actor)
-        elif action == "drop":
-            entry = registry.drop(version, actor)
+        if action in ("use", "drop"):
+            with writer(location, f"face_models {action} {version}"):
+                entry = registry.use(version, actor) if action == "use" else registry.drop(version, actor)
     except ModelVersionError as error:
         log.info("%s", versions_report(registry))
         raise AirflowFailException(str(error)) from error

@@ -60,7 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from faceidx.people.clustering import ClusterPolicy
     from faceidx.people.tasks import model_version_of
     from faceidx.store.persons import PeopleStore, sql_string
 
@@ -89,6 +88,15 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    from faceidx.store.lease import writer
+
+    with writer(location, f"faceidx people {action} {version}"):
+        return _write(args, location, version, action)
+
+
+def _write(args: argparse.Namespace, location: IndexLocation, version: str, action: str) -> int:
+    from faceidx.people.clustering import ClusterPolicy
+
     if action == "cluster":
         from faceidx.people.identities import run_incremental, run_recluster
 

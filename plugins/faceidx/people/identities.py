@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,13 @@ def read_faces(location: IndexLocation, model_version: str, filter: str | None =
     rows = table.read(
         model_version, columns=columns, filter=f"{condition} AND ({filter})" if filter else condition
     )
+    from faceidx.store.intents import ErasureIntents
+
+    erased = ErasureIntents(location).erased_face_ids()
+    if erased and rows.num_rows:  # an erasure in progress (its intent open): never assign its faces
+        import pyarrow.compute as pc
+
+        rows = rows.filter(pc.invert(pc.is_in(rows.column("face_id"), pa.array(sorted(erased), pa.string()))))
     return Faces.from_arrow(rows)
 
 
@@ -422,3 +430,51 @@ def run_recluster(
 
 def person_filter(person_id: str) -> str:
     return f"person_id = {sql_string(person_id)}"
+
+
+def refresh_persons(
+    location: IndexLocation,
+    model_version: str,
+    person_ids: Sequence[str],
+    policy: ClusterPolicy | None = None,
+) -> int:
+    """Recompute the persons rows of ``person_ids`` from the faces they still hold (after an erasure
+    took some away); a person left with no face is removed. Returns the persons rewritten or removed."""
+    if not person_ids:
+        return 0
+    store = PeopleStore(location)
+    wanted = sorted(set(person_ids))
+    members = store.read(
+        "face_persons",
+        model_version,
+        filter=f"person_id IN ({', '.join(sql_string(p) for p in wanted)})",
+    )
+    person_of_face: dict[str, str | None] = {
+        row["face_id"]: row["person_id"] for row in members.select(["face_id", "person_id"]).to_pylist()
+    }
+    keeping = {pid for pid in person_of_face.values() if pid}
+    changed = 0
+    if person_of_face:
+        faces = read_faces(
+            location,
+            model_version,
+            filter=f"face_id IN ({', '.join(sql_string(f) for f in sorted(person_of_face))})",
+        )
+        rows = person_rows(
+            faces,
+            person_of_face,
+            store.labels(model_version),
+            model_version,
+            policy or ClusterPolicy(),
+            only=keeping,
+        )
+        store.upsert("persons", rows)
+        changed += rows.num_rows
+    gone = [pid for pid in wanted if pid not in keeping]
+    if gone:
+        changed += store.delete(
+            "persons",
+            f"model_version = {sql_string(model_version)} AND "
+            f"person_id IN ({', '.join(sql_string(p) for p in gone)})",
+        )
+    return changed

@@ -47,21 +47,31 @@ def identities_task(
     )
     carry_from = params.get("carry_from")
     full = wants_full_recluster(params.get("full_recluster"), interval_start) or bool(carry_from)
-    report: RunReport = (
-        run_recluster(location, version, policy, carry_from=carry_from)
-        if full
-        else run_incremental(location, version, policy)
-    )
+    from faceidx.store.lease import writer
+
+    with writer(location, f"identities {'re-cluster' if full else 'incremental'} {version}"):
+        report: RunReport = (
+            run_recluster(location, version, policy, carry_from=carry_from)
+            if full
+            else run_incremental(location, version, policy)
+        )
     log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
     return {name: value for name, value in report.pairs()}
 
 
 def people_task(location: IndexLocation, params: Mapping[str, Any], actor: str) -> dict[str, Any]:
     """One correction (or a full re-cluster for ``cluster``), logged as a table."""
+    from faceidx.store.lease import writer
+
+    version = model_version_of(location, params.get("model_version"))
+    with writer(location, f"people {params['action']} {version}"):
+        return _people(location, params, actor, version)
+
+
+def _people(location: IndexLocation, params: Mapping[str, Any], actor: str, version: str) -> dict[str, Any]:
     from faceidx.people.actions import correct
     from faceidx.people.identities import run_recluster
 
-    version = model_version_of(location, params.get("model_version"))
     action = params["action"]
     if action == "cluster":
         report = run_recluster(location, version, ClusterPolicy())

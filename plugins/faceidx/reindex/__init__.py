@@ -6,7 +6,7 @@ Modules, by kind (the DAG file imports only this one, which imports nothing heav
 * ``events``: pure builders of S3-event-shaped SQS messages and of SendMessageBatch failure handling;
 * ``index``: the landing files not yet ingested, read six columns at a time (pyarrow);
 * ``lookup``: ``only_missing``: which candidates the landing files and the face table hold for the run's
-  model version (the rule is :mod:`faceidx.index.indexed`, shared with the face table);
+  model version (the rule is :mod:`faceidx.store.indexed`, shared with the face table);
 * ``tasks``: the task bodies that tie them together and log what they did; the AWS calls go through
   the AWS layer (``faceidx.aws.s3`` for listings and index reads, ``faceidx.aws.sqs`` for sends).
 """

@@ -3,9 +3,9 @@
 The worker writes ``<OUTPUT_URI>/faces/dt=YYYY-MM-DD/part-<uuid>.parquet`` (``dt`` = the day it
 indexed the rows) with one row per face, or one row per image without faces or with an error;
 ``face_table`` moves them into the face table and deletes them. Here only the six columns of
-:data:`faceidx.index.indexed.INDEXED_COLUMNS` are read: pyarrow fetches just those column chunks plus
+:data:`faceidx.store.indexed.INDEXED_COLUMNS` are read: pyarrow fetches just those column chunks plus
 the footer, so the embeddings are never downloaded. Which rows count is decided by
-:mod:`faceidx.index.indexed`, the same rule the face table applies.
+:mod:`faceidx.store.indexed`, the same rule the face table applies.
 
 pyarrow is imported inside the functions: this module must stay cheap to import.
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from faceidx.common.uris import split_s3_uri
-from faceidx.index.indexed import INDEXED_COLUMNS, IndexedQuery, indexed_pairs
 from faceidx.reindex.selection import ReindexRequestError
+from faceidx.store.indexed import INDEXED_COLUMNS, IndexedQuery, indexed_pairs
 
 INDEX_COLUMNS = INDEXED_COLUMNS
 INDEX_DIR = "faces"
@@ -94,7 +94,7 @@ def local_index_files(location: IndexLocation) -> list[tuple[str, int]]:
 def indexed_pairs_in_file(source: IO[bytes] | str, query: IndexedQuery) -> set[tuple[str, str]]:
     """``(key, bare etag)`` that one landing file says are indexed for ``query`` (its ``ok`` rows of the
     query's bucket, keys and model), by the same rule as the face table's
-    (:func:`faceidx.index.indexed.indexed_pairs`)."""
+    (:func:`faceidx.store.indexed.indexed_pairs`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -1,7 +1,7 @@
 """``only_missing``: which candidates are already indexed, for the model this run indexes with.
 
 Two places hold indexed images, and both are asked with the same :class:`IndexedQuery`
-(:mod:`faceidx.index.indexed`):
+(:mod:`faceidx.store.indexed`):
 
 1. the **landing files** not yet ingested (``<output>/faces/``), read first, six columns each, through
    the AWS layer's S3 hook (ranged reads for big files);
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceidx.aws.parsing import ListedObject
-from faceidx.index.indexed import IndexedModel, IndexedQuery
 from faceidx.reindex.index import (
     IndexLocation,
     LandingLookup,
@@ -33,6 +32,7 @@ from faceidx.reindex.index import (
     partition_day,
 )
 from faceidx.reindex.selection import ReindexRequestError, earliest_index_day
+from faceidx.store.indexed import IndexedModel, IndexedQuery
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def indexed_model(location: Any, table: Any, model_pack: str | None) -> IndexedM
     """The model a run's images must be indexed with to count (see the module docstring)."""
     if model_pack:
         return IndexedModel(model_pack=model_pack)
-    from faceidx.index.versions import ModelRegistry, ModelVersionError
+    from faceidx.store.registry import ModelRegistry, ModelVersionError
 
     if table is None:  # nothing ingested yet: only a version chosen ahead can be current
         chosen = ModelRegistry(location).document()["current"]
@@ -131,9 +131,9 @@ def indexed_images(
 ) -> IndexedLookup:
     """``(key, bare etag)`` of the candidates already indexed for the run's model, and what was read.
 
-    ``table_location`` is the :class:`faceidx.index.location.IndexLocation` of ``output_uri`` (with the
+    ``table_location`` is the :class:`faceidx.store.location.IndexLocation` of ``output_uri`` (with the
     AWS connection's credentials on S3)."""
-    from faceidx.index.table import FaceTable
+    from faceidx.store.table import FaceTable
 
     location = parse_output_uri(output_uri)
     table = FaceTable.open_if_exists(table_location)

@@ -9,7 +9,7 @@ rendered from the interval, and are filtered in this order (the first reason tha
 ``archived``        GLACIER / DEEP_ARCHIVE storage: GetObject fails until the object is restored
 ``outside_interval`` LastModified is not in ``[start, end)`` (only when selecting by LastModified)
 ``already_indexed`` the face table or a landing file holds an ``ok`` row with the same bucket, key and
-                    ETag for the run's model (``only_missing``; :mod:`faceidx.index.indexed`)
+                    ETag for the run's model (``only_missing``; :mod:`faceidx.store.indexed`)
 ==================  ===========================================================================
 """
 

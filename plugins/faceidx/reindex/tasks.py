@@ -154,7 +154,7 @@ def queue_interval(
 ) -> dict[str, Any]:
     """List, filter and queue one interval's images. Returns the run's summary (also logged).
 
-    ``table_location``: the :class:`faceidx.index.location.IndexLocation` of ``output_uri`` that
+    ``table_location``: the :class:`faceidx.store.location.IndexLocation` of ``output_uri`` that
     ``only_missing`` reads the face table from; None: :func:`table_location_for` without an AWS
     connection (a local index, or boto3's own environment)."""
     started = time.perf_counter()
@@ -239,14 +239,14 @@ def queue_interval(
 
 def table_location_for(output_uri: str, aws_conn_id: str | None = None) -> Any:
     """The face table's location for ``output_uri`` (the face_table DAG's own), a local directory as is."""
-    from faceidx.index.location import IndexLocation
+    from faceidx.store.location import IndexLocation
 
     parsed = parse_output_uri(output_uri)
     if parsed.local_dir is not None:
         return IndexLocation(output_uri=str(parsed.local_dir))
     if aws_conn_id is None:
         return IndexLocation(output_uri=output_uri.strip())
-    from faceidx.index.forget_tasks import location_for
+    from faceidx.erasure.tasks import location_for
 
     return location_for(output_uri, aws_conn_id=aws_conn_id)
 

@@ -217,6 +217,9 @@ def test_forget_image_removes_every_etag_and_version_from_table_vectors_crops_an
         "k": 10,
         "versions_without_vectors": [],
         "found_face_ids": [],
+        "face_persons_rows_left": 0,
+        "persons_still_holding_erased_faces": [],
+        "crops_left": [],
         "passed": True,
     }
     assert saved["started_at"] <= saved["finished_at"]
@@ -271,17 +274,22 @@ def test_an_unknown_person_is_refused_clearly(location, indexed):
 
 
 def test_a_person_resolved_by_a_resolver_loses_its_faces_and_mapping_rows(location, indexed):
-    from deltalake import write_deltalake
+    from faceidx.store.persons import FACE_PERSONS_SCHEMA, PeopleStore
 
     faces = [face_id(BUCKET, "b.jpg", "e1", V1, 0), face_id(BUCKET, "c.jpg", "e1", V2, 1)]
-    mapping = pa.table(
-        {
-            "face_id": [*faces, face_id(BUCKET, "b.jpg", "e1", V1, 2)],
-            "person_id": ["p-1", "p-1", "p-2"],
-            "model_version": [V1, V2, V1],
-        }
+    mapping = pa.Table.from_pylist(
+        [
+            {"face_id": face, "person_id": person, "model_version": version}
+            for face, person, version in zip(
+                [*faces, face_id(BUCKET, "b.jpg", "e1", V1, 2)],
+                ["p-1", "p-1", "p-2"],
+                [V1, V2, V1],
+                strict=True,
+            )
+        ],
+        schema=FACE_PERSONS_SCHEMA,
     )
-    write_deltalake(location.face_persons_uri, mapping)
+    PeopleStore(location).upsert("face_persons", mapping)
 
     def resolve(_location, person_id):
         return faces if person_id == "p-1" else None

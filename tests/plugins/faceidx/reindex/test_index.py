@@ -10,7 +10,6 @@ import pytest
 
 from faceidx.aws import s3 as reindex_hooks
 from faceidx.aws.s3 import RangeReader, ReindexS3Hook
-from faceidx.index.indexed import IndexedModel, IndexedQuery
 from faceidx.reindex.index import (
     indexed_pairs_in_file,
     local_index_files,
@@ -19,6 +18,7 @@ from faceidx.reindex.index import (
     partition_day,
 )
 from faceidx.reindex.selection import ReindexRequestError
+from faceidx.store.indexed import IndexedModel, IndexedQuery
 from tests.support.reindex_moto import INPUT_BUCKET, OUTPUT_BUCKET, index_file_bytes, write_index
 
 AT = datetime(2026, 11, 21, 3, tzinfo=UTC)

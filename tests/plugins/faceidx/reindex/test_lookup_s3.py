@@ -13,10 +13,10 @@ import pytest
 
 from faceidx.aws.s3 import ReindexS3Hook
 from faceidx.aws.sqs import SqsWorkQueueHook
-from faceidx.index.location import IndexLocation
-from faceidx.index.table import FaceTable
 from faceidx.reindex.selection import Interval
 from faceidx.reindex.tasks import ReindexRequest, queue_interval
+from faceidx.store.location import IndexLocation
+from faceidx.store.table import FaceTable
 from tests.support.moto_process import moto_server_process
 from tests.support.moto_server import MotoEndpoint, aws_connection_uri_json
 from tests.support.reindex_moto import (
