@@ -131,11 +131,20 @@ def build(
     *,
     portraits: bool = True,
     groups: tuple[int, int] = (4, 2),
+    sources: Sequence[str] | None = None,
 ) -> list[CameraFile]:
-    """The corpus in ``folder`` (reused when its manifest matches); ``groups`` = (12 MP, 24 MP) counts."""
+    """The corpus in ``folder`` (reused when its manifest matches); ``groups`` = (12 MP, 24 MP) counts,
+    ``sources``: the asset photos the portraits come from (default: every photo of ``expected.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / "manifest.json"
-    recipe = {"version": VERSION, "portraits": portraits, "groups": list(groups), "seed": SEED}
+    if sources is None:
+        sources = sorted(json.loads((assets / "expected.json").read_text())["images"])
+    recipe = {
+        "version": VERSION,
+        "portraits": list(sources) if portraits else [],
+        "groups": list(groups),
+        "seed": SEED,
+    }
     if manifest.exists():
         stored = json.loads(manifest.read_text())
         if stored.get("recipe") == recipe and all((folder / n).exists() for n, _ in stored["files"]):
@@ -147,7 +156,6 @@ def build(
         (folder / name).write_bytes(data)
         files.append((name, kind))
 
-    sources = sorted(json.loads((assets / "expected.json").read_text())["images"])
     for number, name in enumerate(sources if portraits else []):
         stem = Path(name).stem
         original = cv2.imread(str(assets / "images" / name), cv2.IMREAD_COLOR)

@@ -16,7 +16,13 @@ without a GPU it runs with the CPU provider and says, first and last, that CUDA 
 3. the inference-only bound: pre-decoded, pre-sized tensors through batched detection and recognition;
 4. fp16 (TensorRT EP): recognizer throughput and embedding drift against fp32, where TensorRT runs;
 5. the real worker (``faceidx_worker.main``) draining in-memory stand-ins for SQS and S3, its images/s,
-   the GPU busy % sampled by ``nvidia-smi`` meanwhile, and its fraction of the bound.
+   the GPU busy % sampled by ``nvidia-smi`` meanwhile, and its fraction of the bound; once with a full
+   decode (``FACEIDX_DECODE=scaled``, ``FACEIDX_DECODE_MIN_SIDE=0``) and once with the adaptive decode;
+6. the decode paths side by side, each image decoded, detected and embedded in turn on one thread
+   (images/s, CPU-ms per image, GPU busy %, faces and their drift): the CPU full decode, nvImageCodec's
+   GPU decode copied back to the host (``faceidx_worker.gpu_decode``), the adaptive decode
+   (``faceidx_worker.face_decode``), and the pixels kept on the device (``faceidx_worker.gpu_pixels``:
+   nvImageCodec + CV-CUDA + IO binding). A path whose libraries or GPU are missing says why.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ sys.path.insert(0, str(REPO / "worker" / "image"))
 from export_batched_detector import has_batch_axis, unfold_batch_axis  # noqa: E402
 
 from faceidx_worker.accel import CUDA, TENSORRT, AccelOptions, gpu_device_count, run_bound  # noqa: E402
+from faceidx_worker.face_decode import ADAPTIVE, FULL, decode_for_faces, detect_and_crop  # noqa: E402
+from faceidx_worker.gpu_decode import GpuJpegDecoder  # noqa: E402
+from faceidx_worker.gpu_pixels import index_on_device, load_device_pixels  # noqa: E402
+from faceidx_worker.images import decode_image  # noqa: E402
 from faceidx_worker.model import InsightFaceModelPack  # noqa: E402
 from faceidx_worker.packs import find_pack_files  # noqa: E402
 from faceidx_worker.scrfd import letterbox  # noqa: E402
@@ -336,8 +346,11 @@ def fp16_drift(pack: Path, crops: list[np.ndarray], reference: np.ndarray, itera
     }
 
 
-def run_worker(pack: Path, corpus: dict[str, bytes], out: Path, cuda: bool) -> dict[str, Any]:
-    """``faceidx_worker.main`` itself, its AWS clients swapped for the in-memory stand-ins."""
+def run_worker(
+    pack: Path, corpus: dict[str, bytes], out: Path, cuda: bool, decode: str = "full"
+) -> dict[str, Any]:
+    """``faceidx_worker.main`` itself, its AWS clients swapped for the in-memory stand-ins; ``decode``:
+    ``full`` (every pixel, as the bound's tensors) or ``adaptive``."""
     from faceidx_worker import main as worker_main
 
     bodies = [
@@ -366,7 +379,9 @@ def run_worker(pack: Path, corpus: dict[str, bytes], out: Path, cuda: bool) -> d
         "FACEIDX_MAX_IDLE_SECONDS": "2",
         "FACEIDX_RECEIVE_WAIT_SECONDS": "1",
         "FACEIDX_METRICS_ENABLED": "0",
-        "FACEIDX_DECODE_MIN_SIDE": "0",  # a full decode: like for like with the bound's tensors
+        # a full decode: like for like with the bound's tensors
+        **({"FACEIDX_DECODE": "scaled", "FACEIDX_DECODE_MIN_SIDE": "0"} if decode == "full" else {}),
+        **({"FACEIDX_DECODE": "adaptive"} if decode == "adaptive" else {}),
     }
     if cuda:  # the GPU plan's two lanes: one lane's CPU work overlaps the other's GPU work
         env["FACEIDX_INFERENCE_THREADS"] = str(AccelOptions().gpu_lanes)
@@ -389,6 +404,103 @@ def run_worker(pack: Path, corpus: dict[str, bytes], out: Path, cuda: bool) -> d
         "messages_deleted": sqs.deleted,
         "gpu_busy_percent": sampler.busy_percent,
     }
+
+
+# -- decode paths ----------------------------------------------------------------------------------
+Faces = tuple[np.ndarray, np.ndarray]  # boxes+scores, embeddings
+
+
+def _cpu_full(model: InsightFaceModelPack, data: bytes) -> Faces:
+    pixels = decode_image(data, max_pixels=10**9).pixels
+    boxes, landmarks = model.detect(pixels)
+    crops = [model.align(pixels, points) for points in landmarks]
+    return boxes, model.embed(crops) if crops else np.empty((0, 0), np.float32)
+
+
+def _face_scale(mode: str) -> Any:
+    def index(model: InsightFaceModelPack, data: bytes) -> Faces:
+        image = decode_for_faces(data, max_pixels=10**9, mode=mode, det_size=model.det_size)
+        if image.faces is None:  # too small to reduce: a plain full decode
+            return _cpu_full(model, data)
+        boxes, _, crops = detect_and_crop(model, image.faces)
+        return boxes, model.embed(crops) if crops else np.empty((0, 0), np.float32)
+
+    return index
+
+
+def _drift(reference: list[Faces], candidate: list[Faces]) -> dict[str, Any]:
+    """Face-count changes and the cosine of each reference face to the candidate's nearest box."""
+    changes, cosines = 0, []
+    for (ref_boxes, ref_emb), (boxes, emb) in zip(reference, candidate, strict=True):
+        changes += len(ref_boxes) != len(boxes)
+        if not len(boxes):
+            continue
+        centres = (boxes[:, :2] + boxes[:, 2:4]) / 2
+        for box, embedding in zip(ref_boxes, ref_emb, strict=True):
+            nearest = int(np.argmin(((centres - (box[:2] + box[2:4]) / 2) ** 2).sum(1)))
+            cosines.append(float(embedding @ emb[nearest]))
+    return {
+        "count_changes": changes,
+        "min_cosine": min(cosines) if cosines else None,
+        "median_cosine": float(np.median(cosines)) if cosines else None,
+    }
+
+
+def decode_paths(model: InsightFaceModelPack, corpus: dict[str, bytes]) -> dict[str, Any]:
+    """Each decode path over the corpus on one thread: images/s, CPU-ms per image, GPU busy %, faces,
+    drift (the GPU decode against the CPU full decode, adaptive and device against the full decode with
+    the same face-scale resampling)."""
+    gpu_decoder = GpuJpegDecoder()
+    device, why_not = load_device_pixels()
+
+    def gpu_decode(model: InsightFaceModelPack, data: bytes) -> Faces:
+        pixels = gpu_decoder(data, max_pixels=10**9).pixels
+        boxes, landmarks = model.detect(pixels)
+        crops = [model.align(pixels, points) for points in landmarks]
+        return boxes, model.embed(crops) if crops else np.empty((0, 0), np.float32)
+
+    def on_device(model: InsightFaceModelPack, data: bytes) -> Faces:
+        assert device is not None
+        boxes, _, embeddings = index_on_device(device, model, data)
+        return boxes, embeddings
+
+    paths: dict[str, tuple[Any, str | None]] = {
+        "cpu_full": (_cpu_full, None),
+        "cpu_full_face_scale": (_face_scale(FULL), None),
+        "gpu_decode": (gpu_decode, None if gpu_decoder.on_gpu else "nvImageCodec is not available"),
+        "adaptive": (_face_scale(ADAPTIVE), None),
+        "device": (on_device, None if device is not None else why_not),
+    }
+    blobs = list(corpus.values())
+    results: dict[str, Any] = {}
+    found: dict[str, list[Faces]] = {}
+    for name, (index, missing) in paths.items():
+        if missing is not None:
+            results[name] = {"available": False, "why": missing}
+            continue
+        index(model, blobs[0])  # warm-up
+        with GpuBusySampler() as sampler:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            found[name] = [index(model, data) for data in blobs]
+            seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        results[name] = {
+            "available": True,
+            "images": len(blobs),
+            "images_per_s": len(blobs) / seconds,
+            "cpu_ms_per_image": 1000 * cpu_seconds / len(blobs),
+            "gpu_busy_percent": sampler.busy_percent,
+            "faces": sum(len(boxes) for boxes, _ in found[name]),
+        }
+    references = {
+        "gpu_decode": "cpu_full",
+        "adaptive": "cpu_full_face_scale",
+        "device": "cpu_full_face_scale",
+    }
+    for name, reference in references.items():
+        if name in found:
+            results[name]["drift"] = {"against": reference, **_drift(found[reference], found[name])}
+    results["gpu_decodes"] = gpu_decoder.gpu_decodes
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,7 +558,22 @@ def main(argv: list[str] | None = None) -> int:
     reference = model.embed(crops) if crops else np.empty((0, 0))
     report["fp16"] = fp16_drift(pack, crops, reference, args.iterations) if crops else {"measured": False}
     print(f"fp16: {report['fp16']}", flush=True)
+    report["decode_paths"] = decode_paths(model, corpus)
+    for name, path in report["decode_paths"].items():
+        if not isinstance(path, dict):
+            continue
+        if not path["available"]:
+            print(f"decode path {name}: not measured ({path['why']})")
+            continue
+        busy = path["gpu_busy_percent"]
+        print(
+            f"decode path {name}: {path['images_per_s']:.1f} images/s, {path['cpu_ms_per_image']:.0f} CPU-ms "
+            f"per image, GPU busy {'n/a' if busy is None else f'{busy:.0f} %'}, {path['faces']} faces"
+            + (f", drift {path['drift']}" if "drift" in path else ""),
+            flush=True,
+        )
     del model
+    report["worker_adaptive"] = run_worker(pack, corpus, args.out, cuda, decode="adaptive")
     report["worker"] = run_worker(pack, corpus, args.out, cuda)
     rate = report["worker"]["images_per_s"] or 0.0
     report["fraction_of_bound"] = rate / report["inference_bound_images_per_s"]
@@ -457,9 +584,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{'n/a (no nvidia-smi)' if busy is None else f'{busy:.0f} %'}; "
         f"{report['fraction_of_bound']:.0%} of the inference-only bound"
     )
+    adaptive_rate = report["worker_adaptive"]["images_per_s"] or 0.0
+    adaptive_busy = report["worker_adaptive"]["gpu_busy_percent"]
+    print(
+        f"worker end to end, adaptive decode: {adaptive_rate:.1f} images/s "
+        f"({adaptive_rate / rate if rate else 0:.2f}x the full decode); GPU busy "
+        f"{'n/a (no nvidia-smi)' if adaptive_busy is None else f'{adaptive_busy:.0f} %'}"
+    )
     (args.out / "gpu_check.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"== {headline}; report in {args.out / 'gpu_check.json'}")
-    return 0 if report["worker"]["exit_code"] == 0 else 1
+    return 0 if report["worker"]["exit_code"] == 0 and report["worker_adaptive"]["exit_code"] == 0 else 1
 
 
 if __name__ == "__main__":

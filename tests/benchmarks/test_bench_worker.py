@@ -30,3 +30,23 @@ def test_the_decode_cost_grows_with_the_pixels(assets_dir, tmp_path):
     small_ms = bench.decode_cpu_ms([small] * 5)
     large_ms = bench.decode_cpu_ms([large] * 5)
     assert 0 < small_ms < large_ms
+
+
+@pytest.mark.assets
+def test_the_decode_costs_cover_every_decode_and_count_the_finer_re_decodes(assets_dir, tmp_path):
+    from tests.support.worker_harness import make_model_pack
+
+    bench = load_benchmark("bench_worker")
+    corpus = load_benchmark("camera_corpus")
+    pack = make_model_pack(tmp_path / "pack", assets_dir)
+    model = bench.InsightFaceModelPack(pack)
+    model.load()
+    files = corpus.build(tmp_path / "corpus", assets_dir, model.detect, sources=["obama.jpg"], groups=(1, 0))
+    costs = bench.decode_costs(pack, [f.path for f in files], 0.5)
+    assert costs["images"] == 4  # a 12 MP, a 24 MP and an EXIF-rotated portrait, a group photo
+    assert set(costs["cpu_ms"]) == {"full", "adaptive", "half", "full_opencv"}
+    assert all(value > 0 for value in costs["cpu_ms"].values())
+    assert costs["finer_share"] == 0.25  # the group photo's small faces; the portraits' one face is large
+    libraries = bench.library_costs([f.path for f in files], limit=1)
+    assert {"opencv", "pillow", "simplejpeg"} <= set(libraries)
+    assert set(libraries["opencv"]) == {"1/1", "1/2", "1/4", "1/8"}

@@ -41,6 +41,16 @@ def test_the_check_runs_end_to_end_on_the_cpu_and_says_cuda_was_not_used(assets_
     assert report["worker"]["messages_deleted"] == 8
     assert report["fraction_of_bound"] > 0
     assert report["fp16"]["measured"] is False
+    paths = report["decode_paths"]
+    assert paths["cpu_full"]["images"] == paths["adaptive"]["images"] == 8
+    assert paths["adaptive"]["faces"] == paths["cpu_full_face_scale"]["faces"] > 0
+    assert paths["adaptive"]["drift"]["count_changes"] == 0
+    assert paths["gpu_decode"] == {"available": False, "why": "nvImageCodec is not available"}
+    assert paths["device"]["available"] is False
+    assert "no GPU" in paths["device"]["why"]
+    assert "decode path device: not measured (no GPU on this machine)" in out
+    assert report["worker_adaptive"]["images"] == 8
+    assert report["worker_adaptive"]["messages_deleted"] == 8
 
 
 def test_parts_fit_a_command_and_join_back(tmp_path):
