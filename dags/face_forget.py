@@ -30,7 +30,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 
 TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPES (kept light here)
@@ -71,7 +71,9 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPE
     },
 )
 def face_forget() -> None:
-    @task(retries=0)  # a target that is not there is not found on a retry either
+    # A target that is not there fails at once (AirflowFailException, no retry); any other failure (a
+    # lost lease, a commit that kept conflicting) is retried: the retry finishes from the intent record.
+    @task(pool=WRITER_POOL)
     def forget(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.erasure.tasks import forget_task, location_for, run_actor
 

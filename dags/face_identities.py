@@ -33,7 +33,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 
 
@@ -70,7 +70,7 @@ from faceidx.common.params import optional_param, param_or_variable
     },
 )
 def face_identities() -> None:
-    @task
+    @task(pool=WRITER_POOL)
     def identities(output_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.erasure.tasks import location_for
         from faceidx.people.tasks import identities_task

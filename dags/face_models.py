@@ -26,7 +26,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 
 ACTIONS = ["list", "use", "drop"]  # faceidx.models.tasks.ACTIONS (kept light here)
@@ -62,7 +62,7 @@ ACTIONS = ["list", "use", "drop"]  # faceidx.models.tasks.ACTIONS (kept light he
     },
 )
 def face_models() -> None:
-    @task(retries=0)  # refusals are not transient
+    @task(retries=0, pool=WRITER_POOL)  # refusals are not transient
     def models(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.erasure.tasks import location_for, run_actor
         from faceidx.models.tasks import models_task

@@ -28,7 +28,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, WRITER_POOL
 from faceidx.common.params import optional_list_param, optional_param, param_or_variable
 
 ACTIONS = ["label", "merge", "split", "move", "cluster"]  # faceidx.people.actions.ACTIONS + cluster
@@ -64,7 +64,7 @@ ACTIONS = ["label", "merge", "split", "move", "cluster"]  # faceidx.people.actio
     },
 )
 def face_people() -> None:
-    @task(retries=0)  # an unknown person is not found on a retry either
+    @task(retries=0, pool=WRITER_POOL)  # an unknown person is not found on a retry either
     def people(output_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.erasure.tasks import location_for, run_actor
         from faceidx.people.tasks import people_task

@@ -33,7 +33,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 
 DEFAULT_MAX_FILES = 500
@@ -92,14 +92,14 @@ def face_table() -> None:
     output = param_or_variable("output_uri", VAR_OUTPUT_URI)
     vectors = param_or_variable("vectors_uri", VAR_VECTORS_URI)
 
-    @task
+    @task(pool=WRITER_POOL)
     def ingest(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.maintenance.tasks import ingest_task
 
         location = _location(output_uri, vectors_uri)
         return ingest_task(location, max_files=int(context["params"]["max_files"]))
 
-    @task
+    @task(pool=WRITER_POOL)
     def compact(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.maintenance.tasks import compact_task, interval_days
 
@@ -107,14 +107,14 @@ def face_table() -> None:
         location = _location(output_uri, vectors_uri)
         return compact_task(location, days, target_file_mb=int(context["params"]["target_file_mb"]))
 
-    @task
+    @task(pool=WRITER_POOL)
     def vacuum(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
         from faceidx.maintenance.tasks import vacuum_task
 
         location = _location(output_uri, vectors_uri)
         return vacuum_task(location, retention_hours=int(context["params"]["retention_hours"]))
 
-    @task
+    @task(pool=WRITER_POOL)
     def sync_vectors(output_uri: str, vectors_uri: str) -> dict[str, Any]:
         from faceidx.maintenance.tasks import sync_vectors_task
 

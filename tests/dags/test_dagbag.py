@@ -114,3 +114,22 @@ def test_every_param_default_passes_its_own_schema(dagbag, path):
         if param.value is None:
             assert "null" in schema["type"], f"{path.stem}.{name}: a None default needs type null"
             assert "Empty" in (param.description or ""), f"{name} must say what empty means"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "tasks"),
+    [
+        ("face_table", {"ingest", "compact", "vacuum", "sync_vectors"}),
+        ("face_identities", {"identities"}),
+        ("face_people", {"people"}),
+        ("face_forget", {"forget"}),
+        ("face_models", {"models"}),
+    ],
+)
+def test_the_tasks_that_write_the_index_share_one_pool(dagbag, dag_id, tasks):
+    """One slot: writers queue in Airflow instead of waiting for the index lease in a worker slot."""
+    from faceidx.common.constants import WRITER_POOL
+
+    dag = dagbag.get_dag(dag_id)
+    writing = {task.task_id for task in dag.tasks if task.pool == WRITER_POOL}
+    assert writing == tasks

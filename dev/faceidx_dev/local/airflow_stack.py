@@ -164,6 +164,22 @@ class AirflowStack:
             raise AirflowStackError(
                 f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
             )
+        # the pool of the tasks that write the index (one slot), as the compose stack's init creates it
+        from faceidx.common.constants import WRITER_POOL, WRITER_POOL_DESCRIPTION
+
+        pool = subprocess.run(
+            [*self.airflow_command, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if pool.returncode != 0:
+            raise AirflowStackError(
+                f"airflow pools set failed:\n{pool.stdout[-3000:]}\n{pool.stderr[-3000:]}"
+            )
         started = time.monotonic()
         for component in COMPONENTS:
             self._launch(component, env)

@@ -13,6 +13,13 @@ JOB_NAME_PREFIX = "face-indexing"
 
 DEFAULT_AWS_CONN_ID = "aws_default"
 
+# The Airflow pool of the tasks that write the index (face_table, face_identities, face_people,
+# face_forget, face_models): one slot, so their runs queue in Airflow instead of waiting for the index
+# lease in a worker slot. Create it once: `airflow pools set faceidx_index_writers 1 "..."` (make up and
+# the compose stack do).
+WRITER_POOL = "faceidx_index_writers"
+WRITER_POOL_DESCRIPTION = "faceidx: one task at a time writes the index (the index lease enforces it too)"
+
 # Airflow Variables read at run time (through templates), never at parse time.
 VAR_QUEUE_URL = "faceidx_queue_url"
 VAR_OUTPUT_URI = "faceidx_output_uri"
