@@ -78,7 +78,7 @@ def shipped_wait_bound(spec_dir: Path | str | None = None) -> JobWaitBound:
     small JSON files, no AWS call). Its literals are per-deployment settings like any other in infra/."""
     import json
 
-    from faceidx.infra.catalog import default_spec_dir
+    from faceidx.common.specs import default_spec_dir
 
     batch = Path(spec_dir or default_spec_dir()) / "batch"
     definition = json.loads((batch / "job-definition.json").read_text(encoding="utf-8"))

@@ -10,15 +10,13 @@ turns them into the JSON strings the API takes.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceidx.common.specs import SPEC_DIR_ENV, default_spec_dir
 from faceidx.infra import kinds_batch, kinds_compute, kinds_iam, kinds_s3, kinds_sqs
 from faceidx.infra.reconcile import ResourceKind
-
-SPEC_DIR_ENV = "FACEIDX_INFRA_DIR"
 
 # Steps run in this order; each is one task of face_infra_bootstrap.
 STEP_SQS = "sqs"
@@ -129,14 +127,6 @@ SPECS_BY_KEY: dict[str, SpecEntry] = {entry.key: entry for entry in SPECS}
 
 class SpecFileError(ValueError):
     """A spec file is missing or is not valid JSON."""
-
-
-def default_spec_dir() -> Path:
-    """``$FACEIDX_INFRA_DIR``, else ``infra/`` at the repository root (beside ``plugins/``)."""
-    override = os.environ.get(SPEC_DIR_ENV)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[3] / "infra"
 
 
 def entries_for(step: str) -> list[SpecEntry]:
