@@ -10,6 +10,9 @@
 A face that has a face_persons row has been seen: the incremental run reads only faces without one,
 plus the buffer (``method`` buffered / ambiguous / image_conflict). Gated faces keep their row with a
 null person and are not read again. person_events is append-only; a full re-cluster replays it.
+
+Every write is retried on a commit conflict, and every read or write on a file vacuumed under it
+(:mod:`faceidx.store.retry`); each attempt opens the table again at its latest version.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from faceidx.store.location import IndexLocation
+from faceidx.store.retry import retrying
 
 PERSONS_SCHEMA = pa.schema(
     [
@@ -90,6 +94,12 @@ class PeopleStore:
 
     def read(self, name: str, model_version: str | None = None, filter: str | None = None) -> pa.Table:
         """Rows of one table (empty with its schema before the first write)."""
+        result: pa.Table = retrying(
+            f"a read of {self.uri(name)}", lambda: self._read(name, model_version, filter)
+        )
+        return result
+
+    def _read(self, name: str, model_version: str | None, filter: str | None) -> pa.Table:
         table = self._table(name)
         if table is None:
             return SCHEMAS[name].empty_table()
@@ -108,11 +118,15 @@ class PeopleStore:
 
     def upsert(self, name: str, rows: pa.Table) -> None:
         """Insert or replace rows by their key within their model version."""
-        from deltalake import write_deltalake
 
         rows = rows.select(SCHEMAS[name].names).cast(SCHEMAS[name])
         if rows.num_rows == 0:
             return
+        retrying(f"upsert into {self.uri(name)}", lambda: self._upsert(name, rows))
+
+    def _upsert(self, name: str, rows: pa.Table) -> None:
+        from deltalake import write_deltalake
+
         table = self._table(name)
         if table is None:
             write_deltalake(
@@ -134,32 +148,44 @@ class PeopleStore:
     def append(self, name: str, rows: pa.Table) -> None:
         from deltalake import write_deltalake
 
-        write_deltalake(
-            self.uri(name),
-            rows.select(SCHEMAS[name].names).cast(SCHEMAS[name]),
-            mode="append",
-            partition_by=PARTITION,
-            storage_options=self.location.storage_options(),
+        data = rows.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+        retrying(
+            f"append to {self.uri(name)}",
+            lambda: write_deltalake(
+                self.uri(name),
+                data,
+                mode="append",
+                partition_by=PARTITION,
+                storage_options=self.location.storage_options(),
+            ),
         )
 
     def replace_version(self, name: str, model_version: str, rows: pa.Table) -> None:
         """The whole ``model_version`` partition of a table replaced by ``rows`` (one commit)."""
         from deltalake import write_deltalake
 
-        write_deltalake(
-            self.uri(name),
-            rows.select(SCHEMAS[name].names).cast(SCHEMAS[name]),
-            mode="overwrite",
-            predicate=f"model_version = {sql_string(model_version)}",
-            partition_by=PARTITION,
-            storage_options=self.location.storage_options(),
+        data = rows.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+        retrying(
+            f"replacing {model_version} in {self.uri(name)}",
+            lambda: write_deltalake(
+                self.uri(name),
+                data,
+                mode="overwrite",
+                predicate=f"model_version = {sql_string(model_version)}",
+                partition_by=PARTITION,
+                storage_options=self.location.storage_options(),
+            ),
         )
 
     def delete(self, name: str, predicate: str) -> int:
-        table = self._table(name)
-        if table is None:
-            return 0
-        return int(table.delete(predicate).get("num_deleted_rows", 0))
+        def run() -> int:
+            table = self._table(name)
+            if table is None:
+                return 0
+            return int(table.delete(predicate).get("num_deleted_rows", 0))
+
+        deleted: int = retrying(f"deleting rows of {self.uri(name)}", run)
+        return deleted
 
     # -- views -------------------------------------------------------------------------------
     def mapping(self, model_version: str) -> dict[str, str | None]:
@@ -212,3 +238,17 @@ def person_lookup(location: IndexLocation) -> Callable[[list[str]], Mapping[str,
         return {face: labels.get(pid, pid) for face, pid in persons.items()}
 
     return lookup
+
+
+def purge_persons_history(location: IndexLocation) -> list[str]:
+    """Vacuum each persons table with retention 0 (under the writer lease, for an erasure): no old
+    version keeps a forgotten face's row. Returns the tables purged."""
+    people = PeopleStore(location)
+    purged = []
+    for name in SCHEMAS:
+        table = people._table(name)
+        if table is None:
+            continue
+        table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+        purged.append(name)
+    return purged

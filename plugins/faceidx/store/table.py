@@ -9,18 +9,24 @@ pending landing files into one atomic MERGE commit (the dedup rule is in
 * a crash after the commit, before the deletes, duplicates nothing: the next ingest finds the files
   in a recent commit's metadata, skips their rows and deletes them (and the dedup rule would drop
   their rows anyway).
+
+Every write is retried on a commit conflict, and every read and write on a file that a vacuum
+removed under it (:mod:`faceidx.store.retry`): the table is reloaded and the operation re-planned
+from what it re-reads (an ingest lists, validates and plans its MERGE again).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +35,7 @@ from faceidx.store.dedup import ACTION, DELETE, EXISTING_COLUMNS, REPLACE, Tombs
 from faceidx.store.indexed import INDEXED_COLUMNS, IndexedQuery, indexed_pairs
 from faceidx.store.landing import LandingStore, ValidatedFile, split_s3_uri, validate
 from faceidx.store.location import IndexLocation
+from faceidx.store.retry import retrying
 from faceidx.store.schema import (
     PARTITION_COLUMNS,
     STATUS_REMOVED,
@@ -45,6 +52,11 @@ HISTORY_SCANNED = 100  # commits searched for landing files already ingested
 DEFAULT_TARGET_FILE_BYTES = 128 * 1024 * 1024
 DEFAULT_RETENTION_HOURS = 7 * 24
 CHANGE_DATA_DIR = "_change_data"
+LOG_DIR = "_delta_log"
+COMMIT_FILE = re.compile(r"^\d{20}\.json$")
+# A change data file that no commit references yet may belong to a commit still being written: it is
+# kept this long whatever the retention (delta-rs's own vacuum never deletes unreferenced files).
+IN_FLIGHT_GRACE = timedelta(hours=1)
 MERGE_PREDICATE = (
     "t.face_id = s.face_id AND t.model_version = s.model_version AND t.indexed_date = s.indexed_date"
 )
@@ -62,6 +74,7 @@ class IngestReport:
     rows_deleted: int = 0
     duplicates_dropped: int = 0
     erased_in_batch: int = 0
+    erased_dropped: int = 0  # landing rows of faces an erasure captured: never written back
     outcomes_upgraded: int = 0
     rejected_rows: dict[str, int] = field(default_factory=dict)  # reason -> rows
     rejected_objects: list[str] = field(default_factory=list)
@@ -108,6 +121,73 @@ class CompactReport:
         return asdict(self)
 
 
+class VacuumReport(list[str]):
+    """The files a vacuum removed (a list of their names, as before), and when history was purged.
+
+    ``purged_at`` (ISO 8601, UTC) is when the deletes finished: from then on no table version older
+    than ``purged_at`` minus ``retention_hours`` can be read, nor its change data.
+    ``change_data_kept`` counts the ``_change_data/`` files left because a retained commit (or a
+    commit still being written) needs them.
+    """
+
+    purged_at: str = ""
+    retention_hours: float = 0
+    change_data_kept: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": list(self),
+            "purged_at": self.purged_at,
+            "retention_hours": self.retention_hours,
+            "change_data_kept": self.change_data_kept,
+        }
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file under the table's root: its path relative to the root, and when it was written."""
+
+    path: str
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit of the Delta log: its version, its timestamp, the change data files it adds."""
+
+    version: int
+    at: datetime
+    change_data: frozenset[str]
+
+
+def change_data_to_remove(
+    files: list[StoredFile], commits: list[Commit], *, cutoff: datetime, now: datetime
+) -> list[str]:
+    """The ``_change_data/`` files that a vacuum with this ``cutoff`` deletes.
+
+    ``commits`` holds every commit written since the oldest file older than ``cutoff`` (less a
+    minute), and the newest commit. A file stays when the newest commit, or a commit at or after the
+    cutoff, adds it (that version is retained: the change data feed must still answer for it), and
+    when no commit adds it but it is younger than :data:`IN_FLIGHT_GRACE` (a writer may be about to
+    commit it). Only the files of commits older than the cutoff, and old orphans, go.
+    """
+    newest = max((commit.version for commit in commits), default=None)
+    retained: set[str] = set()
+    referenced: set[str] = set()
+    for commit in commits:
+        referenced |= commit.change_data
+        if commit.at >= cutoff or commit.version == newest:
+            retained |= commit.change_data
+    orphans_before = min(cutoff, now - IN_FLIGHT_GRACE)
+    return sorted(
+        item.path
+        for item in files
+        if item.modified < cutoff
+        and item.path not in retained
+        and (item.path in referenced or item.modified < orphans_before)
+    )
+
+
 class FaceTable:
     def __init__(self, location: IndexLocation, table: Any) -> None:
         self.location = location
@@ -152,6 +232,17 @@ class FaceTable:
         self._table.update_incremental()
         return self._table
 
+    def reload(self) -> None:
+        """Open the table again at its latest version (after a lost commit race or a vacuumed file)."""
+        from deltalake import DeltaTable
+
+        self._table = DeltaTable(self.location.table_uri, storage_options=self.location.storage_options())
+
+    def _retrying(self, what: str, operation: Any, *, missing: bool = True) -> Any:
+        return retrying(
+            f"{what} on {self.location.table_uri}", operation, refresh=self.reload, missing=missing
+        )
+
     def version(self) -> int:
         return int(self.delta.version())
 
@@ -159,8 +250,10 @@ class FaceTable:
     def _query(self, sql: str) -> pa.Table:
         from deltalake import QueryBuilder
 
-        reader = QueryBuilder().register("faces", self.delta).execute(sql)
-        result = pa.table(reader)
+        def run() -> pa.Table:
+            return pa.table(QueryBuilder().register("faces", self.delta).execute(sql))
+
+        result = self._retrying("a read", run)
         schema = table_schema()
         fields = [
             schema.field(name) if name in schema.names else result.schema.field(name)
@@ -228,12 +321,27 @@ class FaceTable:
     # -- writing -------------------------------------------------------------------------------
     def delete(self, predicate: str) -> int:
         """Delete the rows matching a SQL predicate (delta-rs syntax); returns the rows deleted."""
-        metrics = self.delta.delete(predicate, commit_properties=_commit("delete"))
-        return int(metrics.get("num_deleted_rows", 0))
 
-    def ingest(self, max_files: int = 500) -> IngestReport:
-        """Move up to ``max_files`` landing files into the table (see the module docstring)."""
+        def run() -> int:
+            metrics = self.delta.delete(predicate, commit_properties=_commit("delete"))
+            return int(metrics.get("num_deleted_rows", 0))
+
+        return int(self._retrying("delete", run))
+
+    def ingest(self, max_files: int = 500, erased_face_ids: set[str] | None = None) -> IngestReport:
+        """Move up to ``max_files`` landing files into the table (see the module docstring).
+
+        ``erased_face_ids``: faces an erasure captured (``faceidx.store.intents``); a landing row of
+        one of them (a late or repeated delivery) is dropped, so an erased face never comes back.
+
+        A lost commit race (or a file vacuumed under it) starts the ingest over: list, read, validate
+        and plan again against the reloaded table; setting aside and the commit are idempotent."""
         started = time.perf_counter()
+        report: IngestReport = self._retrying("ingest", lambda: self._ingest_once(max_files, erased_face_ids))
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _ingest_once(self, max_files: int, erased_face_ids: set[str] | None) -> IngestReport:
         store = LandingStore(self.location)
         report = IngestReport(version_before=self.version(), max_files=max_files)
         pending = store.pending(max_files)
@@ -279,6 +387,15 @@ class FaceTable:
         for checked in validated:  # before the commit: a crash here rewrites the same objects next time
             report.rejected_objects.extend(store.set_aside(checked))
 
+        if batches and erased_face_ids:
+            kept = []
+            for part in batches:
+                erased = pc.fill_null(
+                    pc.is_in(part.column("face_id"), pa.array(sorted(erased_face_ids))), False
+                )
+                report.erased_dropped += int(pc.sum(erased).as_py() or 0)
+                kept.append(part.filter(pc.invert(erased)))
+            batches = [part for part in kept if part.num_rows]
         if batches:
             batch = pa.concat_tables(batches)
             plan = plan_merge(batch, self._existing(batch))
@@ -296,7 +413,6 @@ class FaceTable:
         # only now: every row of these files is in the committed table, or set aside, or a duplicate
         store.delete([item.uri for item in pending])
         report.version_after = self.version()
-        report.seconds = round(time.perf_counter() - started, 3)
         return report
 
     def _merge(self, source: pa.Table, landing_files: list[str]) -> None:
@@ -358,6 +474,12 @@ class FaceTable:
         self, indexed_date: str | None = None, target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
     ) -> CompactReport:
         """Rewrite the small files of one ``indexed_date`` (every partition when None) into larger ones."""
+        report: CompactReport = self._retrying(
+            "compaction", lambda: self._compact_once(indexed_date, target_file_bytes)
+        )
+        return report
+
+    def _compact_once(self, indexed_date: str | None, target_file_bytes: int) -> CompactReport:
         from deltalake import WriterProperties
 
         before_version = self.version()
@@ -382,48 +504,121 @@ class FaceTable:
             version_after=self.version(),
         )
 
-    def vacuum(self, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[str]:
-        """Delete data files no version younger than ``retention_hours`` needs; returns them.
+    def vacuum(self, retention_hours: int = DEFAULT_RETENTION_HOURS) -> VacuumReport:
+        """Delete the files that no version younger than ``retention_hours`` needs; returns them.
 
-        delta-rs's vacuum leaves the change data feed's files (``_change_data/``, which hold copies of
-        changed rows) in place; they are removed here once older than the retention too.
+        delta-rs's vacuum deletes the data files that commits older than the retention removed; it
+        never deletes a file that no commit names (a writer may be about to commit it). It leaves the
+        change data feed's files (``_change_data/``, copies of changed rows): they are deleted here
+        when only commits older than the retention add them (:func:`change_data_to_remove`), never
+        the newest commit's, so the feed still answers for every retained version.
         """
-        cutoff = datetime.now(UTC) - timedelta(hours=retention_hours)
-        removed = list(
-            self.delta.vacuum(
-                retention_hours=retention_hours,
-                dry_run=False,
-                enforce_retention_duration=False,
-                commit_properties=_commit("vacuum"),
-            )
-        )
-        return removed + self._remove_change_data(cutoff)
 
-    def _remove_change_data(self, cutoff: datetime) -> list[str]:
-        root = f"{self.location.table_uri}/{CHANGE_DATA_DIR}"
+        def run() -> VacuumReport:
+            cutoff = datetime.now(UTC) - timedelta(hours=retention_hours)
+            report = VacuumReport(
+                self.delta.vacuum(
+                    retention_hours=retention_hours,
+                    dry_run=False,
+                    enforce_retention_duration=False,
+                    commit_properties=_commit("vacuum"),
+                )
+            )
+            removed, kept = self._remove_change_data(cutoff)
+            report.extend(removed)
+            report.change_data_kept = kept
+            return report
+
+        report: VacuumReport = self._retrying("vacuum", run)
+        report.retention_hours = retention_hours
+        report.purged_at = datetime.now(UTC).isoformat()
+        log.info(
+            "vacuumed %s (retention %s h): %d file(s) removed, %d change data file(s) kept",
+            self.location.table_uri,
+            retention_hours,
+            len(report),
+            report.change_data_kept,
+        )
+        return report
+
+    def _remove_change_data(self, cutoff: datetime) -> tuple[list[str], int]:
+        """Delete the change data files of commits older than ``cutoff``; (deleted, kept)."""
+        files = self._stored(CHANGE_DATA_DIR)
+        older = [item for item in files if item.modified < cutoff]
+        if not older:
+            return [], len(files)
+        since = min(item.modified for item in older) - timedelta(minutes=1)
+        until = max(item.modified for item in older) + IN_FLIGHT_GRACE
+        log_files = self._stored(LOG_DIR, nested=False)
+        log_files = [item for item in log_files if COMMIT_FILE.match(item.path.rsplit("/", 1)[-1])]
+        newest = max(log_files, key=lambda item: item.path, default=None)
+        wanted = {item.path for item in log_files if since <= item.modified <= until}
+        if newest is not None:
+            wanted.add(newest.path)
+        commits = [self._read_commit(path) for path in sorted(wanted)]
+        doomed = change_data_to_remove(files, commits, cutoff=cutoff, now=datetime.now(UTC))
+        self._delete_stored(doomed)
+        return [f"{self.location.table_uri}/{path}" for path in doomed], len(files) - len(doomed)
+
+    def _stored(self, directory: str, *, nested: bool = True) -> list[StoredFile]:
+        """The files under ``<table>/<directory>/`` (its top level only unless ``nested``)."""
+        root = self.location.table_uri
         if self.location.is_s3:
-            bucket, prefix = split_s3_uri(root + "/")
+            bucket, prefix = split_s3_uri(f"{root}/{directory}/")
+            table_prefix = prefix.removesuffix(f"{directory}/")
             client = self.location.s3_client()
-            old = [
-                item["Key"]
+            found = [
+                StoredFile(item["Key"].removeprefix(table_prefix), item["LastModified"])
                 for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
                 for item in page.get("Contents", [])
-                if item["LastModified"] <= cutoff
             ]
-            for start in range(0, len(old), 1000):
-                chunk = [{"Key": key} for key in old[start : start + 1000]]
-                client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
-            return [f"s3://{bucket}/{key}" for key in old]
-        removed = []
-        for path in sorted(Path(root).rglob("*.parquet")):
-            if datetime.fromtimestamp(path.stat().st_mtime, UTC) <= cutoff:
-                path.unlink()
-                removed.append(str(path))
-        return removed
+        else:
+            base = Path(root)
+            paths = (base / directory).rglob("*") if nested else (base / directory).glob("*")
+            found = []
+            for path in paths:
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # removed meanwhile (another vacuum, a log cleanup)
+                    continue
+                if path.is_file():
+                    modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                    found.append(StoredFile(path.relative_to(base).as_posix(), modified))
+        return [item for item in found if nested or "/" not in item.path.removeprefix(f"{directory}/")]
 
-    def purge_history(self) -> list[str]:
-        """Vacuum with retention 0: the files of every older version, and every change data feed file,
-        are removed (erasure). The vector index's sync then compares instead of reading the feed."""
+    def _read_commit(self, path: str) -> Commit:
+        uri = f"{self.location.table_uri}/{path}"
+        if self.location.is_s3:
+            bucket, key = split_s3_uri(uri)
+            body = self.location.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:
+            body = Path(uri).read_bytes()
+        at: datetime | None = None
+        change_data = set()
+        for line in body.decode().splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "commitInfo" in action and "timestamp" in action["commitInfo"]:
+                at = datetime.fromtimestamp(int(action["commitInfo"]["timestamp"]) / 1000, UTC)
+            elif "cdc" in action:
+                change_data.add(unquote(action["cdc"]["path"]))
+        version = int(path.rsplit("/", 1)[-1].split(".", 1)[0])
+        return Commit(version, at or datetime.now(UTC), frozenset(change_data))
+
+    def _delete_stored(self, paths: list[str]) -> None:
+        if self.location.is_s3:
+            bucket, prefix = split_s3_uri(self.location.table_uri + "/")
+            client = self.location.s3_client()
+            for start in range(0, len(paths), 1000):
+                chunk = [{"Key": prefix + path} for path in paths[start : start + 1000]]
+                client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+            return
+        for path in paths:
+            (Path(self.location.table_uri) / path).unlink(missing_ok=True)
+
+    def purge_history(self) -> VacuumReport:
+        """Vacuum with retention 0 (erasure): the files of every older version, and the change data of
+        every commit but the newest, are removed; ``purged_at`` says when. The vector index's sync
+        then compares instead of reading the feed. Run it under the writer lease."""
         return self.vacuum(retention_hours=0)
 
 

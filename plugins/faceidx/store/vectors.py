@@ -21,7 +21,12 @@
 * **Erasure**: :meth:`VectorIndex.delete` removes face_ids from every version;
   :meth:`VectorIndex.purge_history` then removes the old Lance versions, and rewrites a table whose
   files still hold deleted rows (Lance keeps them behind a deletion file until compaction), so the
-  vectors are gone from disk, not only hidden.
+  vectors are gone from disk, not only hidden. It never deletes a file that no version references
+  (no ``delete_unverified``): such a file may belong to a commit another writer is still making.
+* **Concurrency**: every write is retried on a commit conflict or a file cleaned up under it
+  (:mod:`faceidx.store.retry`), reopening the table first; a sync is repeated whole (it is
+  idempotent). A search reopens its table at the latest version when a file of the version it holds
+  is gone (a purge ran), and at most :data:`READER_REFRESH_S` seconds after opening it.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+from faceidx.store.retry import CommitConflictError, retrying
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,6 +73,9 @@ DEFAULT_NPROBES = MAX_PARTITIONS
 DEFAULT_EF = 100
 DEFAULT_REFINE_FACTOR = 4
 DELETE_CHUNK = 1000
+# A searcher's open table is checked out again at the latest version after this many seconds, so a
+# long-lived searcher sees other processes' writes and erasures (and at once after a purge).
+READER_REFRESH_S = 10.0
 # What the index keeps from the face table, besides the embedding.
 FACE_COLUMNS = ("face_id", "image_bucket", "image_key", "face_index", "bbox", "quality_passed")
 READ_COLUMNS = [*FACE_COLUMNS, "embedding", "status"]
@@ -138,6 +148,7 @@ class SyncReport:
 class PurgeReport:
     versions_removed: dict[str, int] = field(default_factory=dict)  # table -> old versions removed
     rewritten: list[str] = field(default_factory=list)  # tables rewritten to drop deleted rows
+    purged_at: str = ""  # ISO 8601 UTC: when the last table's old versions were gone
 
 
 def table_name(model_version: str) -> str:
@@ -280,8 +291,9 @@ class VectorIndex:
     def __init__(self, location: IndexLocation) -> None:
         self.location = location
         self._db: Any = None
-        # model version -> (open table, dimension, indexed) for repeated searches; our writes clear it
-        self._readers: dict[str, tuple[Any, int, bool]] = {}
+        # model version -> (open table, dimension, indexed, opened at) for repeated searches; our
+        # writes clear it, a missing file or READER_REFRESH_S seconds renew an entry
+        self._readers: dict[str, tuple[Any, int, bool, float]] = {}
 
     # -- the database ---------------------------------------------------------------------------
     @property
@@ -337,7 +349,18 @@ class VectorIndex:
 
     # -- sync -------------------------------------------------------------------------------------
     def sync(self, table: FaceSource, model_version: str) -> SyncReport:
-        """Bring the version's index to the face table's current snapshot (see the module docstring)."""
+        """Bring the version's index to the face table's current snapshot (see the module docstring).
+
+        A commit conflict, or a file cleaned up under it, repeats the whole sync from the recorded
+        state (it is idempotent)."""
+        report: SyncReport = retrying(
+            f"vector sync of {table_name(model_version)} in {self.location.vectors_uri}",
+            lambda: self._sync_once(table, model_version),
+            refresh=self._readers.clear,
+        )
+        return report
+
+    def _sync_once(self, table: FaceSource, model_version: str) -> SyncReport:
         started = time.perf_counter()
         self._readers.clear()
         target = int(table.version())
@@ -368,15 +391,18 @@ class VectorIndex:
         return report
 
     def _reader(self, model_version: str) -> tuple[Any, int, bool]:
-        """The version's table for searching, opened once per :class:`VectorIndex` (see ``search``)."""
-        if model_version not in self._readers:
+        """The version's table for searching, kept open for :data:`READER_REFRESH_S` seconds."""
+        cached = self._readers.get(model_version)
+        if cached is None or time.monotonic() - cached[3] > READER_REFRESH_S:
             lance_table = self._open(model_version)
-            self._readers[model_version] = (
+            cached = (
                 lance_table,
                 int(lance_table.schema.field("vector").type.list_size),
                 bool(list(lance_table.list_indices())),
+                time.monotonic(),
             )
-        return self._readers[model_version]
+            self._readers[model_version] = cached
+        return cached[0], cached[1], cached[2]
 
     def _open_or_none(self, model_version: str) -> Any:
         name = table_name(model_version)
@@ -498,11 +524,39 @@ class VectorIndex:
 
         ``similarity`` is the exact cosine (flat search, or ANN candidates re-ranked on the stored
         vectors). ``exact`` forces the flat scan on an indexed version (the benchmark's baseline).
-        The version's table is opened on the first search of this object and reused: a long-lived
-        searcher sees other processes' writes after making a new :class:`VectorIndex`.
+        The version's table is opened on the first search of this object and reused for
+        :data:`READER_REFRESH_S` seconds; when a purge removed a file of the version it holds, it is
+        reopened at the latest version and the search repeated.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
+        return retrying(  # type: ignore[no-any-return]
+            f"search of {table_name(model_version)} in {self.location.vectors_uri}",
+            lambda: self._search_once(
+                vectors,
+                model_version,
+                k=k,
+                quality_only=quality_only,
+                nprobes=nprobes,
+                ef=ef,
+                refine_factor=refine_factor,
+                exact=exact,
+            ),
+            refresh=lambda: self._readers.pop(model_version, None),
+        )
+
+    def _search_once(
+        self,
+        vectors: np.ndarray,
+        model_version: str,
+        *,
+        k: int,
+        quality_only: bool,
+        nprobes: int,
+        ef: int,
+        refine_factor: int,
+        exact: bool,
+    ) -> list[list[Match]]:
         lance_table, dimension, has_index = self._reader(model_version)
         queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if queries.shape[1] != dimension:
@@ -552,7 +606,13 @@ class VectorIndex:
         if not ids:
             return 0
         self._readers.clear()
-        return sum(self._delete_from(self.db.open_table(name), ids) for name in self._table_names())
+        return sum(
+            retrying(
+                f"deleting faces of {name} in {self.location.vectors_uri}",
+                lambda name=name: self._delete_from(self.db.open_table(name), ids),  # type: ignore[misc]
+            )
+            for name in self._table_names()
+        )
 
     def purge_history(self) -> PurgeReport:
         """Drop every old Lance version and every file that still holds a deleted row.
@@ -560,29 +620,44 @@ class VectorIndex:
         ``optimize(cleanup_older_than=0)`` removes old versions, but a deleted row stays in its data file
         (masked by a deletion file) until compaction rewrites the fragment, which Lance does only past
         10% deleted. A table that still has deletion files is therefore rewritten from its live rows
-        (its ANN index rebuilt) before the old versions go. Run it only when no search or sync is
-        writing (the erasure DAG's purge step).
+        (its ANN index rebuilt) before the old versions go. Run it under the writer lease (the
+        erasure's purge step): the rewrite replaces the table with the rows it read, so a write
+        committed meanwhile is detected and the table's purge repeated. Files that no version
+        references (a commit another writer is still making) are never deleted: no
+        ``delete_unverified``. Searchers holding an old version reopen the latest (see ``search``).
+        ``purged_at`` says when the old versions were gone.
         """
         report = PurgeReport()
         self._readers.clear()
         with warnings.catch_warnings():
-            # Lance warns that cleanup_older_than=0 breaks concurrent readers: that is the point here.
+            # Lance warns that cleanup_older_than=0 breaks concurrent readers: ours reopen on it.
             warnings.simplefilter("ignore", UserWarning)
             for name in self._table_names():
-                self._purge_table(name, report)
+                retrying(
+                    f"purge of {name} in {self.location.vectors_uri}",
+                    lambda name=name: self._purge_table(name, report),  # type: ignore[misc]
+                )
+        report.purged_at = datetime.now(UTC).isoformat()
         return report
 
     def _purge_table(self, name: str, report: PurgeReport) -> None:
         lance_table = self.db.open_table(name)
         before = len(lance_table.list_versions())
-        lance_table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+        lance_table.optimize(cleanup_older_than=timedelta(0))
         if _deletion_rows(lance_table):
             indexed = bool(list(lance_table.list_indices()))
+            read_version = lance_table.version
             live = lance_table.to_arrow()
+            latest = self.db.open_table(name).version
+            if latest != read_version:
+                raise CommitConflictError(
+                    f"{name} moved from version {read_version} to {latest} while its live rows were read "
+                    "for the rewrite"
+                )
             lance_table = self.db.create_table(name, data=live, schema=lance_table.schema, mode="overwrite")
             if indexed and live.num_rows >= ANN_MIN_ROWS:
                 build_ann_index(lance_table, live.num_rows)
-            lance_table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
+            lance_table.optimize(cleanup_older_than=timedelta(0))
             report.rewritten.append(name)
         report.versions_removed[name] = max(0, before - len(lance_table.list_versions()))
 
