@@ -492,9 +492,13 @@ class _Erasure:
         """Purge history once for every erasure so far, then verify and save each receipt."""
         if not self._pending:
             return []
-        table_files = [str(f) for f in (self.table.purge_history() or [])]
-        vectors = _purge_summary(self.index.purge_history())
-        purged_at = _now().isoformat()
+        purged = self.table.purge_history() or []
+        table_files = [str(f) for f in purged]
+        vector_report = self.index.purge_history()
+        vectors = _purge_summary(vector_report)
+        # when the last purge finished (the stores say when theirs did; a stand-in may not)
+        stamps = [str(getattr(r, "purged_at", "") or "") for r in (purged, vector_report)]
+        purged_at = max([s for s in stamps if s] or [_now().isoformat()])
         from faceidx.store.persons import purge_persons_history
 
         purge_persons_history(self.location)
