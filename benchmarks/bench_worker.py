@@ -623,6 +623,17 @@ def decode_report(
         f"{modes['adaptive']['summary']['images']} in the worker's batch lines; adaptive worker "
         f"{speedup:.2f}x the full-decode worker"
     )
+    worker_cpu = {
+        name: 1000 * run["summary"]["cpu_seconds"] / max(run["summary"]["images"], 1)
+        for name, run in modes.items()
+    }
+    inference_ms = results["cpu_ms_per_image"]["inference_alone"]
+    print(
+        "worker CPU-ms per image (its process; S3 is another): "
+        + ", ".join(f"{name} {value:.0f}" for name, value in worker_cpu.items())
+        + f"; less the inference ({inference_ms:.0f}, which a GPU takes): "
+        + ", ".join(f"{name} {value - inference_ms:.0f}" for name, value in worker_cpu.items())
+    )
     print(
         "JPEG libraries, CPU-ms per image by DCT scale: "
         + "; ".join(
@@ -642,6 +653,8 @@ def decode_report(
         "drift_adaptive_vs_full": drift_adaptive,
         "drift_half_vs_full_insightface": drift_half,
         "libraries_cpu_ms": libraries,
+        "worker_cpu_ms_per_image": worker_cpu,
+        "host_cpu_ms_per_image_without_inference": {k: v - inference_ms for k, v in worker_cpu.items()},
     }
     missed = []
     if share > TARGET_DECODE_SHARE:
