@@ -68,3 +68,21 @@ def test_parts_fit_a_command_and_join_back(tmp_path):
     assert stage.missing_parts(folder, parts_again) == []
     stage.join(folder, parts_again, tmp_path / "joined.whl")
     assert (tmp_path / "joined.whl").read_bytes() == source.read_bytes()
+
+
+def test_several_split_wheels_keep_their_own_parts_and_an_older_manifest_still_reads(tmp_path):
+    stage = load_benchmark("gpu_stage")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    entries = []
+    for prefix in ("part", "cvcuda"):
+        source = tmp_path / f"{prefix}.whl"
+        source.write_bytes(os.urandom(200_000))
+        parts = stage.split(source, folder, part_bytes=128 * 1024, prefix=prefix)
+        assert all(p["name"].startswith(f"{prefix}-") for p in parts)
+        entries.append({"wheel": source.name, "wheel_sha256": stage.sha256(source), "parts": parts})
+    assert stage.big_wheels({"wheels": entries}) == entries
+    assert stage.big_wheels(entries[0]) == [entries[0]]  # the one-wheel manifest of an older prepare
+    names = [p["name"] for entry in entries for p in entry["parts"]]
+    assert len(set(names)) == len(names) == 8  # 200 kB of noise in parts of 128 KiB less 64 KiB: 4 each
+    assert "simplejpeg==1.9.0" in stage.SMALL_WHEELS
