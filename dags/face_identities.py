@@ -57,7 +57,9 @@ from faceidx.common.params import optional_param, param_or_variable
         ),
         "model_version": optional_param("Model version. Empty: the current one (faceidx models)."),
         "threshold": optional_param(
-            "Cosine similarity an assignment needs. Empty: ClusterPolicy's default (0.30).", "number"
+            "Cosine similarity an assignment needs. Empty: the version's calibrated threshold at FAR "
+            "1e-4 (see the Search page), else ClusterPolicy's default (0.30).",
+            "number",
         ),
         "margin": optional_param(
             "How much the best person must beat the runner-up. Empty: the default (0.05).", "number"

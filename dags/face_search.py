@@ -5,12 +5,16 @@ Manual only. One run searches the vector index with one photo:
 
 1. **search**: downloads the photo (`photo`: `s3://bucket/key`), detects, aligns and embeds its faces
    with the worker's own model code and pack (`FACEIDX_MODEL_DIR` on the Airflow workers), and finds
-   each face's `k` most similar indexed faces of one model version. The log shows one table per face
-   of the photo: rank, similarity (cosine), image, face index, box and person (once identities exist).
+   each face's `k` most similar indexed faces of one model version. The log shows the threshold in
+   force (its FAR and where it came from), then one table per face of the photo: rank, similarity
+   (cosine), verdict (same person / unknown), image, face index, box and person (once identities
+   exist). Matches below the threshold are counted, not listed, unless `list_all`.
 
 **Params**: `photo` (required: the form starts empty and an empty run fails at once), `k` (matches
 per face), `model_version` (empty: the current one, see the model-versions page), `quality_only`
-(match only faces that passed the quality checks), `output_uri` / `vectors_uri` (empty: the Airflow
+(match only faces that passed the quality checks), `far` / `min_similarity` (the threshold: the
+calibrated one at a false-accept rate, default 1e-4, or a similarity), `list_all`, `persons` (rank
+persons instead of faces), `output_uri` / `vectors_uri` (empty: the Airflow
 Variables `faceidx_output_uri`, `faceidx_vectors_uri`).
 
 A photo that cannot be read, has no face, or a version the index does not hold fails the run with the
@@ -54,6 +58,31 @@ from faceidx.common.params import optional_param, param_or_variable
         ),
         "quality_only": Param(
             False, type="boolean", description="Match only indexed faces that passed the quality checks."
+        ),
+        "far": optional_param(
+            "The false-accept rate a 'same person' match is held to: the version's calibrated threshold "
+            "for it. Empty: 1e-4. Without a calibration (or with too few pairs for it), the documented "
+            "default 0.40 is used and the log says so.",
+            "number",
+            exclusiveMinimum=0,
+            exclusiveMaximum=1,
+        ),
+        "min_similarity": optional_param(
+            "A cosine similarity to use as the threshold instead of the calibrated one. Empty: from far.",
+            "number",
+            minimum=-1,
+            maximum=1,
+        ),
+        "list_all": Param(
+            False,
+            type="boolean",
+            description="List the matches below the threshold too (as unknown). Off: they are counted only.",
+        ),
+        "persons": Param(
+            False,
+            type="boolean",
+            description="Rank persons (by their best face or centroid) for each face of the photo, with "
+            "label, id, similarity, verdict and face count, instead of faces.",
         ),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
         "vectors_uri": optional_param(

@@ -1,4 +1,4 @@
-"""The ``faceidx`` command: search, forget, model versions, table maintenance, people.
+"""The ``faceidx`` command: search, export, forget, model versions, table maintenance, people.
 
 Each subcommand lives in its feature's module, which exposes ``add_arguments(parser)`` and
 ``run(args) -> int``; this module only dispatches, importing a feature when its command runs.
@@ -14,6 +14,7 @@ import sys
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("faceidx.search.cli", "find the faces of a photo in the index"),
+    "export": ("faceidx.search.export", "list every image and face of a person (the right of access)"),
     "forget": ("faceidx.erasure.cli", "erase an image's, a face's or a person's faces everywhere"),
     "models": ("faceidx.models.cli", "list model versions, switch the current one, drop one"),
     "table": ("faceidx.maintenance.cli", "ingest landing files, compact, show the face table"),

@@ -99,12 +99,18 @@ def _write(args: argparse.Namespace, location: IndexLocation, version: str, acti
 
     if action == "cluster":
         from faceidx.people.identities import run_incremental, run_recluster
+        from faceidx.people.tasks import assignment_threshold
+        from faceidx.store.registry import ModelRegistry
 
+        calibration = ModelRegistry(location).calibrate(version)  # under the lease: refreshed
+        choice = assignment_threshold(calibration, version, None)
+        policy = ClusterPolicy(threshold=choice.threshold)
         if args.incremental:
-            report = run_incremental(location, version, ClusterPolicy())
+            report = run_incremental(location, version, policy)
         else:
-            report = run_recluster(location, version, ClusterPolicy(), carry_from=args.carry_from)
-        print(format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
+            report = run_recluster(location, version, policy, carry_from=args.carry_from)
+        pairs = report.pairs() + choice.pairs()
+        print(format_pairs(pairs, title=f"identities of {version}: {report.mode}"))
         return 0
     from faceidx.people.actions import correct
 

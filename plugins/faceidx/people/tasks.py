@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceidx.common.tables import format_pairs
 from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.identities import RunReport
+from faceidx.store.calibration import DEFAULT_FAR
 from faceidx.store.location import IndexLocation
+
+if TYPE_CHECKING:
+    from faceidx.store.calibration import Calibration, ThresholdChoice
 
 log = logging.getLogger(__name__)
 
+ASSIGNMENT_FAR = DEFAULT_FAR  # the false-accept rate a person assignment is held to
 RECLUSTER_WEEKDAY = 0  # Monday: the scheduled run whose interval starts at 00:00 re-clusters in full
 
 
@@ -35,28 +40,53 @@ def wants_full_recluster(full_recluster: bool | None, interval_start: datetime |
     return interval_start.weekday() == RECLUSTER_WEEKDAY and interval_start.hour == 0
 
 
+def assignment_threshold(
+    calibration: Calibration | None, version: str, requested: float | None
+) -> ThresholdChoice:
+    """The threshold an assignment (and a clustering edge) needs: the Param when set, else the
+    version's calibrated threshold at :data:`ASSIGNMENT_FAR`, else ``ClusterPolicy.threshold``."""
+    from faceidx.store.calibration import ThresholdChoice, choose_threshold
+
+    if requested is not None:
+        return ThresholdChoice(float(requested), None, "the threshold Param", False)
+    return choose_threshold(
+        calibration,
+        version,
+        far=ASSIGNMENT_FAR,
+        default=ClusterPolicy.threshold,
+        default_name="ClusterPolicy.threshold",
+    )
+
+
 def identities_task(
     location: IndexLocation, params: Mapping[str, Any], interval_start: datetime | None
 ) -> dict[str, Any]:
     from faceidx.people.identities import run_incremental, run_recluster
+    from faceidx.store.registry import ModelRegistry
 
     version = model_version_of(location, params.get("model_version"))
-    policy = ClusterPolicy(
-        threshold=float(params.get("threshold") or ClusterPolicy.threshold),
-        margin=float(params.get("margin") or ClusterPolicy.margin),
-    )
+    requested = params.get("threshold")
     carry_from = params.get("carry_from")
     full = wants_full_recluster(params.get("full_recluster"), interval_start) or bool(carry_from)
     from faceidx.store.lease import writer
 
     with writer(location, f"identities {'re-cluster' if full else 'incremental'} {version}"):
+        calibration = ModelRegistry(location).calibrate(version)  # refreshed: the index grew
+        choice = assignment_threshold(
+            calibration, version, None if requested in (None, "") else float(requested)
+        )
+        policy = ClusterPolicy(
+            threshold=choice.threshold,
+            margin=float(params.get("margin") or ClusterPolicy.margin),
+        )
         report: RunReport = (
             run_recluster(location, version, policy, carry_from=carry_from)
             if full
             else run_incremental(location, version, policy)
         )
-    log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
-    return {name: value for name, value in report.pairs()}
+    pairs = report.pairs() + choice.pairs() + [("impostor pairs (calibration)", calibration.pairs)]
+    log.info("%s", format_pairs(pairs, title=f"identities of {version}: {report.mode}"))
+    return {name: value for name, value in pairs}
 
 
 def people_task(location: IndexLocation, params: Mapping[str, Any], actor: str) -> dict[str, Any]:
@@ -74,7 +104,11 @@ def _people(location: IndexLocation, params: Mapping[str, Any], actor: str, vers
 
     action = params["action"]
     if action == "cluster":
-        report = run_recluster(location, version, ClusterPolicy())
+        from faceidx.store.registry import ModelRegistry
+
+        choice = assignment_threshold(ModelRegistry(location).calibration(version), version, None)
+        log.info("%s", format_pairs(choice.pairs(), title=f"threshold of {version}"))
+        report = run_recluster(location, version, ClusterPolicy(threshold=choice.threshold))
         log.info("%s", format_pairs(report.pairs(), title=f"identities of {version}: {report.mode}"))
         return {name: value for name, value in report.pairs()}
     event = correct(

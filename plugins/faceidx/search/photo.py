@@ -10,6 +10,10 @@ model versions are not comparable: the pack's version must be the version search
 Which version: the one asked for, else the registry's current one
 (``faceidx.store.registry.ModelRegistry``), else the only version the index holds; with several and no
 registry the search stops and names them.
+
+Which matches are the same person: those at or above the version's calibrated threshold at a stated
+false-accept rate (``far``, default 1e-4; :mod:`faceidx.store.calibration`), or ``min_similarity``
+when given. The others are "unknown": counted per face, listed only with ``list_all``.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from faceidx.common.tables import format_pairs
 from faceidx.common.tables import format_table as render_table
 from faceidx.common.uris import split_s3_uri
 
 if TYPE_CHECKING:
+    from faceidx.store.calibration import ThresholdChoice
     from faceidx.store.location import IndexLocation
     from faceidx.store.vectors import Match, VectorIndex
 
@@ -53,6 +59,11 @@ class FaceMatch:
     face_id: str
     person: str | None = None
     quality_passed: bool | None = None
+    verdict: str = "unknown"  # SAME_PERSON at or above the threshold in force
+
+
+SAME_PERSON = "same person"
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class QueryFace:
     bbox: tuple[float, ...]
     det_score: float
     matches: list[FaceMatch] = field(default_factory=list)
+    below_threshold: int = 0  # matches under the threshold, not listed (list_all lists them)
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,11 @@ class SearchResult:
     k: int
     quality_only: bool
     faces: list[QueryFace]
+    threshold: float = 0.0
+    far: float | None = None
+    threshold_source: str = ""
+    threshold_note: str | None = None
+    list_all: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -244,15 +261,54 @@ def search_photo(
     embedder: PhotoEmbedder | None = None,
     index: VectorIndex | None = None,
     person_lookup: PersonLookup | None = None,
+    far: float | None = None,
+    min_similarity: float | None = None,
+    list_all: bool = False,
 ) -> SearchResult:
     """Detect the faces of ``photo`` (a local path or ``s3://`` URI) and find each one's ``k`` nearest
-    faces of one model version. Reads only; raises :class:`PhotoSearchError` or ``LookupError``."""
+    faces of one model version, each marked same person or unknown at the threshold in force
+    (:func:`threshold_in_force`). Reads only; raises :class:`PhotoSearchError` or ``LookupError``."""
     from faceidx.store.vectors import VectorIndex
 
     if not 1 <= k <= MAX_K:
         raise PhotoSearchError(f"k must be between 1 and {MAX_K}, got {k}")
     index = index or VectorIndex(location)
     version = resolve_model_version(location, index, model_version)
+    choice = threshold_in_force(location, version, far=far, min_similarity=min_similarity)
+    faces, vectors = query_faces(location, photo, version, embedder)
+    found = index.search(vectors, model_version=version, k=k, quality_only=quality_only)
+    people = _people(person_lookup, [m.face_id for matches in found for m in matches])
+    searched: list[QueryFace] = []
+    for position, (face, matches) in enumerate(zip(faces, found, strict=True)):
+        marked = [_face_match(match, people, choice.threshold) for match in matches]
+        shown = marked if list_all else [m for m in marked if m.verdict == SAME_PERSON]
+        searched.append(
+            QueryFace(
+                face_index=position,
+                bbox=box_of(face.bbox),
+                det_score=round(float(face.det_score), 4),
+                matches=shown,
+                below_threshold=sum(1 for m in marked if m.verdict != SAME_PERSON),
+            )
+        )
+    return SearchResult(
+        photo=photo,
+        model_version=version,
+        k=k,
+        quality_only=quality_only,
+        faces=searched,
+        threshold=choice.threshold,
+        far=choice.far,
+        threshold_source=choice.source,
+        threshold_note=choice.note,
+        list_all=list_all,
+    )
+
+
+def query_faces(
+    location: IndexLocation, photo: str, version: str, embedder: PhotoEmbedder | None
+) -> tuple[list[Any], np.ndarray]:
+    """The photo's faces and their embeddings (one row each), computed by a pack of ``version``."""
     embedder = embedder or PhotoEmbedder.from_env()
     if embedder.model_version != version:
         raise PhotoSearchError(
@@ -263,19 +319,25 @@ def search_photo(
     faces = embedder.faces(photo, location)
     if not faces:
         raise PhotoSearchError(f"{photo}: no face found (nothing to search for)")
-    vectors = np.vstack([np.asarray(face.embedding, dtype=np.float32) for face in faces])
-    found = index.search(vectors, model_version=version, k=k, quality_only=quality_only)
-    people = _people(person_lookup, [m.face_id for matches in found for m in matches])
-    query_faces = [
-        QueryFace(
-            face_index=position,
-            bbox=_box(face.bbox),
-            det_score=round(float(face.det_score), 4),
-            matches=[_face_match(match, people) for match in matches],
-        )
-        for position, (face, matches) in enumerate(zip(faces, found, strict=True))
-    ]
-    return SearchResult(photo=photo, model_version=version, k=k, quality_only=quality_only, faces=query_faces)
+    return faces, np.vstack([np.asarray(face.embedding, dtype=np.float32) for face in faces])
+
+
+def threshold_in_force(
+    location: IndexLocation, version: str, *, far: float | None = None, min_similarity: float | None = None
+) -> ThresholdChoice:
+    """``min_similarity``, else the version's calibrated threshold at ``far`` (default 1e-4) from the
+    registry, else the documented default (with a note saying why). Logs the note as a warning."""
+    from faceidx.store.calibration import choose_threshold
+    from faceidx.store.registry import ModelRegistry
+
+    calibration = None if min_similarity is not None else ModelRegistry(location).calibration(version)
+    try:
+        choice = choose_threshold(calibration, version, far=far, min_similarity=min_similarity)
+    except ValueError as error:
+        raise PhotoSearchError(str(error)) from None
+    if choice.note:
+        log.warning("%s", choice.note)
+    return choice
 
 
 def _people(lookup: PersonLookup | None, face_ids: list[str]) -> Mapping[str, str]:
@@ -284,25 +346,45 @@ def _people(lookup: PersonLookup | None, face_ids: list[str]) -> Mapping[str, st
     return lookup(list(dict.fromkeys(face_ids)))
 
 
-def _box(values: Any) -> tuple[float, ...]:
+def box_of(values: Any) -> tuple[float, ...]:
     return tuple(round(float(v), 1) for v in np.asarray(values).reshape(-1))
 
 
-def _face_match(match: Match, people: Mapping[str, str]) -> FaceMatch:
+def _face_match(match: Match, people: Mapping[str, str], threshold: float) -> FaceMatch:
+    similarity = round(match.similarity, 4)
     return FaceMatch(
         image=f"s3://{match.image_bucket}/{match.image_key}",
         face_index=match.face_index,
-        bbox=_box(match.bbox),
-        similarity=round(match.similarity, 4),
+        bbox=box_of(match.bbox),
+        similarity=similarity,
         face_id=match.face_id,
         person=people.get(match.face_id),
         quality_passed=match.quality_passed,
+        verdict=SAME_PERSON if similarity >= threshold else UNKNOWN,
     )
 
 
+def threshold_pairs(result: SearchResult) -> list[tuple[str, Any]]:
+    """Which threshold and FAR are in force, and where they came from (the search's log table)."""
+    rows: list[tuple[str, Any]] = [
+        ("model version", result.model_version),
+        ("threshold (cosine)", f"{result.threshold:.4f}"),
+        ("at FAR", f"{result.far:.0e}" if result.far is not None else "(set by hand)"),
+        ("threshold source", result.threshold_source),
+        (
+            "matches below it",
+            "listed as unknown" if result.list_all else "counted, not listed (--all lists them)",
+        ),
+    ]
+    if result.threshold_note:
+        rows.append(("note", result.threshold_note))
+    return rows
+
+
 def format_table(result: SearchResult) -> str:
-    """One readable table per query face: rank, similarity, image, face, box, person."""
-    blocks = []
+    """The threshold in force, then one table per query face: rank, similarity, verdict, image, face,
+    box, person; and how many matches were under the threshold."""
+    blocks = [format_pairs(threshold_pairs(result), title="threshold in force")]
     for face in result.faces:
         title = (
             f"query face {face.face_index} of {result.photo} at {_box_text(face.bbox)} "
@@ -310,16 +392,22 @@ def format_table(result: SearchResult) -> str:
             f"{', quality-passed faces only' if result.quality_only else ''})"
         )
         rows = [
-            (rank, f"{m.similarity:.4f}", m.image, m.face_index, _box_text(m.bbox), m.person)
+            (rank, f"{m.similarity:.4f}", m.verdict, m.image, m.face_index, _box_text(m.bbox), m.person)
             for rank, m in enumerate(face.matches, start=1)
         ]
+        hidden = (
+            f"{face.below_threshold} match(es) below the threshold {result.threshold:.4f}: unknown, not "
+            "listed (--all lists them)"
+            if face.below_threshold and not result.list_all
+            else ""
+        )
         if not rows:
             passing = " passing the quality checks" if result.quality_only else ""
-            blocks.append(f"{title}\n(no match: the version holds no face{passing})")
+            why = hidden or f"the version holds no face{passing}"
+            blocks.append(f"{title}\n(no same-person match: {why})")
             continue
-        blocks.append(
-            render_table(("rank", "similarity", "image", "face", "box", "person"), rows, title=title)
-        )
+        headers = ("rank", "similarity", "verdict", "image", "face", "box", "person")
+        blocks.append(render_table(headers, rows, title=title) + (f"\n{hidden}" if hidden else ""))
     return "\n\n".join(blocks)
 
 

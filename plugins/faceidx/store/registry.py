@@ -9,10 +9,14 @@ The registry is one small JSON document at ``<output>/table/_faceidx/models.json
     {"current": "buffalo_l-0123456789ab",
      "known": {"buffalo_l-0123456789ab": {"first_seen": "2026-12-02T00:10:00+00:00"}},
      "history": [{"at": "...", "actor": "alice", "action": "use",
-                  "from": null, "to": "buffalo_l-0123456789ab"}]}
+                  "from": null, "to": "buffalo_l-0123456789ab"}],
+     "calibrations": {"buffalo_l-0123456789ab": {"computed_at": "...", "rows": [...], ...}}}
 
 Versions known = the table's ``model_version`` values and the registry's ``known``. Switching
 (:meth:`~ModelRegistry.use`) and dropping (:meth:`~ModelRegistry.drop`) are appended to ``history``.
+``calibrations`` holds each version's similarity -> false-accept-rate table
+(:mod:`faceidx.store.calibration`), refreshed by :meth:`~ModelRegistry.calibrate` when a version is
+registered (``use``) and by every ``face_identities`` run.
 
 This module imports nothing heavy (search imports it): the face table and vector index are imported
 only where a method needs them.
@@ -25,9 +29,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceidx.store.location import IndexLocation
+
+if TYPE_CHECKING:
+    from faceidx.store.calibration import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +126,7 @@ class ModelRegistry:
             "current": found.get("current"),
             "known": dict(found.get("known") or {}),
             "history": list(found.get("history") or []),
+            "calibrations": dict(found.get("calibrations") or {}),
         }
 
     def _save(self, document: dict[str, Any]) -> None:
@@ -126,6 +134,36 @@ class ModelRegistry:
 
     def history(self) -> list[dict[str, Any]]:
         return self.document()["history"]
+
+    # -- the calibrated thresholds ----------------------------------------------------------------
+    def calibration(self, version: str) -> Calibration | None:
+        """The version's similarity -> FAR table, None before it was first computed."""
+        from faceidx.store.calibration import Calibration
+
+        found = self.document()["calibrations"].get(version)
+        return Calibration.from_dict(found) if found else None
+
+    def calibrate(self, version: str) -> Calibration:
+        """Compute the version's table from the face table (sampled) and store it; under the lease."""
+        from faceidx.store.calibration import compute_calibration
+
+        calibration = compute_calibration(self.location, version, table=self.table)
+        self.store_calibration(calibration)
+        log.info(
+            "calibrated model version %s: %s impostor pair(s) (%s from %s photo(s), %s across persons)",
+            version,
+            calibration.pairs,
+            calibration.same_image_pairs,
+            calibration.images,
+            calibration.cross_person_pairs,
+        )
+        return calibration
+
+    def store_calibration(self, calibration: Calibration) -> None:
+        """Keep ``calibration`` as its version's table (replacing the one before)."""
+        document = self.document()
+        document["calibrations"][calibration.model_version] = calibration.to_dict()
+        self._save(document)
 
     # -- what there is --------------------------------------------------------------------------
     def versions(self) -> list[str]:
@@ -190,6 +228,7 @@ class ModelRegistry:
         document["history"].append(entry)
         self._save(document)
         log.info("model version %s -> %s (by %s)", entry["from"], version, actor)
+        self.calibrate(version)  # a version registered: its threshold table, from what it holds now
         return entry
 
     def drop(self, version: str, actor: str) -> dict[str, Any]:
@@ -233,6 +272,7 @@ class ModelRegistry:
             "vector_table_dropped": vectors,
         }
         document["known"].pop(version, None)
+        document["calibrations"].pop(version, None)
         document["history"].append(entry)
         self._save(document)
         log.info(

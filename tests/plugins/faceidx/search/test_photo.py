@@ -19,61 +19,13 @@ from faceidx.search.photo import (
     search_photo,
     unreadable_photo_message,
 )
+from faceidx.store.calibration import DEFAULT_THRESHOLD
 from faceidx.store.location import IndexLocation
-from faceidx.store.vectors import UnknownModelVersionError, VectorIndex
-from tests.plugins.faceidx.store.vector_faces import SCHEMA, DeltaFaces
+from faceidx.store.vectors import UnknownModelVersionError
+from tests.plugins.faceidx.search.conftest import photo
 from tests.support.worker_harness import make_model_pack
 
 pytestmark = pytest.mark.assets
-
-# Indexed photos; Rob_Lowe_0002 and obama2 are the queries (their person is indexed under another photo).
-INDEXED = (
-    "lfw_Rob_Lowe_0001.jpg",
-    "obama.jpg",
-    "biden.jpg",
-    "lfw_Nathalie_Baye_0002.jpg",
-    "lfw_Teresa_Williams_0001.jpg",
-    "image_T1.jpeg",
-)
-
-
-@pytest.fixture(scope="module")
-def pack(assets_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_model_pack(tmp_path_factory.mktemp("pack") / "testpack", assets_dir)
-
-
-@pytest.fixture(scope="module")
-def embedder(pack: Path) -> PhotoEmbedder:
-    return PhotoEmbedder.from_env({"FACEIDX_MODEL_DIR": str(pack)})
-
-
-@pytest.fixture(scope="module")
-def indexed(assets_dir: Path, embedder: PhotoEmbedder, tmp_path_factory: pytest.TempPathFactory):
-    """A vector index of INDEXED, synced from a Delta table of their real faces."""
-    import pyarrow as pa
-
-    root = tmp_path_factory.mktemp("index")
-    rows: dict[str, list] = {name: [] for name in SCHEMA.names}
-    for photo in INDEXED:
-        for position, face in enumerate(embedder.faces(str(assets_dir / "images" / photo))):
-            rows["face_id"].append(f"{photo}#{position}")
-            rows["image_bucket"].append("photos")
-            rows["image_key"].append(f"people/{photo}")
-            rows["status"].append("ok")
-            rows["face_index"].append(position)
-            rows["bbox"].append([float(v) for v in face.bbox])
-            rows["embedding"].append([float(v) for v in face.embedding])
-            rows["quality_passed"].append(photo != "lfw_Rob_Lowe_0001.jpg")  # for --quality-only
-            rows["model_version"].append(embedder.model_version)
-    faces = DeltaFaces(root / "table" / "faces")
-    faces.append(pa.table(rows, schema=SCHEMA))
-    location = IndexLocation(str(root))
-    VectorIndex(location).sync(faces, embedder.model_version)
-    return location
-
-
-def photo(assets_dir: Path, name: str) -> str:
-    return str(assets_dir / "images" / name)
 
 
 def test_the_same_person_in_another_photo_ranks_first(assets_dir, indexed, embedder):
@@ -83,22 +35,33 @@ def test_the_same_person_in_another_photo_ranks_first(assets_dir, indexed, embed
     first = result.faces[0].matches[0]
     assert first.image == "s3://photos/people/lfw_Rob_Lowe_0001.jpg"
     assert first.face_index == 0
-    assert first.similarity > 0.5 > result.faces[0].matches[1].similarity
+    assert first.verdict == "same person"
     assert len(first.bbox) == 4
     assert first.person is None
+    # without a calibration: the documented default threshold, and the strangers counted, not listed
+    assert (result.threshold, result.far) == (DEFAULT_THRESHOLD, 1e-4)
+    assert "no calibration yet" in (result.threshold_note or "")
+    assert (len(result.faces[0].matches), result.faces[0].below_threshold) == (1, 2)
+    everything = search_photo(
+        indexed, photo(assets_dir, "lfw_Rob_Lowe_0002.jpg"), k=3, embedder=embedder, list_all=True
+    )
+    listed = everything.faces[0].matches
+    assert first.similarity > 0.5 > listed[1].similarity
+    assert [m.verdict for m in listed] == ["same person", "unknown", "unknown"]
 
     obama = search_photo(indexed, photo(assets_dir, "obama2.jpg"), k=1, embedder=embedder)
     assert obama.faces[0].matches[0].image == "s3://photos/people/obama.jpg"
 
 
 def test_every_face_of_a_group_photo_is_searched_and_the_table_shows_them(assets_dir, indexed, embedder):
-    result = search_photo(indexed, photo(assets_dir, "two_people.jpg"), k=2, embedder=embedder)
+    result = search_photo(indexed, photo(assets_dir, "two_people.jpg"), k=2, embedder=embedder, list_all=True)
     assert len(result.faces) == 2
     firsts = {face.matches[0].image for face in result.faces}
     assert firsts == {"s3://photos/people/obama.jpg", "s3://photos/people/biden.jpg"}
     text = format_table(result)
     assert text.count("query face") == 2
-    assert "rank  similarity  image" in text
+    assert "rank  similarity  verdict      image" in text
+    assert "threshold in force" in text
     assert "s3://photos/people/biden.jpg" in text
 
 
@@ -109,6 +72,7 @@ def test_quality_only_and_the_person_lookup(assets_dir, indexed, embedder):
         k=3,
         quality_only=True,
         embedder=embedder,
+        list_all=True,
         person_lookup=lambda ids: {face_id: f"person of {face_id}" for face_id in ids},
     )
     images = [m.image for m in result.faces[0].matches]
@@ -158,7 +122,7 @@ def test_the_command_prints_the_table_and_valid_json(assets_dir, indexed, pack, 
     assert "query face 0" in text
     assert "s3://photos/people/obama.jpg" in text
 
-    assert cli_main(["search", photo(assets_dir, "obama2.jpg"), "--k", "2", "--json"]) == 0
+    assert cli_main(["search", photo(assets_dir, "obama2.jpg"), "--k", "2", "--json", "--all"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["k"] == 2
     assert document["faces"][0]["matches"][0]["image"] == "s3://photos/people/obama.jpg"
@@ -202,7 +166,7 @@ def test_the_command_shows_each_matchs_person(assets_dir, indexed, pack, monkeyp
     )
     monkeypatch.setenv("FACEIDX_MODEL_DIR", str(pack))
     monkeypatch.setenv("FACEIDX_OUTPUT_URI", str(root))
-    assert cli_main(["search", photo(assets_dir, "obama2.jpg"), "--k", "6", "--json"]) == 0
+    assert cli_main(["search", photo(assets_dir, "obama2.jpg"), "--k", "6", "--json", "--all"]) == 0
     matches = json.loads(capsys.readouterr().out)["faces"][0]["matches"]
     person = {m["image"]: m["person"] for m in matches}
     assert person["s3://photos/people/obama.jpg"] == "Barack Obama"  # labelled
