@@ -159,3 +159,21 @@ def test_an_empty_index_gives_an_empty_calibration(tmp_path):
     assert calibration.pairs == 0
     assert not any(r.enough for r in calibration.rows)
     assert choose_threshold(calibration, V).threshold == DEFAULT_THRESHOLD
+
+
+def test_the_models_command_computes_and_shows_the_table(tmp_path, capsys):
+    from faceidx.cli import main as cli_main
+
+    rng = np.random.default_rng(5)
+    location = write_faces(tmp_path, [unit(rng, 3) for _ in range(40)])
+    base = ["--output-uri", location.output_uri, "models", "calibrate"]
+    assert cli_main([*base, V, "--show"]) == 2
+    assert f"model version {V} has no calibration yet" in capsys.readouterr().err
+    assert cli_main([*base, V]) == 0
+    text = capsys.readouterr().out
+    assert f"calibration of {V}: 120 same-photo pair(s) from 40 photo(s)" in text
+    assert "not enough pairs: default 0.40 used" in text  # 120 pairs: only 1e-2 is measured
+    assert cli_main([*base, "--show"]) == 0  # the current version (the only one)
+    assert "120" in capsys.readouterr().out
+    assert cli_main([*base, "nope-000000000000"]) == 2
+    assert "'nope-000000000000' is not in the index" in capsys.readouterr().err
