@@ -40,6 +40,7 @@ MAX_IMAGES = 20_000  # images with several faces read per calibration (a random 
 MAX_FACES_PER_IMAGE = 40  # a crowd photo gives at most 780 pairs
 MAX_CROSS_PAIRS = 200_000
 IDS_PER_READ = 2_000
+CHUNK = 4_096  # pairs of persons compared at once (4 centroids of 512 floats each: about 32 MB a side)
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ def cross_person_similarities(
     keep = (codes[a] != codes[b]) & (a < b)
     a, b = a[keep], b[keep]
     far_apart = np.zeros(len(a), bool)
-    for start in range(0, len(a), 50_000):  # every centroid pair of the two persons, in chunks
-        pa, pb = codes[a[start : start + 50_000]], codes[b[start : start + 50_000]]
+    for start in range(0, len(a), CHUNK):  # every centroid pair of the two persons, in chunks
+        pa, pb = codes[a[start : start + CHUNK]], codes[b[start : start + CHUNK]]
         sims = np.einsum("kmd,knd->kmn", padded[pa], padded[pb])
         valid = present[pa][:, :, None] & present[pb][:, None, :]
         far_apart[start : start + len(pa)] = np.where(valid, sims, -np.inf).max(axis=(1, 2)) <= wide_margin
