@@ -4,7 +4,8 @@
 order, writing what each one did into a receipt:
 
 0. **open intents**: finish any erasure a killed process left open, from its intent record;
-1. **landing**: ingest the pending landing files first, so no row of the target waits there;
+1. **landing**: ingest the pending landing files first, so no row of the target waits there (rows
+   of faces an earlier erasure captured are dropped, as `face_table`'s ingest drops them);
 2. **capture**: read the target's rows (every ETag of an image, every model version) and keep their
    embeddings for the verification;
 3. **intent**: write the capture as an open intent record (``faceidx.store.intents``) *before*
@@ -185,11 +186,14 @@ def _open_index(location: IndexLocation) -> Any:
     return VectorIndex(location)
 
 
-def ingest_pending(table: Any) -> tuple[int, list[Any]]:
-    """Ingest every landing file (several rounds when there are many); ``(files, tombstones)``."""
+def ingest_pending(table: Any, erased_face_ids: set[str] | None = None) -> tuple[int, list[Any]]:
+    """Ingest every landing file (several rounds when there are many); ``(files, tombstones)``.
+
+    ``erased_face_ids`` (every face an erasure captured) are dropped, as ``face_table``'s ingest drops
+    them: a late or repeated delivery of an erased image must not come back through this ingest."""
     files, tombstones = 0, list[Any]()
     for _ in range(MAX_INGEST_ROUNDS):
-        report = table.ingest(max_files=INGEST_BATCH)
+        report = table.ingest(max_files=INGEST_BATCH, erased_face_ids=erased_face_ids)
         files += int(report.files_ingested)
         tombstones.extend(report.tombstones or ())
         if not report.more:
@@ -636,7 +640,7 @@ def forget(
         r.target["type"] + " " + r.target["value"]: r for r in finish_open_intents(location, table, index)
     }
     predicate, person_id = target_predicate(location, target, resolve_person)
-    files, tombstones = ingest_pending(table)
+    files, tombstones = ingest_pending(table, ErasureIntents(location).erased_face_ids())
     erasure = _Erasure(location, table, index)
     if tombstones:
         _erase_tombstones(erasure, tombstones)

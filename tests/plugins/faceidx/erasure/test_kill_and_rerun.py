@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from faceidx.erasure.forget import STEPS
+from faceidx.erasure.forget import STEPS, ForgetTarget, forget
 from faceidx.store.intents import ErasureIntents
 from faceidx.store.location import IndexLocation
 from faceidx.store.persons import FACE_PERSONS_SCHEMA, PeopleStore
@@ -155,3 +155,16 @@ def test_a_redelivered_landing_file_does_not_bring_an_erased_image_back(location
     summary = ingest_task(location, max_files=100)
     assert summary["erased_dropped"] == 2
     assert FaceTable.open(location).read(columns=["face_id"], filter="image_key = 'a.jpg'").num_rows == 0
+
+
+def test_a_late_delivery_of_an_erased_image_does_not_come_back_through_the_next_erasure(
+    location, with_people, tmp_path
+):
+    """Found by ``make bench-races``: the landing files the next erasure ingests first (its step 1) are
+    filtered like ``face_table``'s ingest, so a late delivery of an erased image stays erased."""
+    assert _forget(location, tmp_path).returncode == 0
+    write_landing(location, image_rows("a.jpg", with_people["vectors"]["a1"]))  # delivered again
+    receipt = forget(location, ForgetTarget("image", f"s3://{BUCKET}/c.jpg"), reason="r", actor="erin")
+    assert receipt.removed["landing"]["files_ingested"] == 1
+    assert FaceTable.open(location).read(columns=["face_id"], filter="image_key = 'a.jpg'").num_rows == 0
+    assert not found_ids(VectorIndex(location), with_people["vectors"]["a1"], V1) & set(_a_faces())
