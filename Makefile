@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-identities bench-search bench-table soak simulate parse-times lock clean browser
+.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-identities bench-races bench-search bench-table soak simulate parse-times lock clean browser
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-table - face table formats side by side: Delta Lake vs Iceberg"
 	@echo "make bench-search - face search: IVF-HNSW-SQ (LanceDB) vs exact (DuckDB, numpy) on 10^6 faces"
 	@echo "make bench-identities - identity clustering: labelled photos, 10^5 and 10^6 synthetic faces"
+	@echo "make bench-races - ingest, compaction, sync, erasures (some SIGKILLed), identities and search racing as real processes for 150 s; counts what is corrupt, lost, duplicated or resurrected (BENCH_RACES_ARGS=--s3: on moto S3)"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"
 	@echo "make parse-times - how long each DAG file takes to parse"
@@ -99,6 +100,10 @@ bench-search: $(STAMP)
 
 bench-identities: $(STAMP)
 	$(PY) benchmarks/bench_identities.py
+
+BENCH_RACES_ARGS ?=
+bench-races: $(STAMP)
+	$(PY) benchmarks/bench_races.py $(BENCH_RACES_ARGS)
 
 SOAK_MESSAGES ?= 10000
 soak: $(STAMP)
