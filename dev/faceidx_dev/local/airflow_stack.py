@@ -150,41 +150,33 @@ class AirflowStack:
         (self.home / "simple_auth_manager_passwords.json").write_text(json.dumps({"admin": self.password}))
         env = self.env()
         started = time.monotonic()
-        migrate = subprocess.run(
-            [*self.airflow_command, "db", "migrate"],
-            env=env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
+        self._cli(env, timeout, "db", "migrate")
         self.timings["db migrate"] = time.monotonic() - started
-        if migrate.returncode != 0:
-            raise AirflowStackError(
-                f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
-            )
         # the pool of the tasks that write the index (one slot), as the compose stack's init creates it
         from faceidx.common.constants import WRITER_POOL, WRITER_POOL_DESCRIPTION
 
-        pool = subprocess.run(
-            [*self.airflow_command, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION],
-            env=env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=timeout,
-        )
-        if pool.returncode != 0:
-            raise AirflowStackError(
-                f"airflow pools set failed:\n{pool.stdout[-3000:]}\n{pool.stderr[-3000:]}"
-            )
+        self._cli(env, timeout, "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
         started = time.monotonic()
         for component in COMPONENTS:
             self._launch(component, env)
         self.wait_healthy(timeout)
         self.timings["components healthy"] = time.monotonic() - started
+
+    def _cli(self, env: dict[str, str], timeout: float, *args: str) -> None:
+        """One ``airflow`` CLI command against this stack's database; fails with its output."""
+        done = subprocess.run(
+            [*self.airflow_command, *args],
+            env=env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise AirflowStackError(
+                f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM every component's process group, then SIGKILL what is left after ``grace`` s."""
