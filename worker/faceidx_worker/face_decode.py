@@ -4,9 +4,9 @@ A camera JPEG holds far more pixels than the detector looks at: SCRFD sees the p
 640 x 640 square, and the recognizer sees each face as a 112 x 112 crop. So:
 
 1. **Detect on a DCT-scaled decode.** libjpeg-turbo decodes the JPEG at 1/2, 1/4 or 1/8 scale
-   (``cv2.IMREAD_REDUCED_COLOR_n``): the largest reduction that keeps ``FACEIDX_DET_SIZE`` pixels on
-   the long side. Entropy decoding still reads the whole file; the inverse DCT, the chroma upsampling
-   and the colour conversion shrink with the output.
+   (through simplejpeg, else ``cv2.IMREAD_REDUCED_COLOR_n``): the largest reduction that keeps
+   ``FACEIDX_DET_SIZE`` pixels on the long side. Entropy decoding still reads the whole file; the
+   inverse DCT, the chroma upsampling and the colour conversion shrink with the output.
 2. **Crop each face from pixels as fine as its crop needs.** The aligned crop maps the face's
    landmarks onto the recognizer's template; when that map would enlarge the decoded pixels (the face
    is too small at the reduced scale) the image is decoded again at the finest scale any of its faces
@@ -17,7 +17,10 @@ A camera JPEG holds far more pixels than the detector looks at: SCRFD sees the p
    filter, and each crop is cut from the face's region shrunk by area to the crop's scale before the
    similarity warp. A bilinear shrink by 7x (what a plain letterbox of a 12 MP photo does) samples
    one pixel in 50 and turns sensor noise into different embeddings for each way the pixels were
-   decoded; an area filter gives the same result from a full and a reduced decode.
+   decoded; an area filter gives nearly the same input from a full and a reduced decode.
+4. **Vote the landmarks** (:func:`merge_with_votes`): each kept face's landmarks are the
+   score-weighted mean of the candidates NMS suppressed with it, so they do not jump between the 128
+   and the 640 pass when both score a face alike.
 
 ``FACEIDX_DECODE=full`` decodes every pixel and runs the same face-scale resampling (the reference
 the adaptive decode is measured against); ``scaled`` is the older DCT reduction with insightface's own
@@ -53,7 +56,6 @@ from faceidx_worker.rows import ErrorReason
 
 ADAPTIVE, FULL, SCALED = "adaptive", "full", "scaled"
 DECODE_MODES = (ADAPTIVE, FULL, SCALED)
-FACE_SCALE_MODES = (ADAPTIVE, FULL)
 FACTORS = (8, 4, 2, 1)
 MAX_REFINEMENTS = 2  # 1/4 -> 1/2 -> full at most
 
@@ -83,8 +85,8 @@ def decode_simplejpeg(data: bytes, header: ImageHeader, factor: int) -> np.ndarr
     orientation); None when simplejpeg is not installed or refuses the file (OpenCV decodes it then).
 
     The same library and settings as OpenCV's decoder (accurate integer IDCT, smooth chroma
-    upsampling) give the same pixels, bit for bit; a full-scale decode costs about 40 % less CPU here
-    (``make bench`` prints both on the bench corpus)."""
+    upsampling) give the same pixels, bit for bit; a full-scale decode costs 28-40 % less CPU than
+    OpenCV's, the reduced ones the same (``make bench`` prints each library per scale)."""
     try:
         import simplejpeg
     except ImportError:
