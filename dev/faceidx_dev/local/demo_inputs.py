@@ -126,3 +126,32 @@ def sample_photos(assets: Path) -> tuple[list[Path], str]:
             f"no photos: {images} is absent and neither insightface nor scikit-image ships any"
         )
     return packaged, "photos shipped inside installed packages"
+
+
+def second_model_pack(pack: Path, target: Path, note: str = "faceidx second pack") -> Path:
+    """A pack folder beside ``pack`` that is a new model version of the same models.
+
+    The detector is linked; the recognizer (the largest ``.onnx``) is re-serialised with onnx and a
+    ``metadata_props`` entry, so it computes the same embeddings but hashes differently: the pack's
+    ``model_version`` (name + hash of its ``.onnx`` files) is a new one. Built at run time into
+    ``target`` (a work folder); nothing of it belongs in the repository.
+    """
+    import onnx
+
+    target.mkdir(parents=True, exist_ok=True)
+    files = sorted(pack.glob("*.onnx"))
+    if not files:
+        raise DemoInputError(f"{pack} holds no .onnx file: not a model pack")
+    changed = max(files, key=lambda path: path.resolve().stat().st_size)
+    for path in files:
+        out = target / path.name
+        if out.is_symlink() or out.exists():
+            out.unlink()
+        if path == changed:
+            model = onnx.load(str(path.resolve()))
+            entry = model.metadata_props.add()
+            entry.key, entry.value = "faceidx_note", note
+            onnx.save(model, str(out))
+        else:
+            out.symlink_to(path.resolve())
+    return target

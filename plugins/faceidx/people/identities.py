@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,15 +339,11 @@ def events(store: PeopleStore, model_version: str) -> list[PersonEvent]:
     return [PersonEvent.from_row(row) for row in store.read("person_events", model_version).to_pylist()]
 
 
-def carried_mapping(
-    location: IndexLocation, old_version: str, new_version: str
-) -> tuple[dict[str, str], dict[str, str | None]]:
-    """The old version's face -> person mapping translated to the new version's faces (same photo,
-    same face: :func:`faceidx.people.matching.pair_faces`), and the old labels."""
+def face_pairs(location: IndexLocation, old_version: str, new_version: str) -> dict[str, str]:
+    """new face_id -> old face_id: the faces both versions found in the same photo
+    (:func:`faceidx.people.matching.pair_faces`)."""
     from faceidx.store.table import FaceTable
 
-    store = PeopleStore(location)
-    old_mapping = {face: pid for face, pid in store.mapping(old_version).items() if pid is not None}
     table = FaceTable.open(location)
     columns = ["face_id", "image_id", "face_index", "bbox"]
     where = "face_index IS NOT NULL"
@@ -360,9 +356,46 @@ def carried_mapping(
         ]
         for version in (old_version, new_version)
     }
-    pairs = pair_faces(keys[old_version], keys[new_version])
+    return pair_faces(keys[old_version], keys[new_version])
+
+
+def carried_mapping(
+    location: IndexLocation, old_version: str, new_version: str, pairs: dict[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str | None]]:
+    """The old version's face -> person mapping translated to the new version's faces (same photo,
+    same face: :func:`face_pairs`), and the old labels."""
+    store = PeopleStore(location)
+    old_mapping = {face: pid for face, pid in store.mapping(old_version).items() if pid is not None}
+    if pairs is None:
+        pairs = face_pairs(location, old_version, new_version)
     translated = {new: old_mapping[old] for new, old in pairs.items() if old in old_mapping}
     return translated, store.labels(old_version)
+
+
+# payload keys that hold face ids, per correction kind
+_FACE_LISTS = {
+    EventKind.LABEL: ("faces",),
+    EventKind.MERGE: ("faces", "other_faces"),
+    EventKind.SPLIT: ("face_ids",),
+    EventKind.MOVE: ("face_ids", "faces"),
+}
+
+
+def translate_event(event: PersonEvent, new_of_old: Mapping[str, str]) -> PersonEvent:
+    """``event`` with its face ids replaced by the other version's (faces without a pair dropped);
+    person ids, time, actor and event id are kept, so carrying an event twice writes it once."""
+    payload = dict(event.payload)
+    for key in _FACE_LISTS[event.kind]:
+        payload[key] = sorted(new_of_old[f] for f in payload.get(key) or [] if f in new_of_old)
+    return PersonEvent(event.kind, payload, actor=event.actor, at=event.at, event_id=event.event_id)
+
+
+def carried_events(
+    store: PeopleStore, old_version: str, pairs: Mapping[str, str], known: set[str]
+) -> list[PersonEvent]:
+    """The old version's corrections (those not in ``known`` yet), translated to the new version's faces."""
+    new_of_old = {old: new for new, old in pairs.items()}
+    return [translate_event(e, new_of_old) for e in events(store, old_version) if e.event_id not in known]
 
 
 def run_recluster(
@@ -388,11 +421,21 @@ def run_recluster(
     by_face = {face: int(label) for face, label in zip(passing.face_ids, labels, strict=True) if label >= 0}
     previous = {face: pid for face, pid in store.mapping(model_version).items() if pid is not None}
     old_labels = store.labels(model_version)
-    if carry_from:
-        previous, carried_labels = carried_mapping(location, carry_from, model_version)
-        old_labels = {**carried_labels, **{pid: label for pid, label in old_labels.items() if label}}
-        report.mode = f"full re-cluster, ids and labels from {carry_from}"
     history = events(store, model_version)
+    if carry_from:
+        pairs = face_pairs(location, carry_from, model_version)
+        previous, carried_labels = carried_mapping(location, carry_from, model_version, pairs)
+        old_labels = {**carried_labels, **{pid: label for pid, label in old_labels.items() if label}}
+        report.mode = f"full re-cluster, ids, labels and corrections from {carry_from}"
+        # the old version's corrections become this version's: replayed now and by every later
+        # re-cluster (without them a split, merge or move made under the old model is undone)
+        carried = carried_events(store, carry_from, pairs, {e.event_id for e in history})
+        if carried:
+            from faceidx.store.persons import EVENTS_SCHEMA
+
+            rows = [e.row(model_version) for e in carried]
+            store.upsert("person_events", pa.Table.from_pylist(rows, schema=EVENTS_SCHEMA))
+            history += carried
     reserved = frozenset(e.payload["new_person_id"] for e in history if e.kind is EventKind.SPLIT)
     matching = match_clusters(by_face, previous, model_version, reserved)
     person_of_face: dict[str, str | None] = {face: None for face in faces.face_ids}
