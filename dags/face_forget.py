@@ -3,6 +3,11 @@
 
 Manual only. One run forgets one target everywhere the index keeps it:
 
+0. **preview** and **approve** (only with `require_approval`): `preview` counts, without writing
+   anything, what would be removed (face table rows per model version, faces, images, crops) and
+   `approve` (the standard provider's `ApprovalOperator`) waits in the UI's *Required Actions* with
+   that count until a user approves or rejects. *Reject* (or no answer within 7 days) deletes nothing:
+   `forget` is skipped and the run ends. The approving user is named in the receipt (`approver`).
 1. **forget**: ingests the pending landing files first (nothing of the target may wait there), reads
    the target's rows and keeps their embeddings, deletes the rows from every partition of the face
    table (every model version), the vectors from every version's vector table, the face crops and the
@@ -12,10 +17,10 @@ Manual only. One run forgets one target everywhere the index keeps it:
    removed from where, when, by whom, why, and the verification) is written to
    `<output>/receipts/forget/<UTC time>-<id>.json` and logged as a table.
 
-**Params**: `target_type` (`image`: `s3://bucket/key`, every ETag of it; `face`: a face_id;
-`person`: a person_id, once identities are built), `target`, `reason` (kept in the receipt, e.g. a
-request number), `output_uri` / `vectors_uri` (empty: the Airflow Variables `faceidx_output_uri`,
-`faceidx_vectors_uri`).
+**Params**: `require_approval` (default off), `target_type` (`image`: `s3://bucket/key`, every ETag
+of it; `face`: a face_id; `person`: a person_id, once identities are built), `target`, `reason` (kept
+in the receipt, e.g. a request number), `output_uri` / `vectors_uri` (empty: the Airflow Variables
+`faceidx_output_uri`, `faceidx_vectors_uri`).
 
 A target that is not in the index fails the run at once, changes nothing and writes no receipt.
 Deleting an image from the input bucket needs no run: the S3 ObjectRemoved event reaches the table
@@ -32,6 +37,7 @@ from airflow.sdk import Param, dag, task
 
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
+from faceidx.erasure.approval import APPROVAL_TIMEOUT, ForgetApprovalOperator
 
 TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPES (kept light here)
 
@@ -52,6 +58,12 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPE
         "execution_timeout": timedelta(hours=1),
     },
     params={
+        "require_approval": Param(
+            False,
+            type="boolean",
+            description="Wait for a user to approve the erasure in the UI (Required Actions), shown "
+            "what would be removed; the approver is named in the receipt. Off: forget at once.",
+        ),
         "target_type": Param(
             "image",
             enum=TARGET_TYPES,
@@ -71,19 +83,49 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPE
     },
 )
 def face_forget() -> None:
-    # A target that is not there fails at once (AirflowFailException, no retry); any other failure (a
-    # lost lease, a commit that kept conflicting) is retried: the retry finishes from the intent record.
-    @task(pool=WRITER_POOL)
-    def forget(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.erasure.tasks import forget_task, location_for, run_actor
+    @task.branch
+    def preview(output_uri: str, vectors_uri: str, **context: Any) -> str:
+        """With require_approval: count what would be removed (read only) for the approval's body."""
+        if not context["params"].get("require_approval"):
+            return "forget"
+        from faceidx.erasure.tasks import location_for, preview_task
 
         location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
-        return forget_task(context["params"], location=location, actor=run_actor(context))
+        context["ti"].xcom_push(key="body", value=preview_task(context["params"], location=location)["body"])
+        return "approve"
 
-    forget(
-        output_uri=param_or_variable("output_uri", VAR_OUTPUT_URI),
-        vectors_uri=param_or_variable("vectors_uri", VAR_VECTORS_URI),
+    # Waits in awaiting_input: no worker slot, and the default pool, never the writers' one.
+    approve = ForgetApprovalOperator(
+        task_id="approve",
+        subject="face_forget: forget {{ params.target_type }} {{ params.target }}?",
+        body="{{ ti.xcom_pull(task_ids='preview', key='body') }}",
+        defaults="Reject",
+        response_timeout=APPROVAL_TIMEOUT,
+        retries=0,
     )
+
+    # A target that is not there fails at once (AirflowFailException, no retry); any other failure (a
+    # lost lease, a commit that kept conflicting) is retried: the retry finishes from the intent record.
+    @task(pool=WRITER_POOL, trigger_rule="none_failed_min_one_success")
+    def forget(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
+        from faceidx.erasure.tasks import approval_of, forget_task, location_for, run_actor
+
+        location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
+        return forget_task(
+            context["params"],
+            location=location,
+            actor=run_actor(context),
+            approver=approval_of(context["ti"].xcom_pull(task_ids="approve")),
+        )
+
+    uris = {
+        "output_uri": param_or_variable("output_uri", VAR_OUTPUT_URI),
+        "vectors_uri": param_or_variable("vectors_uri", VAR_VECTORS_URI),
+    }
+    gate = preview(**uris)
+    done = forget(**uris)
+    gate >> [approve, done]
+    approve >> done
 
 
 face_forget()

@@ -43,7 +43,14 @@ def _conf(location, **overrides):
 
 def test_dag_shape(dag):
     assert dag.max_active_runs == 1
-    assert [t.task_id for t in dag.tasks] == ["forget"]
+    assert sorted(t.task_id for t in dag.tasks) == ["approve", "forget", "preview"]
+    from faceidx.common.constants import WRITER_POOL
+
+    assert dag.get_task("forget").pool == WRITER_POOL
+    assert dag.get_task("approve").pool != WRITER_POOL, "waiting for a human never holds the writers' pool"
+    assert dag.get_task("approve").response_timeout is not None
+    assert dag.get_task("approve").defaults == ["Reject"], "unanswered: nothing deleted"
+    assert dag.params["require_approval"] is False
     from faceidx.erasure.forget import TARGET_TYPES
 
     assert dag.params.get_param("target_type").schema["enum"] == list(TARGET_TYPES)
@@ -51,8 +58,13 @@ def test_dag_shape(dag):
 
 def test_a_run_forgets_the_image_and_returns_its_receipt(dag, location, caplog):
     run = dag.test(run_conf=_conf(location, target=f"s3://{BUCKET}/a.jpg", reason="ticket 9"))
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"forget": "success"}
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {
+        "preview": "success",
+        "approve": "skipped",
+        "forget": "success",
+    }
     receipt = xcom(run, "forget")
+    assert receipt["approver"] == "", "no approval was required"
     assert receipt["target"] == {"type": "image", "value": f"s3://{BUCKET}/a.jpg"}
     assert receipt["reason"] == "ticket 9"
     assert receipt["verification"]["passed"] is True
@@ -72,12 +84,20 @@ def test_a_run_forgets_the_image_and_returns_its_receipt(dag, location, caplog):
 )
 def test_a_target_that_is_not_there_fails_and_changes_nothing(dag, location, conf, caplog):
     run = dag.test(run_conf=_conf(location, **conf))
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"forget": "failed"}
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()}["forget"] == "failed"
     assert receipts(location) == []
     if conf.get("target"):  # found nothing: the log says so in a table, with what to do
         assert "face_forget refused" in caplog.text
         assert "nothing was forgotten" in caplog.text
         assert "then trigger again" in caplog.text
+
+
+def test_with_require_approval_a_target_not_there_fails_before_anyone_is_asked(dag, location, caplog):
+    run = dag.test(run_conf=_conf(location, target="s3://photos/never.jpg", require_approval=True))
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["preview"] == "failed"
+    assert states["approve"] != "success"
+    assert receipts(location) == []
 
 
 def test_object_removed_through_the_face_table_ingest_step(location):

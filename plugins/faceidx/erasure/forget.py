@@ -131,6 +131,7 @@ class Receipt:
     actor: str
     started_at: str
     finished_at: str = ""
+    approver: str = ""  # the user who approved it in the UI (face_forget's require_approval); "": none
     removed: dict[str, Any] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
     uri: str = ""
@@ -146,7 +147,7 @@ class Receipt:
         """Rows for a task log's table: one per place something was removed from, then the check."""
         removed = self.removed
         rows: list[tuple[str, Any]] = [("target", f"{self.target['type']} {self.target['value']}")]
-        rows += [("reason", self.reason), ("actor", self.actor)]
+        rows += [("reason", self.reason), ("actor", self.actor), ("approver", self.approver or "-")]
         rows.append(("landing files ingested first", removed.get("landing", {}).get("files_ingested", 0)))
         for version, count in sorted(removed.get("table_rows", {}).items()):
             rows.append((f"table rows ({version})", count))
@@ -421,6 +422,7 @@ class _Erasure:
         person_id: str | None = None,
         rows: Any = None,
         already_deleted: int = 0,
+        approver: str = "",
     ) -> ErasureIntent:
         """Read the target's rows (``rows``: captured beforehand when the table no longer holds them, a
         tombstone's) and write them as an open intent, before anything is deleted."""
@@ -444,6 +446,7 @@ class _Erasure:
             target={"type": target.kind, "value": target.value},
             reason=reason,
             actor=actor,
+            approver=approver,
             predicate=predicate,
             person_id=person_id,
             face_ids=face_ids,
@@ -546,6 +549,7 @@ def receipt_of(intent: ErasureIntent, verification: dict[str, Any], uri: str) ->
         target=dict(intent.target),
         reason=intent.reason,
         actor=intent.actor,
+        approver=intent.approver,
         started_at=intent.created_at,
         finished_at=_now().isoformat(),
         removed={
@@ -614,8 +618,12 @@ def forget(
     table: Any = None,
     index: Any = None,
     lease: Any = None,
+    approver: str = "",
 ) -> Receipt:
     """Erase ``target`` from the table, the vector index, crops and persons tables; purge; verify.
+
+    ``approver`` (the user who approved the erasure, when one had to) is kept in the intent and the
+    receipt.
 
     Holds the writer lease (``lease``: one the caller already holds). Raises
     :class:`ForgetTargetNotFound` (nothing changed, no receipt) when the target is not there,
@@ -633,6 +641,7 @@ def forget(
                 table=table,
                 index=index,
                 lease=held,
+                approver=approver,
             )
     table = table or _open_table(location)
     index = index or _open_index(location)
@@ -647,7 +656,15 @@ def forget(
     lease.check()
     receipt: Receipt | None = None
     try:
-        erasure.erase(target, predicate, reason=reason, actor=actor, landing_files=files, person_id=person_id)
+        erasure.erase(
+            target,
+            predicate,
+            reason=reason,
+            actor=actor,
+            landing_files=files,
+            person_id=person_id,
+            approver=approver,
+        )
     except ForgetTargetNotFound:
         receipt = resumed.get(target.describe())
         if receipt is None:

@@ -1,4 +1,5 @@
-"""The bodies of face_forget's task, and the ObjectRemoved hook the face table's ingest step calls.
+"""The bodies of face_forget's tasks (preview, forget), and the ObjectRemoved hook the face table's
+ingest step calls.
 
 The receipt is logged as a table; a target not in the index fails the task at once (a retry cannot
 find it either) and changes nothing.
@@ -16,23 +17,65 @@ from faceidx.store.location import IndexLocation
 log = logging.getLogger(__name__)
 
 
-def forget_task(
-    params: Mapping[str, Any], *, location: IndexLocation, actor: str, resolve_person: Any = None
-) -> dict[str, Any]:
-    """The ``forget`` task: one target from the Params; returns the receipt (also logged)."""
+def _target(params: Mapping[str, Any]) -> Any:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from faceidx.erasure.forget import (
-        ForgetTarget,
-        ForgetTargetNotFound,
-        ForgetUnavailable,
-        forget,
-    )
+    from faceidx.erasure.forget import ForgetTarget
 
     try:
-        target = ForgetTarget(str(params.get("target_type") or ""), str(params.get("target") or "").strip())
+        return ForgetTarget(str(params.get("target_type") or ""), str(params.get("target") or "").strip())
     except ValueError as error:
         raise AirflowFailException(f"{error}. Set the target_type and target Params.") from error
+
+
+def preview_task(
+    params: Mapping[str, Any], *, location: IndexLocation, resolve_person: Any = None
+) -> dict[str, Any]:
+    """The ``preview`` task: what forgetting the target would remove, counted without writing; the
+    approval's Markdown body (``body``) and the counts (``preview``). Not there: the run fails now."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from faceidx.erasure.forget import ForgetTargetNotFound, ForgetUnavailable
+    from faceidx.erasure.preview import preview
+
+    target = _target(params)
+    try:
+        found = preview(location, target, resolve_person)
+    except (ForgetTargetNotFound, ForgetUnavailable) as error:
+        raise AirflowFailException(f"{error}. Check the target and trigger again.") from error
+    pairs = [(name, value) for name, value in found.to_dict().items() if name not in {"images"}]
+    log.info("%s", format_pairs(pairs, title=f"face_forget preview (nothing written): {target.describe()}"))
+    return {"body": found.markdown(), "preview": found.to_dict()}
+
+
+def approval_of(answer: Mapping[str, Any] | None) -> str:
+    """The approving user from the ``approve`` task's result ("" when no approval was required); an
+    answer that is not an approval by a named user fails the task (nothing is deleted)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from faceidx.erasure.approval import approver_of
+
+    try:
+        return approver_of(answer)
+    except ValueError as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def forget_task(
+    params: Mapping[str, Any],
+    *,
+    location: IndexLocation,
+    actor: str,
+    resolve_person: Any = None,
+    approver: str = "",
+) -> dict[str, Any]:
+    """The ``forget`` task: one target from the Params; returns the receipt (also logged).
+    ``approver``: the user who approved the erasure in the UI ("" when no approval was required)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from faceidx.erasure.forget import ForgetTargetNotFound, ForgetUnavailable, forget
+
+    target = _target(params)
     reason = str(params.get("reason") or "")
     log.info(
         "%s",
@@ -41,6 +84,7 @@ def forget_task(
                 ("target", target.describe()),
                 ("reason", reason or "-"),
                 ("actor", actor),
+                ("approver", approver or "- (no approval required)"),
                 ("index", location.output_uri),
                 ("vectors", location.vectors_uri),
             ],
@@ -48,7 +92,9 @@ def forget_task(
         ),
     )
     try:
-        receipt = forget(location, target, reason=reason, actor=actor, resolve_person=resolve_person)
+        receipt = forget(
+            location, target, reason=reason, actor=actor, resolve_person=resolve_person, approver=approver
+        )
     except (ForgetTargetNotFound, ForgetUnavailable) as error:
         log.error(
             "%s",

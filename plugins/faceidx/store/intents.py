@@ -36,6 +36,7 @@ class ErasureIntent:
     reason: str
     actor: str
     predicate: str  # the face table rows it deletes
+    approver: str = ""  # the user who approved the erasure (face_forget's require_approval)
     person_id: str | None = None
     face_ids: list[str] = field(default_factory=list)
     crop_uris: list[str] = field(default_factory=list)
