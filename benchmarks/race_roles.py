@@ -379,7 +379,7 @@ def erasures(config: RaceConfig, result: RoleResult, deadline: float) -> None:
                 result.failed("forget in-process", error)
         else:
             kill_at = rng.choice(STEPS) if mode == "cli-killed-at-step" else None
-            kill_after = rng.uniform(2.0, 9.0) if mode == "cli-killed-by-timer" else None
+            kill_after = rng.uniform(2.0, 5.0) if mode == "cli-killed-by-timer" else None
             record["attempts"] += 1
             rc, output = _forget_cli(config, uri, kill_at, kill_after)
             if rc == -signal.SIGKILL:
