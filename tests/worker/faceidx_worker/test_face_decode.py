@@ -26,9 +26,8 @@ from faceidx_worker.model import InsightFaceModelPack
 from tests.support.benchmarks import load_benchmark
 
 BIG = 10**9
-# The bounds these tests hold the adaptive decode to against the full decode, on camera-like files.
-# Issue 23 asks for a minimum of 0.98; measured minimum on the camera corpus: see docs/worker.md.
-MIN_COSINE = 0.97
+# The bounds the adaptive decode is held to against the full decode, on camera-like files (issue 23).
+MIN_COSINE = 0.98
 MEDIAN_COSINE = 0.99
 
 
