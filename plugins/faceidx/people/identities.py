@@ -339,6 +339,19 @@ def events(store: PeopleStore, model_version: str) -> list[PersonEvent]:
     return [PersonEvent.from_row(row) for row in store.read("person_events", model_version).to_pylist()]
 
 
+def voting_mapping(store: PeopleStore, model_version: str) -> dict[str, str]:
+    """face -> person of the faces that vote in a re-cluster's id matching: every placed face but those
+    a correction placed (method ``corrected``). The replay puts those back; were they to vote, a face
+    moved into person B would pull B's id onto the cluster of the face's own look-alikes (a tie broken
+    by id order), and B's label and corrections would follow the wrong faces."""
+    rows = store.read("face_persons", model_version).select(["face_id", "person_id", "method"]).to_pylist()
+    return {
+        row["face_id"]: row["person_id"]
+        for row in rows
+        if row["person_id"] is not None and row["method"] != Outcome.CORRECTED.value
+    }
+
+
 def face_pairs(location: IndexLocation, old_version: str, new_version: str) -> dict[str, str]:
     """new face_id -> old face_id: the faces both versions found in the same photo
     (:func:`faceidx.people.matching.pair_faces`)."""
@@ -365,7 +378,7 @@ def carried_mapping(
     """The old version's face -> person mapping translated to the new version's faces (same photo,
     same face: :func:`face_pairs`), and the old labels."""
     store = PeopleStore(location)
-    old_mapping = {face: pid for face, pid in store.mapping(old_version).items() if pid is not None}
+    old_mapping = voting_mapping(store, old_version)
     if pairs is None:
         pairs = face_pairs(location, old_version, new_version)
     translated = {new: old_mapping[old] for new, old in pairs.items() if old in old_mapping}
@@ -378,6 +391,7 @@ _FACE_LISTS = {
     EventKind.MERGE: ("faces", "other_faces"),
     EventKind.SPLIT: ("face_ids",),
     EventKind.MOVE: ("face_ids", "faces"),
+    EventKind.KEEP_APART: ("faces", "other_faces", "face_ids"),
 }
 
 
@@ -419,7 +433,7 @@ def run_recluster(
         else np.zeros(0, np.int64)
     )
     by_face = {face: int(label) for face, label in zip(passing.face_ids, labels, strict=True) if label >= 0}
-    previous = {face: pid for face, pid in store.mapping(model_version).items() if pid is not None}
+    previous = voting_mapping(store, model_version)
     old_labels = store.labels(model_version)
     history = events(store, model_version)
     if carry_from:

@@ -64,7 +64,16 @@ def match_clusters(
     matching = Matching(result, kept=len(result))
     for label in sorted(members):
         if label not in result:
-            result[label] = new_person_id(model_version, members[label])
+            # derived from the smallest face id: a cluster that lost its previous id to another cluster
+            # can derive that very id (the person was first named after the same face), so a taken or
+            # reserved id is derived again with a counter, never shared (two persons, one id, would be
+            # one person holding two faces of a photo)
+            pid, attempt = new_person_id(model_version, members[label]), 0
+            while pid in taken or pid in reserved:
+                attempt += 1
+                pid = new_person_id(f"{model_version}\n{attempt}", members[label])
+            result[label] = pid
+            taken.add(pid)
             matching.created += 1
     matching.retired = sorted(set(previous.values()) - taken)
     return matching

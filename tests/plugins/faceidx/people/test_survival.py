@@ -170,3 +170,48 @@ def test_compare_counts_a_lost_label_and_a_lost_merge():
     assert Counter(lost.split()[0] for lost in report.corrections_lost) == {"label": 1, "merge": 1}
     kept = PeopleSnapshot("v2", {"A": "q1", "B": "q1", "C": "q3"}, {"q1": "Ross"})
     assert compare(before, kept, [label, merge], {"a": "A", "b": "B", "c": "C"}).lost == 0
+
+
+@pytest.mark.parametrize("moved", [1, 2])
+@pytest.mark.parametrize("name", list("abcdefgh"))  # other face ids: other person ids, other id orders
+def test_a_face_moved_into_a_person_does_not_carry_that_persons_id_away(tmp_path, moved, name):
+    """Persons 1 and 2 photographed together twice; one face of x.jpg moved into the other person.
+    Were the moved face to vote in the re-cluster's id matching, the moved face's look-alikes and the
+    target's own faces would tie for the target's id, and by id order the label could follow the wrong
+    faces (found by ``make demo``: Joey of t1.jpg moved into Chandler). The cluster left without an
+    id must not derive the one taken (the target was first named after the same smallest face)."""
+    from faceidx.people.clustering import ClusterPolicy
+    from tests.plugins.faceidx.people.face_tables import Photo, add_photos, face_of, fid
+    from tests.plugins.faceidx.store.table_builders import VERSION
+
+    policy = ClusterPolicy(threshold=0.5, merge_threshold=0.6)
+    location = IndexLocation(str(tmp_path / "out"))
+    x, y = f"{name}-x.jpg", f"{name}-y.jpg"
+    add_photos(location, [Photo(key, [face_of(1, v), face_of(2, v)]) for v, key in enumerate((x, y))])
+    run_recluster(location, VERSION, policy)
+    target = person(location, VERSION, fid(y, 2 - moved))
+    assert target is not None
+    correct(location, VERSION, "label", person_id=target, label="the target")
+    correct(location, VERSION, "move", person_id=target, face_ids=[fid(x, moved - 1)])
+    before = snapshot(location, VERSION)
+    run_recluster(location, VERSION, policy)
+    kept = survival(location, before, VERSION)
+    assert (kept.labels_lost, kept.corrections_lost) == ([], [])
+    assert person(location, VERSION, fid(y, 2 - moved)) == target
+    assert person(location, VERSION, fid(y, 0)) != person(
+        location, VERSION, fid(y, 1)
+    )  # never one id for two
+
+
+def test_a_new_cluster_never_derives_an_id_already_taken():
+    from faceidx.people.matching import match_clusters, new_person_id
+
+    named_after_a = new_person_id("v1", ["a", "b"])  # the person was first named after face "a"
+    # "c" keeps the id; the cluster of "a" (whose own vote a correction took away) derives a new one
+    matching = match_clusters({"c": 0, "d": 0, "a": 1, "e": 1}, {"c": named_after_a}, "v1")
+    assert matching.person_of_label[0] == named_after_a
+    assert matching.person_of_label[1] != named_after_a
+    assert (
+        matching.person_of_label[1]
+        == match_clusters({"c": 0, "d": 0, "a": 1, "e": 1}, {"c": named_after_a}, "v1").person_of_label[1]
+    )
