@@ -8,6 +8,8 @@
 4. runs ``face_indexing`` with ``airflow dags test``; a local stand-in for Batch compute
    (``faceidx_dev.local.batch_compute``) runs each submitted job, or array child, as a worker process;
 5. prints what was indexed and one similarity query over the Parquet index.
+6. after the people step, corrections (label, merge, split, move), a full re-cluster and a second
+   pack (a new model version) re-clustered with ``carry_from``: prints the labels and corrections lost.
 
 Environment: ``DEMO_IMAGES`` (default 240 photos), ``DEMO_SECONDARY_THRESHOLD`` (default 100, so the
 default size runs both the primary job and a secondary array job), ``FACE_MODEL_DIR``,
@@ -33,7 +35,7 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dev")]
 
 from faceidx.common.tables import format_table  # noqa: E402
 from faceidx_dev.local.batch_compute import LocalBatchCompute, LocalJobRun  # noqa: E402
-from faceidx_dev.local.demo_inputs import resolve_model_pack, sample_photos  # noqa: E402
+from faceidx_dev.local.demo_inputs import resolve_model_pack, sample_photos, second_model_pack  # noqa: E402
 from faceidx_dev.local.moto_server import aws_connection_uri_json, start_moto_server  # noqa: E402
 from faceidx_dev.local.moto_setup import default_network, ensure_bucket, ensure_service_role  # noqa: E402
 from faceidx_dev.local.product import WORKER_OVERRIDES  # noqa: E402
@@ -218,10 +220,10 @@ def friends_check(assets: Path, people: dict[str, list[tuple[float, str | None]]
     return f"Friends cast: {len(by_actor)} actors -> {len(persons - {None})} persons ({verdict})"
 
 
-def index_report(env: dict[str, str], kind: str) -> dict[str, Any]:
+def index_report(env: dict[str, str], kind: str, *args: str) -> dict[str, Any]:
     """``faceidx_dev.demo_report`` in its own process (delta-rs must not share one with moto)."""
     done = subprocess.run(
-        [sys.executable, "-m", "faceidx_dev.demo_report", kind],
+        [sys.executable, "-m", "faceidx_dev.demo_report", kind, *args],
         env={**env, "PYTHONPATH": os.pathsep.join([str(REPO / "plugins"), str(REPO / "dev")])},
         capture_output=True,
         text=True,
@@ -241,6 +243,21 @@ def people_table(report: dict[str, Any]) -> str:
         ("person", "label", "photos", "which (copies of a photo count once)"),
         rows,
         title=f"People found ({len(rows)} persons, model version {report['model_version']})",
+    )
+
+
+def survival_table(kept: dict[str, Any]) -> str:
+    return format_table(
+        ("step", "labels and corrections"),
+        [
+            (f"{kept['corrections']} corrections on {kept['old']} (label, merge, split, move)", "made"),
+            (f"full re-cluster of {kept['old']}", kept["rerun"]),
+            (
+                f"{kept['new']} (second pack, {kept['images']} photos), re-clustered with carry_from",
+                kept["switch"],
+            ),
+        ],
+        title=f"People survive reruns and model switches ({kept['seconds']} s)",
     )
 
 
@@ -383,10 +400,18 @@ def main() -> int:
     gone = f"s3://{INPUT_BUCKET}/{forgotten}"
     hits = sum(m["image"] == gone for face in json.loads(after)["faces"] for m in face["matches"])
     print(f"search after forget: {hits} matches from {gone}", flush=True)
+
+    say("people across reruns and a model switch: label, merge, split, move; a full re-cluster; a new pack")
+    second = second_model_pack(model_dir, WORK / "models" / "second" / model_dir.name)
+    kept = index_report(user_env, "survival", people["model_version"], str(second), str(assets))
+    print(survival_table(kept), flush=True)
+    print(f"people after re-cluster and model switch: {kept['switch']}", flush=True)
+    if kept["lost"]:
+        print(f"LOST: {', '.join(kept['what_was_lost'])}", flush=True)
     print(f"Logs: {WORK / 'logs'} (Airflow task logs of every DAG run, and the faceidx commands)", flush=True)
     moto.stop()
     missing = len(set(keys) - set(stats["images"]))
-    return 0 if missing == 0 and all(r.exit_code == 0 for r in compute.runs) else 1
+    return 0 if missing == 0 and kept["lost"] == 0 and all(r.exit_code == 0 for r in compute.runs) else 1
 
 
 if __name__ == "__main__":

@@ -45,4 +45,10 @@ def test_demo_indexes_every_image_through_both_queues(tmp_path, assets_dir):
     assert "similarity" in out
     assert "Friends cast: 6 actors -> 6 persons (six persons, one per actor)" in out, out[-4000:]
     assert "search after forget: 0 matches from" in out
+    assert "People survive reruns and model switches" in out
+    assert re.search(
+        r"people after re-cluster and model switch: labels (\d+) -> \1 \(0 lost\), "
+        r"corrections [1-9]\d* replayed \(0 lost\)",
+        out,
+    ), out[-3000:]
     assert list((tmp_path / "demo" / "logs").glob("forget.log"))
