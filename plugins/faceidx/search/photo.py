@@ -104,6 +104,8 @@ class PhotoEmbedder:
     max_image_bytes: int
     max_image_pixels: int
     decode_min_side: int
+    decode_mode: str = "adaptive"  # the worker's FACEIDX_DECODE: a query is decoded as the index was
+    det_size: int = 640
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PhotoEmbedder:
@@ -137,13 +139,16 @@ class PhotoEmbedder:
             max_image_bytes=images.max_image_bytes,
             max_image_pixels=images.max_image_pixels,
             decode_min_side=images.decode_min_side,
+            decode_mode=images.decode,
+            det_size=settings.det_size,
         )
 
     def faces(self, photo: str, location: IndexLocation | None = None) -> list[Any]:
         """The photo's detected faces (``faceidx_worker.rows.DetectedFace``), boxes in original pixels."""
         from faceidx_worker.events import ImageRef
+        from faceidx_worker.face_decode import decode_for_faces
         from faceidx_worker.fetch import LoadedImage, S3ImageLoader
-        from faceidx_worker.images import ImageError, decode_image
+        from faceidx_worker.images import ImageError
         from faceidx_worker.indexer import index_images
         from faceidx_worker.rows import ErrorReason
 
@@ -158,6 +163,8 @@ class PhotoEmbedder:
                 max_image_bytes=self.max_image_bytes,
                 max_image_pixels=self.max_image_pixels,
                 decode_min_side=self.decode_min_side,
+                decode_mode=self.decode_mode,
+                det_size=self.det_size,
             )
             loaded = loader.load(ImageRef(bucket=bucket, key=key))
             if loaded.retryable is not None:
@@ -173,8 +180,12 @@ class PhotoEmbedder:
             try:
                 if not data:
                     raise ImageError(ErrorReason.DECODE_ERROR, "an empty file, 0 bytes")
-                loaded.image = decode_image(
-                    data, max_pixels=self.max_image_pixels, min_side=self.decode_min_side
+                loaded.image = decode_for_faces(
+                    data,
+                    max_pixels=self.max_image_pixels,
+                    mode=self.decode_mode,
+                    det_size=self.det_size,
+                    min_side=self.decode_min_side,
                 )
             except ImageError as error:
                 loaded.error = error

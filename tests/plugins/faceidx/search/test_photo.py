@@ -230,3 +230,47 @@ def test_the_command_says_why_a_corrupt_photo_cannot_be_read(assets_dir, indexed
 )
 def test_the_unreadable_photo_message(reason, detail, expected):
     assert unreadable_photo_message("p.jpg", reason, detail).startswith(expected)
+
+
+def test_a_query_is_decoded_as_the_worker_decodes_what_it_indexes(assets_dir, embedder, pack):
+    """The same photo through the worker's loader (its default decode) and through search gives the same
+    faces and embeddings: a query is never compared across two decodes."""
+    import numpy as np
+
+    from faceidx_worker.events import ImageRef
+    from faceidx_worker.fetch import S3ImageLoader
+    from faceidx_worker.indexer import index_images
+
+    class _Body:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def read(self, *_: object) -> bytes:
+            return self.data
+
+        def close(self) -> None:
+            pass
+
+    data = (assets_dir / "images" / "t1.jpg").read_bytes()
+
+    class _S3:
+        def head_object(self, **_: object) -> dict:
+            return {"ContentLength": len(data), "ETag": '"e"'}
+
+        def get_object(self, **_: object) -> dict:
+            return {"Body": _Body(data), "ETag": '"e"', "ContentLength": len(data)}
+
+    loader = S3ImageLoader(
+        _S3(),
+        max_image_bytes=embedder.max_image_bytes,
+        max_image_pixels=embedder.max_image_pixels,
+        decode_min_side=embedder.decode_min_side,
+    )
+    worker_faces = (
+        index_images(embedder.model, [loader.load(ImageRef(bucket="b", key="t1.jpg"))]).outcomes[0].faces
+    )
+    search_faces = embedder.faces(str(assets_dir / "images" / "t1.jpg"))
+    assert embedder.decode_mode == "adaptive"
+    assert len(search_faces) == len(worker_faces)
+    for ours, theirs in zip(search_faces, worker_faces, strict=True):
+        assert float(np.dot(ours.embedding, theirs.embedding)) > 0.9999
