@@ -20,7 +20,18 @@ After a model change, `carry_from` (the old version) re-clusters the new version
 version's person ids and labels, matched through the faces both versions found in the same photos.
 
 It logs a table: faces seen, passed, gated by reason, assigned, buffered, new persons, merges
-proposed, seconds. Faces already mapped are never processed again. Runs are safe to repeat and to
+proposed, items to review, seconds.
+
+5. **review** (the standard provider's `HITLOperator`, one mapped task per item, in the UI's *Required
+   Actions*): each proposed merge (two persons at least `merge_proposal` similar, one of them written
+   by this run) and each face of this run that two persons claimed within the margin. *Accept*,
+   *Reject* or *Skip*; unanswered items take *Skip* after 50 minutes, so the hourly schedule is never
+   held up, and nothing to review skips the task. It waits in `awaiting_input`: no worker slot, and
+   never the writers' pool;
+6. **apply_review** records each answer as a correction (accepted merge: `merge`; rejected merge:
+   `keep_apart`; accepted face: `move`; rejected face: `keep_apart`), replayed like every correction.
+
+Faces already mapped are never processed again. Runs are safe to repeat and to
 backfill (Trigger -> Backfill): a rerun finds nothing new. Empty `output_uri` falls back to the Airflow
 Variable `faceidx_output_uri`. See the People page of the docs for the algorithm and its thresholds.
 """
@@ -31,10 +42,12 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
+from faceidx.people.review import REVIEW_DEFAULT, REVIEW_OPTIONS, REVIEW_TIMEOUT
 
 
 @dag(
@@ -68,6 +81,11 @@ from faceidx.common.params import optional_param, param_or_variable
             "After a model change: a full re-cluster that takes person ids and labels from this older "
             "model version (the faces both found in the same photos). Empty: none."
         ),
+        "merge_proposal": optional_param(
+            "Centroid similarity at which two persons are proposed for a merge (a review task). "
+            "Empty: the default (0.55).",
+            "number",
+        ),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
     },
 )
@@ -80,7 +98,31 @@ def face_identities() -> None:
         location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
         return identities_task(location, context["params"], context.get("data_interval_start"))
 
-    identities(output_uri=param_or_variable("output_uri", VAR_OUTPUT_URI))
+    @task
+    def review_prompts(report: dict[str, Any]) -> list[dict[str, str]]:
+        from faceidx.people.tasks import review_prompts
+
+        return review_prompts(report)
+
+    @task(pool=WRITER_POOL, retries=0)  # a correction is not repeated blindly
+    def apply_review(output_uri: str, report: dict[str, Any], answers: Any) -> dict[str, Any]:
+        from faceidx.erasure.tasks import location_for
+        from faceidx.people.tasks import apply_review_task
+
+        location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
+        return apply_review_task(location, report, list(answers))
+
+    output_uri = param_or_variable("output_uri", VAR_OUTPUT_URI)
+    report = identities(output_uri=output_uri)
+    # one Required Action per item; no item: the mapped task is skipped, and apply_review with it
+    review = HITLOperator.partial(
+        task_id="review",
+        options=REVIEW_OPTIONS,
+        defaults=[REVIEW_DEFAULT],
+        response_timeout=REVIEW_TIMEOUT,
+        retries=0,
+    ).expand_kwargs(review_prompts(report))
+    apply_review(output_uri=output_uri, report=report, answers=review.output)
 
 
 face_identities()

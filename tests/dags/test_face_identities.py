@@ -29,14 +29,31 @@ def location(tmp_path) -> IndexLocation:
 
 
 def test_dag_shape(dag):
-    assert [t.task_id for t in dag.tasks] == ["identities"]
+    from faceidx.common.constants import WRITER_POOL
+    from faceidx.people.review import REVIEW_DEFAULT, REVIEW_OPTIONS
+
+    assert sorted(t.task_id for t in dag.tasks) == ["apply_review", "identities", "review", "review_prompts"]
     assert dag.params["full_recluster"] is False
+    assert dag.params["merge_proposal"] is None
+    assert dag.get_task("identities").pool == WRITER_POOL
+    assert dag.get_task("apply_review").pool == WRITER_POOL
+    review = dag.get_task("review")
+    assert review.partial_kwargs.get("pool", "default_pool") != WRITER_POOL, "a wait never holds the writers"
+    assert review.partial_kwargs["options"] == REVIEW_OPTIONS
+    assert review.partial_kwargs["defaults"] == [REVIEW_DEFAULT], "unanswered: Skip, the run goes on"
+    assert review.partial_kwargs["response_timeout"] is not None
 
 
 def test_a_run_creates_persons_and_a_rerun_finds_nothing_new(dag, location, caplog):
     run = dag.test(run_conf={"output_uri": location.output_uri, "threshold": 0.5})
-    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {"identities": "success"}
+    assert {ti.task_id: str(ti.state) for ti in run.get_task_instances()} == {
+        "identities": "success",
+        "review_prompts": "success",
+        "review": "skipped",  # nothing to review: no task waits in Required Actions
+        "apply_review": "skipped",
+    }
     report = xcom(run, "identities")
+    assert report["review"] == []
     assert report["faces seen"] == 6
     assert report["new persons"] == 2
     assert "identities of" in caplog.text

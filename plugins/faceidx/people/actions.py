@@ -23,7 +23,7 @@ from faceidx.people.incremental import Outcome
 from faceidx.store.location import IndexLocation
 from faceidx.store.persons import PeopleStore, sql_string
 
-ACTIONS = ("label", "merge", "split", "move")
+ACTIONS = ("label", "merge", "split", "move")  # face_people's; keep_apart comes from the review
 
 
 class CorrectionError(ValueError):
@@ -96,12 +96,35 @@ def correct(
             "person_id": target,
             "faces": anchors(mapping, target) if target else [],
         }
+    elif action == EventKind.KEEP_APART:
+        payload = _keep_apart_payload(mapping, labels, person_id, other_person_id, face_ids)
     else:
         raise CorrectionError(f"unknown action {action!r}: one of {', '.join(ACTIONS)}")
     event = PersonEvent(EventKind(action), payload, actor=actor)
     store.append("person_events", _event_table(event, model_version))
     _apply(store, location, model_version, event, mapping=mapping, labels=labels, policy=policy)
     return event
+
+
+def _keep_apart_payload(
+    mapping: dict[str, str | None],
+    labels: dict[str, Any],
+    person_id: str | None,
+    other_person_id: str | None,
+    face_ids: list[str],
+) -> dict[str, Any]:
+    """A rejected merge (two persons) or a rejected assignment (faces that are not ``person_id``)."""
+    pid = _require_person(mapping, labels, person_id)
+    payload: dict[str, Any] = {"person_id": pid, "faces": anchors(mapping, pid)}
+    if other_person_id:
+        other = _require_person(mapping, labels, other_person_id)
+        if other == pid:
+            raise CorrectionError("keep_apart needs two different persons")
+        other_faces = sorted(f for f, p in mapping.items() if p == other)
+        return {**payload, "other_person_id": other, "other_faces": other_faces}
+    if not face_ids:
+        raise CorrectionError("keep_apart needs another person or the face_ids that are not this person")
+    return {**payload, "face_ids": sorted(face_ids)}
 
 
 def _event_table(event: PersonEvent, model_version: str) -> Any:

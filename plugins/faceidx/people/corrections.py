@@ -5,7 +5,8 @@ replayed onto clusters that a re-cluster renumbered: a person named in an event 
 person that holds it now (the same id when the matching kept it, else the person holding most of the
 faces recorded with it). Replaying every event in order, after clustering, makes the corrections hard
 constraints: a split stays split (cannot-link), a merge stays merged (must-link), a moved face stays
-where the user put it, a label stays on its person.
+where the user put it, a label stays on its person, and two persons (or a face and a person) a user
+kept apart stay apart (a rejected merge or assignment of the review in the Airflow UI).
 
 The one-person-per-image rule holds against corrections too: moving a face into a person that holds
 another face of the same image sends that other face back to the buffer (the user's face wins).
@@ -18,6 +19,7 @@ Payloads (JSON):
 | merge | ``person_id`` (kept), ``other_person_id`` (absorbed), ``faces``, ``other_faces`` |
 | split | ``person_id``, ``face_ids`` (leave it), ``new_person_id`` |
 | move | ``face_ids``, ``person_id`` (target; null: back to the buffer), ``faces`` |
+| keep_apart | ``person_id``, ``faces``; ``other_person_id``, ``other_faces`` or ``face_ids`` (not it) |
 
 ``faces`` holds up to :data:`ANCHOR_FACES` face ids of the named person when the event was made.
 """
@@ -41,6 +43,7 @@ class EventKind(StrEnum):
     MERGE = "merge"
     SPLIT = "split"
     MOVE = "move"
+    KEEP_APART = "keep_apart"
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,32 @@ def apply_event(state: PeopleState, event: PersonEvent) -> None:
         target = state.resolve(p.get("person_id"), p.get("faces", []))
         for face in p["face_ids"]:
             state.place(face, target)
+    elif event.kind is EventKind.KEEP_APART:
+        _keep_apart(state, p)
+
+
+def _keep_apart(state: PeopleState, p: dict[str, Any]) -> None:
+    """Cannot-link: faces kept out of a person go back to the buffer if a re-cluster put them there;
+    two persons a re-cluster joined are parted again (the other's faces under its own id, or a stable
+    new one when that id is taken)."""
+    target = state.resolve(p["person_id"], p.get("faces", []))
+    if target is None:
+        return
+    for face in p.get("face_ids", []):
+        if state.person_of_face.get(face) == target:
+            state.place(face, None)
+    if not p.get("other_person_id"):
+        return
+    other_faces = list(p.get("other_faces", []))
+    source = state.resolve(p["other_person_id"], other_faces)
+    if source != target:
+        return
+    parted = p["other_person_id"]
+    if parted == target or state.members(parted):
+        parted = split_person_id(p["other_person_id"], other_faces)
+    for face in other_faces:
+        if state.person_of_face.get(face) == target:
+            state.place(face, parted)
 
 
 def replay(state: PeopleState, events: list[PersonEvent]) -> PeopleState:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,25 +68,84 @@ def identities_task(
     requested = params.get("threshold")
     carry_from = params.get("carry_from")
     full = wants_full_recluster(params.get("full_recluster"), interval_start) or bool(carry_from)
+    from faceidx.people.review import review_items
     from faceidx.store.lease import writer
+    from faceidx.store.persons import now
+
+    started = now()
 
     with writer(location, f"identities {'re-cluster' if full else 'incremental'} {version}"):
         calibration = ModelRegistry(location).calibrate(version)  # refreshed: the index grew
         choice = assignment_threshold(
             calibration, version, None if requested in (None, "") else float(requested)
         )
+        proposal = params.get("merge_proposal")
         policy = ClusterPolicy(
             threshold=choice.threshold,
             margin=float(params.get("margin") or ClusterPolicy.margin),
+            merge_proposal=ClusterPolicy.merge_proposal if proposal in (None, "") else float(proposal),
         )
         report: RunReport = (
             run_recluster(location, version, policy, carry_from=carry_from)
             if full
             else run_incremental(location, version, policy)
         )
+        review = review_items(location, version, started, policy)
     pairs = report.pairs() + choice.pairs() + [("impostor pairs (calibration)", calibration.pairs)]
+    pairs.append(("to review in Required Actions", len(review)))
     log.info("%s", format_pairs(pairs, title=f"identities of {version}: {report.mode}"))
-    return {name: value for name, value in pairs}
+    return {**{name: value for name, value in pairs}, "review": review}
+
+
+def review_prompts(report: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The review task's mapped arguments (``subject``, ``body``), one per item of the identities
+    run's report, in its order; an empty list skips the review."""
+    from faceidx.people.review import prompt
+
+    return [prompt(item) for item in (report or {}).get("review") or []]
+
+
+def apply_review_task(
+    location: IndexLocation, report: Mapping[str, Any], answers: Sequence[Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """Each answer of the review as a correction event (recorded and applied under the writer lease);
+    a person that changed since the question (merged away, erased) is reported, not guessed."""
+    from faceidx.common.tables import format_table
+    from faceidx.people.actions import CorrectionError, correct
+    from faceidx.people.review import corrections
+    from faceidx.store.lease import writer
+
+    items = list(report.get("review") or [])
+    answers = list(answers)
+    if len(answers) != len(items):
+        raise ValueError(f"{len(answers)} answers for {len(items)} review items: the review was changed")
+    rows, recorded = [], []
+    with writer(location, "identities review"):
+        for item, answer in zip(items, answers, strict=True):
+            chosen = ", ".join((answer or {}).get("chosen_options") or []) or "-"
+            about = item.get("other_person_id") or item.get("face_id")
+            done = corrections(item, answer)
+            if not done:
+                rows.append((item["kind"], item["person_id"], about, chosen, "nothing recorded"))
+            for change in done:
+                kwargs = dict(change)
+                action = kwargs.pop("action")
+                try:
+                    event = correct(location, item["model_version"], action, **kwargs)
+                except CorrectionError as error:
+                    rows.append((item["kind"], item["person_id"], about, chosen, f"not recorded: {error}"))
+                    continue
+                recorded.append({"event_id": event.event_id, "kind": event.kind.value, "actor": event.actor})
+                rows.append(
+                    (item["kind"], item["person_id"], about, chosen, f"{event.kind.value} {event.event_id}")
+                )
+    log.info(
+        "%s",
+        format_table(
+            ("item", "person", "other / face", "answer", "correction"), rows, title="identities review"
+        ),
+    )
+    return {"items": len(items), "recorded": recorded}
 
 
 def people_task(location: IndexLocation, params: Mapping[str, Any], actor: str) -> dict[str, Any]:
