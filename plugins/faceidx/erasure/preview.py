@@ -22,7 +22,7 @@ from faceidx.erasure.forget import (
 )
 from faceidx.store.location import IndexLocation
 
-PREVIEW_COLUMNS = [c for c in CAPTURE_COLUMNS if c != "embedding"]
+PREVIEW_COLUMNS = [*(c for c in CAPTURE_COLUMNS if c != "embedding"), "face_index"]
 MAX_LISTED = 10  # images named in the approval's body; the count covers all of them
 
 
@@ -94,7 +94,13 @@ def preview(
     return ForgetPreview(
         target={"type": target.kind, "value": target.value},
         table_rows=dict(sorted(versions.items())),
-        faces=len({f for f in rows["face_id"].to_pylist() if f}),
+        faces=len(  # face rows; a photo without a face has one image-level row
+            {
+                f
+                for f, i in zip(rows["face_id"].to_pylist(), rows["face_index"].to_pylist(), strict=True)
+                if f and i is not None
+            }
+        ),
         images=sorted({f"s3://{b}/{k}" for b, k in images if b and k}),
         crops=len({u for u in rows["crop_uri"].to_pylist() if u}),
         person_id=person_id,

@@ -41,6 +41,15 @@ def test_preview_body_names_the_target_the_counts_and_what_each_answer_does(loca
     assert "**Reject**: nothing is deleted" in body
 
 
+def test_preview_of_a_photo_without_faces_counts_its_row_and_no_face(location, indexed):
+    from tests.plugins.faceidx.erasure.test_forget import image_rows, unit, write_landing
+
+    write_landing(location, image_rows("empty.jpg", unit(9, 0)))
+    FaceTable.open(location).ingest()
+    found = preview(location, ForgetTarget("image", f"s3://{BUCKET}/empty.jpg"))
+    assert (found.rows, found.faces, len(found.images)) == (1, 0, 1)
+
+
 def test_preview_of_a_target_not_in_the_index_is_refused(location, indexed):
     with pytest.raises(ForgetTargetNotFound, match="is not in the index"):
         preview(location, ForgetTarget("image", f"s3://{BUCKET}/never.jpg"))
