@@ -3,8 +3,10 @@
 In file order, on one product (see conftest.py): trigger ``face_infra_bootstrap`` from its form with
 only ``dry_run`` turned off; upload photos and trigger ``face_indexing`` with its defaults; read the
 ``plan``, ``worker_logs`` and ``report`` task logs in the UI; run ``face_table`` and then
-``face_search`` with a photo, and read the match table in its log; have the form refuse a bad Param; and
-backfill two days of ``face_reindex`` from the Backfill form. Every test asserts on what the page
+``face_search`` with a photo, and read the match table in its log; forget an image, then another only
+after approving it in Required Actions (the receipt names the approver); answer a ``face_identities``
+review task in Required Actions and find the merge in the persons tables; have the form refuse a bad
+Param; and backfill two days of ``face_reindex`` from the Backfill form. Every test asserts on what the page
 shows and on what moto holds. Screenshots go to ``ui-output/`` (``FACEIDX_SCREENSHOTS``).
 """
 
@@ -33,7 +35,17 @@ from tests.ui.pages import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.assets, pytest.mark.timeout(600)]
 
-PHOTOS = ("t1.jpg", "obama.jpg", "biden.jpg", "two_people.jpg", "no_face.png")
+# two photos of Rob Lowe and a second of Obama: the identities review needs persons of two faces or more
+PHOTOS = (
+    "t1.jpg",
+    "obama.jpg",
+    "biden.jpg",
+    "two_people.jpg",
+    "no_face.png",
+    "obama_small.jpg",
+    "lfw_Rob_Lowe_0001.jpg",
+    "lfw_Rob_Lowe_0002.jpg",
+)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 BACKFILL_DAYS = [TODAY - timedelta(days=3), TODAY - timedelta(days=2)]
 
@@ -360,6 +372,205 @@ def test_forget_from_the_form_erases_an_image_and_search_no_longer_finds_it(
     [face] = _search_result(product, run_id)["faces"]
     assert face["matches"], "the other photos of Obama are still indexed"
     assert image not in {m["image"] for m in face["matches"]}, face["matches"][:3]
+
+
+def _hitl(product: LocalProduct, dag_id: str, run_id: str) -> list[dict]:
+    """The run's Human-in-the-loop requests (Required Actions), answered or not."""
+    assert product.stack is not None
+    found = product.stack.api("GET", f"/dags/{dag_id}/dagRuns/{quote_id(run_id)}/hitlDetails")
+    return list(found.get("hitl_details", []))
+
+
+def _waiting(product: LocalProduct, dag_id: str, run_id: str, task_id: str, count: int = 1) -> list[dict]:
+    """The ``count`` pending requests of ``task_id`` (all map indexes), once they are all there."""
+    assert product.stack is not None
+
+    def pending() -> list[dict]:
+        found = [
+            d
+            for d in _hitl(product, dag_id, run_id)
+            if d["task_instance"]["task_id"] == task_id and not d.get("response_received")
+        ]
+        return sorted(found, key=lambda d: d["task_instance"]["map_index"]) if len(found) == count else []
+
+    return list(product.stack.wait_for(f"{count} required action(s) of {task_id}", pending, timeout=300))
+
+
+def _required_action_page(page, product: LocalProduct, dag_id: str, run_id: str, task_id: str, index: int):
+    mapped = f"/mapped/{index}" if index >= 0 else ""
+    page.goto(f"{product.url}/dags/{dag_id}/runs/{quote_id(run_id)}/tasks/{task_id}{mapped}/required_actions")
+    return page
+
+
+def test_forget_with_require_approval_waits_for_an_approval_in_the_ui_and_names_the_approver(
+    page, product, indexing_run, shots
+):
+    """require_approval: the run counts what would go and waits in Required Actions, deleting nothing;
+    the signed-in user approves on the task's form, and the receipt names that user as approver."""
+    if "run_id" not in indexing_run:
+        pytest.fail("the indexing test did not leave an index (it failed first)")
+    assert product.stack is not None
+    target = f"s3://{INPUT_BUCKET}/photos/no_face.png"
+    receipts_before = _receipts(product)
+    dialog = open_trigger_form(page, product, "face_forget")
+    assert not field(dialog, "require_approval").is_checked(), "off by default"
+    dialog.locator("label:has([name='element_require_approval'])").click()
+    assert field(dialog, "require_approval").is_checked()
+    field(dialog, "target").fill(target)
+    field(dialog, "reason").fill("erasure request 43")
+    before = {r["dag_run_id"] for r in runs(product, "face_forget", "manual")}
+    dialog.get_by_role("button", name="Trigger").click()
+    run_id = new_run(product, "face_forget", before)
+
+    [request] = _waiting(product, "face_forget", run_id, "approve")
+    assert request["subject"] == f"face_forget: forget image {target}?"
+    assert "| images | 1 |" in request["body"]
+    assert product.stack.task_states("face_forget", run_id)["forget"] not in {"running", "success"}
+    assert _receipts(product) == receipts_before, "nothing is deleted while the approval waits"
+
+    page.goto(f"{product.url}/required_actions?response_received=false")
+    page.get_by_text(f"face_forget: forget image {target}?", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "required-actions-forget.png"))
+    _required_action_page(page, product, "face_forget", run_id, "approve", -1)
+    page.get_by_text("faces (and their vectors)", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "forget-approval-form.png"))
+    page.get_by_test_id("hitl-option-Approve").click()
+    _wait_success(product, "face_forget", run_id, timeout=300)
+
+    [receipt] = [r for r in _receipts(product) if r not in receipts_before]
+    assert receipt["target"] == {"type": "image", "value": target}
+    assert receipt["approver"] == "admin", "the signed-in user who approved"
+    assert receipt["verification"]["passed"] is True
+    [answered] = [
+        d for d in _hitl(product, "face_forget", run_id) if d["task_instance"]["task_id"] == "approve"
+    ]
+    assert answered["chosen_options"] == ["Approve"]
+    open_task_log(page, product, "face_forget", run_id, "forget")
+    page.get_by_text("face_forget receipt", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-forget-receipt-approver.png"))
+
+
+def _answer(product: LocalProduct, run_id: str, request: dict, option: str) -> None:
+    """Answer one face_identities request through the REST API (for the requests the test does not
+    answer in the browser)."""
+    assert product.stack is not None
+    ti = request["task_instance"]
+    product.stack.api(
+        "PATCH",
+        f"/dags/face_identities/dagRuns/{quote_id(run_id)}/taskInstances/{ti['task_id']}/"
+        f"{ti['map_index']}/hitlDetails",
+        json={"chosen_options": [option]},
+    )
+
+
+PEOPLE_TABLES = """
+import json, sys
+from faceidx.store.location import IndexLocation
+from faceidx.store.persons import PeopleStore
+store, version = PeopleStore(IndexLocation.from_env()), sys.argv[1]
+print(json.dumps({
+    "mapping": store.mapping(version),
+    "persons": store.read("persons", version).column("person_id").to_pylist(),
+    "events": [
+        {"kind": e["kind"], "actor": e["actor"]} for e in store.read("person_events", version).to_pylist()
+    ],
+}))
+"""
+
+
+def _people_tables(product: LocalProduct, version: str) -> dict:
+    """The persons tables in moto, read through ``faceidx.store.persons.PeopleStore`` in a child process
+    (moto runs in this one: the Delta reader would block it while waiting for its answer)."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", PEOPLE_TABLES, version],
+        env={**os.environ, **product.cli_environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_identities_review_is_answered_in_required_actions_and_changes_the_persons_tables(
+    page, product, indexing_run, shots
+):
+    """face_identities from its form (full re-cluster, every pair of persons proposed): one review task
+    per proposal waits in Required Actions; the first is accepted on its form in the browser, the rest
+    skipped; apply_review records the merge (actor review:admin) and the persons tables in moto hold
+    one person where there were two."""
+    if "run_id" not in indexing_run:
+        pytest.fail("the indexing test did not leave an index (it failed first)")
+    assert product.stack is not None
+    dialog = open_trigger_form(page, product, "face_identities")
+    dialog.locator("label:has([name='element_full_recluster'])").click()
+    field(dialog, "merge_proposal").fill("-1")
+    before = {r["dag_run_id"] for r in runs(product, "face_identities", "manual")}
+    dialog.get_by_role("button", name="Trigger").click()
+    run_id = new_run(product, "face_identities", before)
+
+    def report_of_this_run() -> dict | None:
+        # the run of the latest hourly tick (unpausing starts it) must not hold this one up: its
+        # review, if it has one, is answered Skip, as its timeout would
+        for other in runs(product, "face_identities"):
+            if other["dag_run_id"] != run_id and other["state"] == "running":
+                for request in _hitl(product, "face_identities", other["dag_run_id"]):
+                    if not request.get("response_received"):
+                        _answer(product, other["dag_run_id"], request, "Skip")
+        if product.stack.task_states("face_identities", run_id).get("identities") != "success":
+            return None
+        return _xcom(product, "face_identities", run_id, "identities")
+
+    report = product.stack.wait_for("the identities task's report", report_of_this_run, timeout=300)
+    items = report["review"]
+    assert items, f"at least two persons, so at least one proposal: {report}"
+    assert all(item["kind"] == "merge" for item in items)
+    requests = _waiting(product, "face_identities", run_id, "review", count=len(items))
+    first = items[0]
+    assert requests[0]["subject"].startswith(
+        f"Same person? {first['person_id']} and {first['other_person_id']}"
+    )
+    version = first["model_version"]
+    mapping = _people_tables(product, version)["mapping"]
+    kept = {f for f, p in mapping.items() if p == first["person_id"]}
+    absorbed = {f for f, p in mapping.items() if p == first["other_person_id"]}
+    assert kept
+    assert absorbed
+
+    page.goto(f"{product.url}/required_actions?response_received=false")
+    page.get_by_text("Same person?", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "required-actions-review.png"))
+    _required_action_page(page, product, "face_identities", run_id, "review", 0)
+    # the body is Markdown: ids, photo keys and boxes are code elements
+    page.get_by_text(f"Same person? {first['person_id']}", exact=False).first.wait_for(timeout=60_000)
+    page.locator("code", has_text=first["other_person_id"]).first.wait_for(timeout=60_000)
+    page.locator("code", has_text="s3://").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "identities-review-form.png"))
+    page.get_by_test_id("hitl-option-Accept").click()
+    for request in requests[1:]:  # the other proposals: decided later (what a timeout also does)
+        _answer(product, run_id, request, "Skip")
+    _wait_success(product, "face_identities", run_id, timeout=300)
+
+    applied = _xcom(product, "face_identities", run_id, "apply_review")
+    assert [(r["kind"], r["actor"]) for r in applied["recorded"]] == [("merge", "review:admin")]
+    tables = _people_tables(product, version)
+    mapping = tables["mapping"]
+    # the two persons are one: every face of the absorbed person is in the kept one; a face of the kept
+    # person whose photo also shows one of the absorbed faces goes back to the buffer (one person, one
+    # face per photo: the moved face wins)
+    assert {mapping[f] for f in absorbed} == {first["person_id"]}
+    assert {mapping[f] for f in kept} <= {first["person_id"], None}
+    assert first["other_person_id"] not in set(mapping.values())
+    assert first["person_id"] in tables["persons"]
+    assert first["other_person_id"] not in tables["persons"]
+    assert [e["kind"] for e in tables["events"] if e["actor"] == "review:admin"] == ["merge"]
+    open_task_log(page, product, "face_identities", run_id, "apply_review")
+    page.get_by_text("identities review", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-identities-review.png"))
 
 
 def test_a_bad_param_is_refused_by_the_form(page, product, shots):

@@ -172,8 +172,8 @@ def prompt(item: Mapping[str, Any]) -> dict[str, str]:
         a, b = item["person_id"], item["other_person_id"]
         subject = f"Same person? {a} and {b} (similarity {item['similarity']:.2f})"
         lines = [
-            f"Two persons of model version `{item['model_version']}` are close enough to be one "
-            f"(centroid similarity **{item['similarity']:.3f}**).",
+            f"Two persons of model version `{item['model_version']}` may be one person: their "
+            f"centroids are **{item['similarity']:.3f}** similar.",
             "",
             f"- person `{a}`: {_face_markdown(faces.get(a))}",
             f"- person `{b}`: {_face_markdown(faces.get(b))}",
