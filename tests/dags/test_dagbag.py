@@ -120,7 +120,7 @@ def test_every_param_default_passes_its_own_schema(dagbag, path):
     ("dag_id", "tasks"),
     [
         ("face_table", {"ingest", "compact", "vacuum", "sync_vectors"}),
-        ("face_identities", {"identities"}),
+        ("face_identities", {"identities", "apply_review"}),  # review waits for a human: default pool
         ("face_people", {"people"}),
         ("face_forget", {"forget"}),
         ("face_models", {"models"}),

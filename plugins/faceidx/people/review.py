@@ -25,13 +25,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from faceidx.people.clustering import ClusterPolicy
 from faceidx.people.corrections import EventKind
-from faceidx.store.location import IndexLocation
+
+if TYPE_CHECKING:  # the DAG file reads this module's constants: no numpy at its parse
+    import numpy as np
+
+    from faceidx.people.clustering import ClusterPolicy
+    from faceidx.store.location import IndexLocation
 
 ACCEPT, REJECT, SKIP = "Accept", "Reject", "Skip"
 REVIEW_OPTIONS = [ACCEPT, REJECT, SKIP]
@@ -67,6 +69,8 @@ def merge_pairs(
     """Pairs of persons, one of them in ``touched``, whose best centroid pair reaches ``threshold``,
     the most similar first; pairs a user kept apart are left out. ``owner[i]`` is the position in
     ``person_ids`` of centroid row ``i`` (unit rows)."""
+    import numpy as np
+
     kept_apart = kept_apart or set()
     rows = [i for i, o in enumerate(owner) if person_ids[int(o)] in touched]
     best: dict[tuple[str, str], float] = {}
@@ -241,6 +245,8 @@ def review_items(
 ) -> list[dict[str, Any]]:
     """The review of the run that started at ``since``: merges among the persons it wrote, then its
     ambiguous faces; at most ``limit`` items, the closest first. Reads only."""
+    import numpy as np
+
     from faceidx.people.identities import events, read_faces
     from faceidx.people.incremental import Outcome, PersonIndex
     from faceidx.store.persons import PeopleStore, sql_string
