@@ -77,20 +77,6 @@ class Manifest:
         return {v: np.asarray(rows, dtype=np.float32) for v, rows in grouped.items() if rows}
 
 
-def exists(location: IndexLocation, uri: str) -> bool:
-    parts = split_s3_uri(uri) if uri.startswith("s3://") else None
-    if parts is None:
-        return Path(uri.removeprefix("file://")).exists()
-    client = location.s3_client()
-    try:
-        client.head_object(Bucket=parts[0], Key=parts[1])
-    except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
-
-
 def receipts(location: IndexLocation) -> list[dict[str, Any]]:
     root = location.receipts_uri
     parts = split_s3_uri(root) if root.startswith("s3://") else None
@@ -128,7 +114,7 @@ def _check_table(location: IndexLocation, checked: Checked) -> Any:
     try:
         delta = DeltaTable(location.table_uri, storage_options=location.storage_options() or None)
         files = delta.file_uris()
-        missing = [uri for uri in files if not exists(location, uri)]
+        missing = [uri for uri in files if not location.exists(uri)]
         checked.add("table version", delta.version())
         checked.add("table data files", len(files))
         checked.add("table files missing", len(missing))
@@ -209,8 +195,8 @@ def check_index(location: IndexLocation, manifest: Manifest, erasures: list[dict
             centroids = np.asarray(row["centroids"], dtype=np.float32)
             still = float((centroids @ vectors_erased.T).max()) >= CENTROID_MATCH
         checked.add("resurrected: persons", int(still))
-    checked.add("resurrected: crops", sum(exists(location, c) for c in manifest.crops_of(erased_keys)))
-    checked.add("crops lost", sum(not exists(location, c) for c in manifest.crops_of(kept_keys)))
+    checked.add("resurrected: crops", sum(location.exists(c) for c in manifest.crops_of(erased_keys)))
+    checked.add("crops lost", sum(not location.exists(c) for c in manifest.crops_of(kept_keys)))
     # erasures, intents and receipts
     intents = ErasureIntents(location).all()
     saved = receipts(location)

@@ -3,30 +3,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from faceidx.common.uris import split_s3_uri
 from faceidx.erasure.targets import in_list
 from faceidx.store.intents import ErasureIntent
 from faceidx.store.location import IndexLocation
 
 VERIFY_K = 10
 CENTROID_MATCH = 0.9999  # a centroid this close to an erased face still is that face
-
-
-def _exists(location: IndexLocation, uri: str) -> bool:
-    parts = split_s3_uri(uri) if uri.startswith("s3://") else None
-    if parts is None:
-        return Path(uri.removeprefix("file://")).exists()
-    client = location.s3_client()
-    try:
-        client.head_object(Bucket=parts[0], Key=parts[1])
-    except client.exceptions.ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
 
 
 def _indexed_versions(index: Any) -> set[str]:
@@ -86,7 +70,7 @@ def _verify(location: IndexLocation, table: Any, index: Any, intent: ErasureInte
                 v = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
                 if float((c @ v.T).max()) >= CENTROID_MATCH:
                     centroids_left.append(row["person_id"])
-    crops_left = [uri for uri in intent.crop_uris if _exists(location, uri)]
+    crops_left = [uri for uri in intent.crop_uris if location.exists(uri)]
     return {
         "table_rows_left": int(left),
         "searches": searches,

@@ -133,6 +133,20 @@ class IndexLocation:
         path = Path(uri)
         return json.loads(path.read_text()) if path.exists() else None
 
+    def exists(self, uri: str) -> bool:
+        """Whether an object (``s3://``) or a local file is there (a crop, a receipt)."""
+        if uri.startswith("s3://"):
+            bucket, key = _bucket_and_key(uri)
+            client = self.s3_client()
+            try:
+                client.head_object(Bucket=bucket, Key=key)
+            except client.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    return False
+                raise
+            return True
+        return Path(uri.removeprefix("file://")).exists()
+
     def write_json(self, uri: str, document: Any) -> None:
         payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
         if uri.startswith("s3://"):
