@@ -11,6 +11,13 @@ SECONDARY_JOB_QUEUE = "face-recognition-secondary-queue"
 JOB_DEFINITION = "face-recognition-job"
 JOB_NAME_PREFIX = "face-indexing"
 
+# The index's heavy steps (vector sync, re-cluster, compaction, vacuum, erasure's purge) run as Batch jobs
+# of the same image's second entry point (`python -m faceidx.jobs STEP ...`) on a CPU environment.
+MAINTENANCE_COMPUTE_ENVIRONMENT = "face-recognition-maintenance"
+MAINTENANCE_JOB_QUEUE = "face-recognition-maintenance-queue"
+MAINTENANCE_JOB_DEFINITION = "face-recognition-maintenance-job"
+MAINTENANCE_JOB_NAME_PREFIX = "face-index"
+
 DEFAULT_AWS_CONN_ID = "aws_default"
 
 # The Airflow pool of the tasks that write the index (face_table, face_identities, face_people,
