@@ -47,6 +47,8 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
+from faceidx.jobs.operator import IndexStepOperator
+from faceidx.jobs.params import compute_param
 from faceidx.people.review import REVIEW_DEFAULT, REVIEW_OPTIONS, REVIEW_TIMEOUT
 
 
@@ -87,25 +89,18 @@ from faceidx.people.review import REVIEW_DEFAULT, REVIEW_OPTIONS, REVIEW_TIMEOUT
             "number",
         ),
         "output_uri": optional_param(f"The index. Empty: the Airflow Variable {VAR_OUTPUT_URI}."),
+        "compute": compute_param(),
     },
 )
 def face_identities() -> None:
-    @task(pool=WRITER_POOL)
-    def identities(output_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.erasure.tasks import location_for
-        from faceidx.people.tasks import identities_task
-
-        location = location_for(output_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
-        return identities_task(location, context["params"], context.get("data_interval_start"))
-
     @task
-    def review_prompts(report: dict[str, Any]) -> list[dict[str, str]]:
+    def review_prompts(report: Any) -> list[dict[str, str]]:
         from faceidx.people.tasks import review_prompts
 
         return review_prompts(report)
 
     @task(pool=WRITER_POOL, retries=0)  # a correction is not repeated blindly
-    def apply_review(output_uri: str, report: dict[str, Any], answers: Any) -> dict[str, Any]:
+    def apply_review(output_uri: str, report: Any, answers: Any) -> dict[str, Any]:
         from faceidx.erasure.tasks import location_for
         from faceidx.people.tasks import apply_review_task
 
@@ -113,7 +108,13 @@ def face_identities() -> None:
         return apply_review_task(location, report, list(answers))
 
     output_uri = param_or_variable("output_uri", VAR_OUTPUT_URI)
-    report = identities(output_uri=output_uri)
+    report = IndexStepOperator(
+        task_id="identities",
+        step="identities",
+        output_uri=output_uri,
+        context_params=("dag_params", "data_interval_start"),
+        pool=WRITER_POOL,
+    ).output
     # one Required Action per item; no item: the mapped task is skipped, and apply_review with it
     review = HITLOperator.partial(
         task_id="review",

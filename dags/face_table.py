@@ -35,6 +35,8 @@ from airflow.sdk import Param, dag, task
 
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
+from faceidx.jobs.operator import IndexStepOperator
+from faceidx.jobs.params import compute_param
 
 DEFAULT_MAX_FILES = 500
 DEFAULT_RETENTION_HOURS = 168  # faceidx.store.table.DEFAULT_RETENTION_HOURS (kept light here)
@@ -74,6 +76,7 @@ DEFAULT_TARGET_FILE_MB = 128  # faceidx.store.table.DEFAULT_TARGET_FILE_BYTES
             maximum=1024,
             description="Compaction's target data file size in MiB.",
         ),
+        "compute": compute_param(),
         "retention_hours": Param(
             DEFAULT_RETENTION_HOURS,
             type="integer",
@@ -92,54 +95,41 @@ def face_table() -> None:
     output = param_or_variable("output_uri", VAR_OUTPUT_URI)
     vectors = param_or_variable("vectors_uri", VAR_VECTORS_URI)
 
-    @task(pool=WRITER_POOL)
-    def ingest(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.maintenance.tasks import ingest_task
+    def _step(step: str, **kwargs: Any) -> IndexStepOperator:
+        return IndexStepOperator(
+            task_id=step, step=step, output_uri=output, vectors_uri=vectors, pool=WRITER_POOL, **kwargs
+        )
 
-        location = _location(output_uri, vectors_uri)
-        return ingest_task(location, max_files=int(context["params"]["max_files"]))
-
-    @task(pool=WRITER_POOL)
-    def compact(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.maintenance.tasks import compact_task, interval_days
-
-        days = interval_days(context.get("data_interval_start"), context.get("data_interval_end"))
-        location = _location(output_uri, vectors_uri)
-        return compact_task(location, days, target_file_mb=int(context["params"]["target_file_mb"]))
-
-    @task(pool=WRITER_POOL)
-    def vacuum(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.maintenance.tasks import vacuum_task
-
-        location = _location(output_uri, vectors_uri)
-        return vacuum_task(location, retention_hours=int(context["params"]["retention_hours"]))
-
-    @task(pool=WRITER_POOL)
-    def sync_vectors(output_uri: str, vectors_uri: str) -> dict[str, Any]:
-        from faceidx.maintenance.tasks import sync_vectors_task
-
-        return sync_vectors_task(_location(output_uri, vectors_uri))
+    ingested = _step("ingest", step_params={"max_files": "{{ params.max_files }}"})
+    compacted = _step(
+        "compact", step_params={"target_file_mb": "{{ params.target_file_mb }}"}, context_params=("days",)
+    )
+    vacuumed = _step("vacuum", step_params={"retention_hours": "{{ params.retention_hours }}"})
+    synced = _step("sync_vectors")
 
     @task
     def report(
         output_uri: str,
         vectors_uri: str,
         *,
-        ingested: dict[str, Any],
-        compacted: dict[str, Any],
-        vacuumed: dict[str, Any],
-        synced: dict[str, Any],
+        ingested: Any,  # each step's summary (an XCom of IndexStepOperator)
+        compacted: Any,
+        vacuumed: Any,
+        synced: Any,
     ) -> dict[str, Any]:
         from faceidx.maintenance.tasks import report_task
 
         return report_task(_location(output_uri, vectors_uri), ingested, compacted, vacuumed, synced)
 
-    ingested = ingest(output, vectors)
-    compacted = compact(output, vectors)
-    vacuumed = vacuum(output, vectors)
-    synced = sync_vectors(output, vectors)
     ingested >> compacted >> vacuumed >> synced
-    report(output, vectors, ingested=ingested, compacted=compacted, vacuumed=vacuumed, synced=synced)
+    report(
+        output,
+        vectors,
+        ingested=ingested.output,
+        compacted=compacted.output,
+        vacuumed=vacuumed.output,
+        synced=synced.output,
+    )
 
 
 face_table()

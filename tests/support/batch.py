@@ -129,3 +129,37 @@ def fake_worker_logs(lines_for: Any) -> Iterator[None]:
         yield
     finally:
         BatchSimpleBackend._mark_job_as_finished = original  # type: ignore[method-assign]
+
+
+def create_maintenance_queue(moto: MotoEndpoint) -> str:
+    """The maintenance job queue and its job definition (CPU, ``python -m faceidx.jobs``), by name."""
+    from faceidx.common.constants import MAINTENANCE_JOB_DEFINITION, MAINTENANCE_JOB_QUEUE
+
+    iam = moto.client("iam")
+    role = iam.create_role(
+        RoleName="faceidx-test-maintenance-service",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    batch = moto.client("batch")
+    ce = batch.create_compute_environment(
+        computeEnvironmentName="faceidx-test-maintenance-ce",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role,
+    )["computeEnvironmentArn"]
+    batch.create_job_queue(
+        jobQueueName=MAINTENANCE_JOB_QUEUE,
+        state="ENABLED",
+        priority=10,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
+    batch.register_job_definition(
+        jobDefinitionName=MAINTENANCE_JOB_DEFINITION,
+        type="container",
+        containerProperties={
+            "image": "faceidx-maintenance:test",
+            "command": ["python", "-m", "faceidx.jobs"],
+            "resourceRequirements": [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "15000"}],
+        },
+    )
+    return MAINTENANCE_JOB_QUEUE

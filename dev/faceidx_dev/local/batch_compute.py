@@ -2,7 +2,8 @@
 
 moto accepts SubmitJob but runs no container. This stand-in hooks into the in-process moto server so
 that each submitted job, or each child of an array job, becomes RUNNABLE, then runs as one local
-worker process (``python run_detection_service.py`` in ``worker/``) with the environment the job
+process of the job's command (``python run_detection_service.py`` in ``worker/`` for a GPU worker,
+``python -m faceidx.jobs STEP ...`` for an index step on the maintenance queue) with the environment the job
 definition and the container overrides give, plus ``AWS_BATCH_JOB_ID`` and
 ``AWS_BATCH_JOB_ARRAY_INDEX`` as Batch sets them. Its stdout goes to the job's CloudWatch log stream
 in moto (as the awslogs driver would) and the job ends SUCCEEDED or FAILED by the exit code. The
@@ -50,7 +51,7 @@ class LocalJobRun:
 
     @property
     def label(self) -> str:
-        role = "secondary" if "secondary" in self.job_queue else "primary"
+        role = next((r for r in ("secondary", "maintenance") if r in self.job_queue), "primary")
         return f"{role}" + ("" if self.array_index is None else f"[{self.array_index}]")
 
 

@@ -32,6 +32,8 @@ VAR_QUEUE_URL = "faceidx_queue_url"
 VAR_OUTPUT_URI = "faceidx_output_uri"
 # Where the vector index lives when not beside the table (<output>/vectors): make up uses a local folder.
 VAR_VECTORS_URI = "faceidx_vectors_uri"
+# The maintenance job queue (face_infra_bootstrap sets it); unset: the index steps stay in Airflow.
+VAR_MAINTENANCE_JOB_QUEUE = "faceidx_maintenance_job_queue"
 
 # Batch job states that count as "active": the worker is coming or running.
 ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")

@@ -29,6 +29,7 @@ FLOORS: dict[str, int] = {
     "indexing": 4,
     "reindex": 4,
     "infra": 4,
+    "jobs": 5,
     "cli": 5,
 }
 

@@ -1,0 +1,61 @@
+"""Where a step runs and what its job asks for, from its measured needs (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceidx.jobs.needs import (
+    AIRFLOW_REFUSE_MIB,
+    JOB_MAX_MEMORY_MIB,
+    JOB_MIN_MEMORY_MIB,
+    MODELS,
+    PlacementError,
+    Size,
+    model_key,
+    place,
+)
+
+QUEUE = "face-recognition-maintenance-queue"
+
+
+def test_a_heavy_step_goes_to_batch_whatever_its_size():
+    placement = place("vacuum", "vacuum", Size(10, "tiny"), compute="auto", job_queue=QUEUE)
+    assert placement.on_batch and placement.job_queue == QUEUE
+    assert placement.memory_mib == JOB_MIN_MEMORY_MIB
+
+
+def test_a_small_light_step_stays_and_a_large_one_leaves():
+    small = place("ingest", "ingest", Size(1_000, "x"), compute="auto", job_queue=QUEUE)
+    large = place("ingest", "ingest", Size(2_000_000, "x"), compute="auto", job_queue=QUEUE)
+    assert not small.on_batch
+    assert large.on_batch
+    # the job asks for the estimate with headroom, in whole GiB
+    assert large.memory_mib >= large.estimate_mib * 1.25 and large.memory_mib % 1024 == 0
+
+
+def test_a_full_recluster_is_heavy_and_sized_by_its_own_model():
+    assert model_key("identities", {"params": {"full_recluster": True}}) == "identities_full"
+    assert model_key("identities", {"params": {"carry_from": "old"}}) == "identities_full"
+    assert model_key("identities", {"params": {}}) == "identities"
+    full = place("identities", "identities_full", Size(10, "x"), compute="auto", job_queue=QUEUE)
+    assert full.on_batch
+    assert full.estimate_mib == MODELS["identities_full"].memory_mib(10)
+
+
+def test_without_a_queue_a_step_stays_until_it_is_too_big_for_an_airflow_worker():
+    assert not place("sync_vectors", "sync_vectors", Size(1_000, "x"), compute="auto", job_queue="").on_batch
+    faces = int((AIRFLOW_REFUSE_MIB + 10) * 1024 / MODELS["sync_vectors"].kib_per_face)
+    with pytest.raises(PlacementError, match="face_infra_bootstrap"):
+        place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="auto", job_queue="")
+    # compute=airflow runs it there anyway (the estimate is still logged)
+    assert not place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="airflow", job_queue="").on_batch
+
+
+def test_compute_batch_needs_a_queue_and_a_job_that_fits():
+    with pytest.raises(PlacementError, match="faceidx_maintenance_job_queue"):
+        place("vacuum", "vacuum", Size(1, "x"), compute="batch", job_queue="")
+    faces = int(JOB_MAX_MEMORY_MIB * 1024 / MODELS["sync_vectors"].kib_per_face)
+    with pytest.raises(PlacementError, match="Nothing was submitted"):
+        place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="batch", job_queue=QUEUE)
+    with pytest.raises(PlacementError, match="compute must be one of"):
+        place("vacuum", "vacuum", Size(1, "x"), compute="gpu", job_queue=QUEUE)
