@@ -80,6 +80,10 @@ class IndexLocation:
     def receipts_uri(self) -> str:
         return self._under("receipts", "forget")
 
+    def job_result_uri(self, job_id: str) -> str:
+        """Where a Batch job of the index's steps (``faceidx.jobs``) leaves its outcome for the task."""
+        return self._under("jobs", f"{job_id.replace(':', '_')}.json")
+
     # -- clients -------------------------------------------------------------------------------
     def storage_options(self) -> dict[str, str]:
         """Options for delta-rs (object_store): region, endpoint, credentials, S3 conditional put."""

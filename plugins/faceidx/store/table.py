@@ -470,6 +470,17 @@ class FaceTable:
             pc.sum(actions.column("size_bytes")).as_py() or 0
         ) if actions.num_rows else 0
 
+    def row_count(self, indexed_dates: set[str] | None = None) -> tuple[int, int]:
+        """Rows and data files (of the ``indexed_date`` partitions in ``indexed_dates``), from the Delta
+        log's per-file statistics alone: no data file is read, so sizing a step costs the same at any size."""
+        actions = pa.table(self.delta.get_add_actions(flatten=True))
+        if indexed_dates is not None and actions.num_rows:
+            dates = pc.cast(actions.column("partition.indexed_date"), pa.string())
+            actions = actions.filter(pc.is_in(dates, value_set=pa.array(sorted(indexed_dates), pa.string())))
+        if not actions.num_rows:
+            return 0, 0
+        return int(pc.sum(actions.column("num_records")).as_py() or 0), actions.num_rows
+
     def compact(
         self, indexed_date: str | None = None, target_file_bytes: int = DEFAULT_TARGET_FILE_BYTES
     ) -> CompactReport:
