@@ -26,7 +26,8 @@ the adaptive decode is measured against); ``scaled`` is the older DCT reduction 
 resampling (:func:`faceidx_worker.images.decode_image` with ``FACEIDX_DECODE_MIN_SIDE``). Images
 that cannot be reduced (PNG, WebP, CMYK JPEGs, JPEGs under twice ``FACEIDX_DET_SIZE`` on their long
 side) take the plain full decode in every mode. EXIF orientation is applied after each decode, so
-every coordinate is in the rotated image's pixels.
+every coordinate is in the rotated image's pixels. The rotation retry
+(:mod:`faceidx_worker.rotation`) detects on :meth:`FacePixels.rotated` copies, turned once more.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from faceidx_worker.images import (
     decode_image,
     read_header,
 )
+from faceidx_worker.rotation import rotate_pixels, rotated_size
 from faceidx_worker.rows import ErrorReason
 
 ADAPTIVE, FULL, SCALED = "adaptive", "full", "scaled"
@@ -193,8 +195,9 @@ class FacePixels:
     """One image's pixels at a DCT reduction, and what it takes to crop its faces properly.
 
     ``pixels`` are oriented and 1/``factor`` of the original; ``data`` (None when already at full
-    scale) lets :meth:`refine` decode the image again at a finer scale. Used by one inference lane at a
-    time.
+    scale) lets :meth:`refine` decode the image again at a finer scale. ``rotation`` (degrees
+    clockwise) turns them once more after the orientation (:meth:`rotated`, the rotation retry): every
+    coordinate is then of the turned image. Used by one inference lane at a time.
     """
 
     data: bytes | None
@@ -203,12 +206,28 @@ class FacePixels:
     factor: int
     finer_decodes: int = 0
     finer_decode_cpu_seconds: float = 0.0  # CPU time of this thread in refine()
+    rotation: int = 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the original pixels after orientation and ``rotation``."""
+        return rotated_size(*self.header.oriented_size, self.rotation)
 
     @property
     def scale(self) -> tuple[float, float]:
         """Original pixels per decoded pixel (x, y)."""
-        width, height = self.header.oriented_size
+        width, height = self.size
         return width / self.pixels.shape[1], height / self.pixels.shape[0]
+
+    def rotated(self, degrees: int) -> FacePixels:
+        """These pixels turned ``degrees`` clockwise (a copy; a finer decode of it is turned too)."""
+        return FacePixels(
+            data=self.data,
+            header=self.header,
+            pixels=rotate_pixels(self.pixels, degrees),
+            factor=self.factor,
+            rotation=(self.rotation + degrees) % 360,
+        )
 
     def detection_inputs(
         self, sizes: Sequence[tuple[int, int]]
@@ -216,7 +235,7 @@ class FacePixels:
         """For each detector size, the pixels shrunk by area to fit it as the letterbox would, with
         the original pixels per input pixel (x, y). The largest size is shrunk from the decoded pixels,
         the smaller ones from that (one pass over the large image, not one per size)."""
-        width, height = self.header.oriented_size
+        width, height = self.size
         shrunk: dict[tuple[int, int], np.ndarray] = {}
         source = self.pixels
         for box in sorted(set(sizes), key=lambda size: -size[0] * size[1]):
@@ -243,7 +262,7 @@ class FacePixels:
         if self.data is None or factor >= self.factor:
             return
         started = time.thread_time()
-        self.pixels = decode_at(self.data, self.header, factor)
+        self.pixels = rotate_pixels(decode_at(self.data, self.header, factor), self.rotation)
         self.finer_decode_cpu_seconds += time.thread_time() - started
         self.factor = factor
         self.finer_decodes += 1

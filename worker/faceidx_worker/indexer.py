@@ -2,7 +2,9 @@
 
 The recognizer sees the faces of the whole batch at once (the win on a GPU); boxes and landmarks are
 mapped back from the (possibly DCT-reduced) decoded pixels to the original image's pixels. Each face
-gets its quality measures (:mod:`faceidx_worker.quality`) and the gate's reasons.
+gets its quality measures (:mod:`faceidx_worker.quality`) and the gate's reasons. An image with no
+face is detected again turned by 90, 180 and 270 degrees when the model's ``rotation_retry`` is on
+(``FACEIDX_ROTATION_RETRY``, :mod:`faceidx_worker.rotation`).
 
 :func:`index_by_pack` routes a batch first: each image goes to the model pack its message asks for
 (:mod:`faceidx_worker.packs`), the default when none; a pack the model folder lacks gives
@@ -19,12 +21,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from faceidx_worker.crops import CropWriter
-from faceidx_worker.face_decode import detect_and_crop
+from faceidx_worker.face_decode import FacePixels, detect_and_crop
 from faceidx_worker.fetch import LoadedImage
 from faceidx_worker.images import ImageError
 from faceidx_worker.model import FaceModel
 from faceidx_worker.packs import ModelPackError, ModelPacks
 from faceidx_worker.quality import FaceQuality, QualityThresholds, head_pose, quality_gate, sharpness
+from faceidx_worker.rotation import (
+    best_rotation,
+    rotate_box,
+    rotate_pixels,
+    top_score,
+    unrotate_boxes,
+    unrotate_points,
+)
 from faceidx_worker.rows import DetectedFace, ErrorReason, ImageOutcome, ModelStamp
 
 log = logging.getLogger(__name__)
@@ -32,8 +42,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchTimings:
-    detect: float = 0.0  # detection, and in the adaptive decode each face's crop and finer re-decodes
+    detect: float = 0.0  # detection (rotation retries included), and in the adaptive decode each
+    # face's crop and finer re-decodes
     embed: float = 0.0
+    rotation_retries: int = 0  # images detected again turned (three more detector calls each)
+    rotated_found: int = 0  # of those, images whose faces a turn found
 
 
 @dataclass
@@ -82,6 +95,8 @@ def index_by_pack(
         )
         timings.detect += indexed.timings.detect
         timings.embed += indexed.timings.embed
+        timings.rotation_retries += indexed.timings.rotation_retries
+        timings.rotated_found += indexed.timings.rotated_found
         stamp = stamp_of(model)
         for position, outcome in zip(positions, indexed.outcomes, strict=True):
             outcomes[position] = crops.write(outcome, stamp.version) if crops is not None else outcome
@@ -115,10 +130,13 @@ def index_images(
 
     ``thresholds`` is the quality gate's (default: :class:`QualityThresholds`' defaults); with
     ``keep_crops`` each face keeps its aligned crop (``DetectedFace.crop``) for the crops option.
+    An image without a face is detected again turned when ``model.rotation_retry`` is set.
     """
     thresholds = thresholds or QualityThresholds()
     timings = BatchTimings()
+    retry = bool(getattr(model, "rotation_retry", False))
     detections: list[tuple[np.ndarray, np.ndarray] | None] = []
+    rotations: list[int] = []
     crops: list[np.ndarray] = []
     for item in loaded:
         if item.retryable is not None:
@@ -127,33 +145,47 @@ def index_images(
     for item in loaded:
         if item.image is None or item.error is not None:
             detections.append(None)
+            rotations.append(0)
             continue
         started = time.perf_counter()
         face_pixels = item.image.faces if hasattr(model, "detect_prescaled") else None
         try:
+            rotation = 0
             if face_pixels is not None:
                 boxes, landmarks, image_crops = detect_and_crop(model, face_pixels)
+                if retry and not len(boxes):
+                    rotation, boxes, landmarks, image_crops = _retry_face_scale(model, face_pixels, timings)
                 timings.detect += time.perf_counter() - started
                 crops.extend(image_crops)
                 detections.append((boxes, landmarks))
+                rotations.append(rotation)
                 continue
             if id(item) in batched:
                 boxes, landmarks = batched[id(item)]
             else:
                 boxes, landmarks = model.detect(item.image.pixels)
+            upright = item.image.pixels
+            if retry and not len(boxes):
+                rotation, upright, boxes, landmarks = _retry_pixels(model, item.image.pixels, timings)
             timings.detect += time.perf_counter() - started
             started = time.perf_counter()
-            image_crops = [model.align(item.image.pixels, points) for points in landmarks]
+            image_crops = [model.align(upright, points) for points in landmarks]
             timings.embed += time.perf_counter() - started
+            if rotation:
+                height, width = item.image.pixels.shape[:2]
+                boxes = unrotate_boxes(boxes, rotation, width, height)
+                landmarks = unrotate_points(landmarks, rotation, width, height)
         except Exception as exc:  # odd geometry (e.g. 1 x 20000 pixels) must not stop the batch
             log.exception(
                 "inference failed on s3://%s/%s: an inference_error row", item.ref.bucket, item.ref.key
             )
             item.error = ImageError(ErrorReason.INFERENCE_ERROR, f"{type(exc).__name__}: {exc}")
             detections.append(None)
+            rotations.append(0)
             continue
         crops.extend(image_crops)
         detections.append((boxes, landmarks))
+        rotations.append(rotation)
 
     started = time.perf_counter()
     embeddings, norms = _embed(model, crops)
@@ -161,7 +193,7 @@ def index_images(
 
     outcomes = []
     cursor = 0
-    for item, found in zip(loaded, detections, strict=True):
+    for item, found, rotation in zip(loaded, detections, rotations, strict=True):
         if found is None:
             error = item.error or ImageError(ErrorReason.DECODE_ERROR, "nothing decoded")
             outcomes.append(
@@ -186,7 +218,7 @@ def index_images(
             points = landmarks[index] * np.array([scale_x, scale_y], dtype=np.float32)
             crop = crops[cursor + index]
             box = boxes[index, :4] if to_pixels is None else boxes[index, :4] / to_pixels
-            age, gender = _genderage(model, pixels, box)
+            age, gender = _genderage(model, pixels, box, rotation)
             quality = measure_quality(
                 bbox,
                 points,
@@ -205,6 +237,7 @@ def index_images(
                     crop=crop if keep_crops else None,
                     age=age,
                     gender=gender,
+                    rotation=rotation,
                 )
             )
         cursor += boxes.shape[0]
@@ -250,13 +283,63 @@ def _genderage_source(item: LoadedImage, model: FaceModel) -> tuple[np.ndarray, 
     return faces.pixels, np.array([scale_x, scale_y, scale_x, scale_y], dtype=np.float32)
 
 
-def _genderage(model: FaceModel, pixels: np.ndarray, box: np.ndarray) -> tuple[int | None, str | None]:
-    """(age, gender) when the model carries a genderage model (``FACEIDX_GENDERAGE``), else (None, None)."""
+def _genderage(
+    model: FaceModel, pixels: np.ndarray, box: np.ndarray, rotation: int = 0
+) -> tuple[int | None, str | None]:
+    """(age, gender) when the model carries a genderage model (``FACEIDX_GENDERAGE``), else (None, None).
+    A face the rotation retry found is read from the pixels turned as it was found (upright)."""
     genderage = getattr(model, "genderage", None)
     if genderage is None:
         return None, None
+    if rotation:
+        height, width = pixels.shape[:2]
+        box = rotate_box(box, rotation, width, height)
+        pixels = rotate_pixels(pixels, rotation)
     age, gender = genderage.predict(pixels, box)
     return age, gender
+
+
+def _retry_face_scale(
+    model: FaceModel, faces: FacePixels, timings: BatchTimings
+) -> tuple[int, np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The rotation retry of a face-scale decode: (rotation, boxes and landmarks in the unturned
+    original pixels, crops cut upright); rotation 0 and nothing when no turn finds a face."""
+    timings.rotation_retries += 1
+    turned: dict[int, FacePixels] = {}
+
+    def detect(degrees: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        turned[degrees] = faces.rotated(degrees)
+        return detect_and_crop(model, turned[degrees])
+
+    found = best_rotation(detect, top_score)
+    for copy in turned.values():  # a finer decode of a turned copy counts as the image's
+        faces.finer_decodes += copy.finer_decodes
+        faces.finer_decode_cpu_seconds += copy.finer_decode_cpu_seconds
+    if found is None:
+        return 0, np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32), []
+    timings.rotated_found += 1
+    rotation, (boxes, landmarks, crops) = found
+    width, height = faces.size
+    return (
+        rotation,
+        unrotate_boxes(boxes, rotation, width, height),
+        unrotate_points(landmarks, rotation, width, height),
+        crops,
+    )
+
+
+def _retry_pixels(
+    model: FaceModel, pixels: np.ndarray, timings: BatchTimings
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """The rotation retry of decoded pixels: (rotation, the turned pixels, boxes and landmarks in
+    them); rotation 0, ``pixels`` and nothing when no turn finds a face."""
+    timings.rotation_retries += 1
+    found = best_rotation(lambda degrees: model.detect(rotate_pixels(pixels, degrees)), top_score)
+    if found is None:
+        return 0, pixels, np.empty((0, 5), np.float32), np.empty((0, 5, 2), np.float32)
+    timings.rotated_found += 1
+    rotation, (boxes, landmarks) = found
+    return rotation, rotate_pixels(pixels, rotation), boxes, landmarks
 
 
 def _embed(model: FaceModel, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

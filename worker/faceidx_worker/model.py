@@ -12,7 +12,9 @@ and loads nothing until :meth:`load` is called (sessions are heavy; settings err
 * **Detection**: like insightface 2.1's ``FaceAnalysis`` with its default (auto) det size, two passes
   merged by NMS: ``FACEIDX_DET_SIZE`` (640) and ``FACEIDX_DET_SMALL_SIZE`` (128, finds faces that fill a
   small image). A fixed-input detector and a batch-axis export are handled by :mod:`faceidx_worker.scrfd`
-  (:meth:`InsightFaceModelPack.detect_many`: the same boxes as one by one).
+  (:meth:`InsightFaceModelPack.detect_many`: the same boxes as one by one). ``rotation_retry``
+  (``FACEIDX_ROTATION_RETRY``) tells the indexer to detect a faceless image again turned
+  (:mod:`faceidx_worker.rotation`).
 * **Recognition**: aligned crops of many images go through one batched call (chunks of
   ``FACEIDX_EMBED_BATCH``). A recognizer whose batch axis is fixed to 1, or that fails on a batch, is fed
   one face at a time. Embeddings are L2-normalized float32; ``embed_with_norms`` also gives each raw
@@ -112,6 +114,7 @@ class InsightFaceModelPack:
             ort_threads=settings.ort_threads,
             cpu_graph_rewrite=settings.cpu_graph_rewrite,
             genderage=settings.genderage if genderage is None else genderage,
+            rotation_retry=settings.rotation_retry,
         )
 
     def __init__(
@@ -131,8 +134,10 @@ class InsightFaceModelPack:
         accel: AccelOptions | None = None,
         gpu_present: bool | None = None,
         genderage: bool = False,
+        rotation_retry: bool = False,
     ) -> None:
         self.model_dir = Path(model_dir)
+        self.rotation_retry = rotation_retry  # read by the indexer: a faceless image is tried turned
         self.want_genderage = genderage
         self.genderage: Any = None  # a GenderAgeModel once loaded, when asked for and present
         self.name = name or self.model_dir.resolve().name

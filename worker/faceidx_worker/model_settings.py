@@ -71,6 +71,14 @@ class ModelSettings:
         low=0,
         high=4096,
     )
+    rotation_retry: bool = setting(
+        "ROTATION_RETRY",
+        "bool",
+        True,
+        "Detect an image in which no face is found again turned by 90, 180 and 270 degrees (a sideways "
+        "photo without EXIF orientation); the turn whose best face scores highest wins, and its faces' "
+        "rotation column says which. Three more detector calls per image without a face.",
+    )
     genderage: bool = setting(
         "GENDERAGE",
         "bool",

@@ -4,9 +4,10 @@ An image with no face gets one row with ``face_count`` 0 and null ``face_index``
 one row with ``status`` ``error``, ``face_count`` 0 and an ``error`` column that reads
 ``<reason>: <detail>`` (``not_found: ...``), the reason one of :class:`ErrorReason`. Inside the worker
 reason and detail stay separate fields; only :func:`outcome_rows` writes the column's text. Boxes
-and landmarks are in the original image's pixels after EXIF orientation. An S3 ``ObjectRemoved``
-event becomes one ``removed`` row (:func:`tombstone_row`): erase every row of that (bucket, key)
-indexed at or before its ``indexed_at``, in every model version.
+and landmarks are in the original image's pixels after EXIF orientation, also for a face the rotation
+retry found (``rotation``: the clockwise turn, in degrees, that found it; 0 for the others). An S3
+``ObjectRemoved`` event becomes one ``removed`` row (:func:`tombstone_row`): erase every row of that
+(bucket, key) indexed at or before its ``indexed_at``, in every model version.
 
 This module is the single source of the schema: :func:`schema_for` gives the landing schema of a
 model of dimension ``D`` (``embedding`` is ``fixed_size_list<float32>[D]``); :data:`SCHEMA` is the
@@ -63,6 +64,7 @@ def _columns(embedding: pa.DataType) -> list[pa.Field]:
         pa.field("age", pa.int16()),
         pa.field("gender", pa.string()),
         pa.field("crop_uri", pa.string()),
+        pa.field("rotation", pa.int16()),
     ]
 
 
@@ -119,6 +121,10 @@ class ErrorReason(StrEnum):
     UNKNOWN_MODEL_PACK = "unknown_model_pack"  # the message asked for a pack FACEIDX_MODEL_DIR lacks
 
 
+FACE_COLUMN_DEFAULTS = {"rotation": 0}
+"""What a face row of a worker older than the column meant: the ingest fills it in on face rows."""
+
+
 @dataclass(frozen=True)
 class ModelStamp:
     """The model identity every row carries: pack name, version and embedding dimension."""
@@ -139,6 +145,7 @@ class DetectedFace:
     age: int | None = None
     gender: str | None = None  # "F" or "M"
     crop_uri: str | None = None
+    rotation: int = 0  # degrees clockwise the image was turned to find the face (the rotation retry)
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)  # aligned, for FACEIDX_CROPS_URI
 
 
@@ -170,7 +177,7 @@ class ImageOutcome:
 _FACE_COLUMNS = (
     "face_index", "bbox", "landmarks", "det_score", "embedding", "bbox_width", "bbox_height", "sharpness",
     "yaw", "pitch", "roll", "embedding_norm", "quality_passed", "quality_reasons", "age", "gender",
-    "crop_uri",
+    "crop_uri", "rotation",
 )  # fmt: skip
 
 
@@ -250,6 +257,7 @@ def outcome_rows(
             age=face.age,
             gender=face.gender,
             crop_uri=face.crop_uri,
+            rotation=face.rotation,
         )
         quality = face.quality
         if quality is not None:

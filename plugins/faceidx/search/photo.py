@@ -4,7 +4,8 @@ The photo goes through the worker's own code, so a query face is computed exactl
 :class:`faceidx_worker.model_settings.ModelSettings` reads the same ``FACEIDX_*`` model variables (the
 model pack is ``FACEIDX_MODEL_DIR``), :class:`faceidx_worker.model.InsightFaceModelPack` loads it,
 :class:`faceidx_worker.fetch.S3ImageLoader` / :func:`faceidx_worker.images.decode_image` read the photo
-and :func:`faceidx_worker.indexer.index_images` detects, aligns and embeds. Embeddings of different
+and :func:`faceidx_worker.indexer.index_images` detects, aligns and embeds (a photo with no face is
+tried again turned, with the worker's ``FACEIDX_ROTATION_RETRY``). Embeddings of different
 model versions are not comparable: the pack's version must be the version searched.
 
 Which version: the one asked for, else the registry's current one
@@ -73,6 +74,7 @@ class QueryFace:
     det_score: float
     matches: list[FaceMatch] = field(default_factory=list)
     below_threshold: int = 0  # matches under the threshold, not listed (list_all lists them)
+    rotation: int = 0  # degrees clockwise the photo was turned to find the face (FACEIDX_ROTATION_RETRY)
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,7 @@ def search_photo(
                 det_score=round(float(face.det_score), 4),
                 matches=shown,
                 below_threshold=sum(1 for m in marked if m.verdict != SAME_PERSON),
+                rotation=int(getattr(face, "rotation", 0)),
             )
         )
     return SearchResult(

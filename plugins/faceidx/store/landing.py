@@ -3,6 +3,8 @@
 A landing file is ``<out>/faces/dt=YYYY-MM-DD/part-*.parquet`` as the worker's sink writes it. Each
 file is validated against :func:`faceidx.store.schema.landing_schema`:
 
+* a column the file lacks is null, except on the face rows of a file from a worker older than the
+  column (:func:`faceidx.store.schema.face_column_defaults`: ``rotation`` 0);
 * a file that cannot be read as Parquet, or lacks a required column, or whose columns cannot be cast
   to the table's types, is **rejected whole**: copied to ``<out>/faces-rejected/dt=.../<name>`` with
   ``<name>.reason.json`` beside it;
@@ -37,6 +39,7 @@ from faceidx.store.schema import (
     STATUS_OK,
     STATUSES,
     embedding_dimension,
+    face_column_defaults,
     required_columns,
     table_schema,
 )
@@ -175,7 +178,8 @@ class LandingStore:
 
 
 def _conform(raw: pa.Table) -> pa.Table:
-    """The file's columns cast to the table's types, absent optional columns as nulls.
+    """The file's columns cast to the table's types, absent optional columns as nulls (on face rows,
+    their :func:`face_column_defaults` value).
 
     Raises ValueError naming the problem when the file is not a landing file.
     """
@@ -184,13 +188,19 @@ def _conform(raw: pa.Table) -> pa.Table:
     if missing:
         raise ValueError(f"not a landing file: missing required column(s) {', '.join(missing)}")
     columns = []
+    defaults = face_column_defaults()
     for target in schema:
         if target.name == "indexed_date":
             day = pc.strftime(raw.column("indexed_at").cast(pa.timestamp("us", tz="UTC")), format="%Y-%m-%d")
             columns.append(day)
             continue
         if target.name not in raw.column_names:
-            columns.append(pa.nulls(raw.num_rows, target.type))
+            if target.name in defaults and "face_index" in raw.column_names:
+                default = pa.scalar(defaults[target.name], target.type)
+                faces = pc.is_valid(raw.column("face_index"))
+                columns.append(pc.if_else(faces, default, pa.scalar(None, target.type)))
+            else:
+                columns.append(pa.nulls(raw.num_rows, target.type))
             continue
         column = raw.column(target.name)
         if target.name == EMBEDDING and pa.types.is_fixed_size_list(column.type):

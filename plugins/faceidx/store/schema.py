@@ -41,6 +41,14 @@ def table_schema() -> pa.Schema:
     return pa.schema(fields)
 
 
+def face_column_defaults() -> dict[str, object]:
+    """Columns newer than some workers, with the value their face rows meant (``rotation``: 0); an
+    older landing file's face rows get it, its image-level rows stay null."""
+    from faceidx_worker import rows
+
+    return dict(rows.FACE_COLUMN_DEFAULTS)
+
+
 def required_columns() -> list[str]:
     """Columns a landing file must have (the non-nullable ones); the others may be absent (null)."""
     return [landing.name for landing in landing_schema() if not landing.nullable]

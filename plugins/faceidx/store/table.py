@@ -197,12 +197,15 @@ class FaceTable:
     # -- opening -------------------------------------------------------------------------------
     @classmethod
     def open(cls, location: IndexLocation) -> FaceTable:
-        """The table at ``location.table_uri``; created (empty, partitioned, CDF on) on first use."""
+        """The table at ``location.table_uri``; created (empty, partitioned, CDF on) on first use, and
+        given the columns of :func:`table_schema` it lacks (a table created before them)."""
         from deltalake import DeltaTable
 
         options = location.storage_options()
         if DeltaTable.is_deltatable(location.table_uri, storage_options=options):
-            return cls(location, DeltaTable(location.table_uri, storage_options=options))
+            table = cls(location, DeltaTable(location.table_uri, storage_options=options))
+            table._retrying("adding columns", table._add_missing_columns)
+            return table
         created = DeltaTable.create(
             location.table_uri,
             table_schema(),
@@ -215,6 +218,17 @@ class FaceTable:
         )
         log.info("created the face table at %s", location.table_uri)
         return cls(location, created)
+
+    def _add_missing_columns(self) -> None:
+        """Add the (nullable) columns of :func:`table_schema` the table lacks; rows already in it read
+        null there."""
+        from deltalake import Schema
+
+        present = set(pa.schema(self.delta.schema().to_arrow()).names)
+        missing = [field for field in table_schema() if field.name not in present]
+        if missing:
+            self.delta.alter.add_columns(list(Schema.from_arrow(pa.schema(missing)).fields))
+            log.info("added column(s) %s to the face table", ", ".join(field.name for field in missing))
 
     @classmethod
     def open_if_exists(cls, location: IndexLocation) -> FaceTable | None:
@@ -271,7 +285,10 @@ class FaceTable:
             conditions.append(f"model_version = {_literal(model_version)}")
         if filter:
             conditions.append(filter)
-        return fixed_embeddings(self._query(_select(columns or table_schema().names, conditions)))
+        if columns is None:  # a table older than a column reads without it until an ingest adds it
+            present = set(pa.schema(self.delta.schema().to_arrow()).names)
+            columns = [name for name in table_schema().names if name in present]
+        return fixed_embeddings(self._query(_select(columns, conditions)))
 
     def indexed_images(self, query: IndexedQuery) -> set[tuple[str, str]]:
         """``(key, bare etag)`` of ``query.keys`` that an ``ok`` row indexes for ``query.model`` (see
