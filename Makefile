@@ -27,7 +27,7 @@ help:
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
 	@echo "make simulate  - scaling simulator: original rule vs our planner"
 	@echo "make parse-times - how long each DAG file takes to parse"
-	@echo "make lock      - re-resolve requirements.lock and worker/requirements.lock"
+	@echo "make lock      - re-resolve requirements.lock, worker/requirements.lock and worker/requirements-maintenance.lock"
 
 # The venv is rebuilt whenever the pinned files change (stale) or it is missing.
 $(STAMP): requirements.lock pyproject.toml
@@ -44,6 +44,8 @@ lock:
 		--override overrides.txt requirements-dev.in -o requirements.lock
 	$(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
 		--override worker/overrides-gpu.txt worker/requirements.txt -o worker/requirements.lock
+	$(UV) pip compile -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		-c requirements.lock worker/requirements-maintenance.txt -o worker/requirements-maintenance.lock
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

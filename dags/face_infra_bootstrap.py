@@ -13,16 +13,21 @@ resource is described, created when absent, updated where it differs, and report
 2. **ensure_sqs**: dead-letter queue, work queue (30 min visibility, redrive after 5 receives),
    and a queue policy that lets only the input bucket send.
 3. **ensure_iam**: instance role + instance profile (ECS-for-EC2 policy); job role with a
-   least-privilege inline policy (read input, write the output prefix, work the queue).
+   least-privilege inline policy (read input, write the output prefix, work the queue); the
+   maintenance job role (read, write and delete the index under the output prefix only).
 4. **ensure_bucket_notification**: object-created events for .jpg/.jpeg/.png go to the work queue.
 5. **ensure_compute_environments**: primary (0-16 vCPUs) and secondary (0-256 vCPUs) SPOT
    environments over a list of GPU instance types (the `instance_types` Param: g4dn.xlarge first,
    g5/g6 as fall-backs) on the Amazon Linux 2023 NVIDIA ECS AMI (`ECS_AL2023_NVIDIA`); waits for
    VALID with the provider's `compute_env_ready` waiter, creates an environment again while IAM
    propagates its instance profile, and repairs one that is INVALID although it matches its spec.
-6. **ensure_job_queues**: priority 100 and 50.
-7. **ensure_job_definition**: registers a new revision only when the content changed.
-8. **publish_variables**: sets `faceidx_queue_url` and `faceidx_output_uri` for face_indexing.
+   A third, CPU environment (0-32 vCPUs, memory-optimised r7i/r6i/r5 spot, `ECS_AL2023`) runs the
+   index maintenance jobs (`python -m faceidx.jobs`).
+6. **ensure_job_queues**: priority 100 and 50; the maintenance queue on its own environment.
+7. **ensure_job_definition**: the GPU worker's and the maintenance job's; each registers a new
+   revision only when its content changed.
+8. **publish_variables**: sets `faceidx_queue_url` and `faceidx_output_uri` for face_indexing, and
+   `faceidx_maintenance_job_queue` for the index steps that run as Batch jobs.
 9. **summary**: one table: resource, name, action, ARN and difference.
 
 **Params**: the per-account values (bucket, output URI, subnets, security groups, worker image,
@@ -44,6 +49,8 @@ from faceidx.infra.values import DRY_RUN_PARAM, VALUES, InfraValue
 
 def _describe(value: InfraValue) -> str:
     fallback = f"Empty: the Airflow Variable {value.variable}"
+    if value.derived:
+        return f"{value.description} {fallback}, else {value.derived}."
     if value.default:
         return f"{value.description} {fallback}, else {value.default!r}."
     if value.optional:

@@ -172,7 +172,7 @@ def render_infra_values() -> str:
     rows = []
     for value in VALUES:
         required = "no" if value.default is not None or value.optional else "yes"
-        default = "" if value.default is None else _code(value.default)
+        default = value.derived if value.derived else "" if value.default is None else _code(value.default)
         example = "" if value.example in (None, "", [], value.default) else _code(value.example)
         rows.append((f"`{value.param}`", f"`${{{value.placeholder}}}`", required, default, example))
     return _table(("Param", "placeholder in infra/", "required", "default", "example"), rows)

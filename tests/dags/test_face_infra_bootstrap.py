@@ -11,13 +11,22 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 
-from faceidx.common.constants import PRIMARY_COMPUTE_ENVIRONMENT, VAR_OUTPUT_URI, VAR_QUEUE_URL
+from faceidx.common.constants import (
+    MAINTENANCE_COMPUTE_ENVIRONMENT,
+    MAINTENANCE_JOB_QUEUE,
+    PRIMARY_COMPUTE_ENVIRONMENT,
+    SECONDARY_COMPUTE_ENVIRONMENT,
+    VAR_MAINTENANCE_JOB_QUEUE,
+    VAR_OUTPUT_URI,
+    VAR_QUEUE_URL,
+)
 from faceidx.infra.values import VALUES
 from tests.support.airflow_dags import load_dag, run_dag, xcom
 from tests.support.infra_moto import OUTPUT_URI, prepare_infra_account
 
 DAG_ID = "face_infra_bootstrap"
 REPO = Path(__file__).resolve().parents[2]
+RESOURCE_COUNT = 20  # every spec under infra/ but the Airflow policy is one resource
 TASKS = [
     "validate",
     "ensure_sqs",
@@ -86,10 +95,11 @@ def test_dry_run_plans_and_changes_nothing(dag, account):
     assert set(states.values()) == {"success"}, states
     summary = xcom(run, "summary")
     assert summary["dry_run"] is True
-    assert summary["counts"]["created"] == 15
+    assert summary["counts"]["created"] == RESOURCE_COUNT
     assert account.client("sqs").list_queues().get("QueueUrls", []) == []
     assert account.client("batch").describe_compute_environments()["computeEnvironments"] == []
     assert _variable(VAR_QUEUE_URL) is None
+    assert _variable(VAR_MAINTENANCE_JOB_QUEUE) is None, "a dry run leaves the index steps in Airflow"
 
     from airflow.exceptions import DagRunTypeNotAllowed
     from airflow.models.backfill import _create_backfill
@@ -109,19 +119,32 @@ def test_dry_run_plans_and_changes_nothing(dag, account):
 def test_real_run_creates_everything_sets_variables_and_repeats_unchanged(dag, account):
     run, states = run_dag(dag, account.params)
     assert set(states.values()) == {"success"}, states
-    assert xcom(run, "summary")["counts"]["created"] == 15
+    assert xcom(run, "summary")["counts"]["created"] == RESOURCE_COUNT
     queue_url = account.client("sqs").get_queue_url(QueueName="faceidx-work")["QueueUrl"]
     # face_indexing reads `params.queue_url or var faceidx_queue_url`: it now needs no configuration.
     assert _variable(VAR_QUEUE_URL) == queue_url
     assert _variable(VAR_OUTPUT_URI) == OUTPUT_URI
+    # the index steps submit their Batch jobs to the maintenance queue once this is set
+    assert _variable(VAR_MAINTENANCE_JOB_QUEUE) == MAINTENANCE_JOB_QUEUE
     ces = account.client("batch").describe_compute_environments()["computeEnvironments"]
-    assert len(ces) == 2
+    assert {ce["computeEnvironmentName"] for ce in ces} == {
+        PRIMARY_COMPUTE_ENVIRONMENT,
+        SECONDARY_COMPUTE_ENVIRONMENT,
+        MAINTENANCE_COMPUTE_ENVIRONMENT,
+    }
     assert {ce["status"] for ce in ces} == {"VALID"}
+    (queue,) = account.client("batch").describe_job_queues(jobQueues=[MAINTENANCE_JOB_QUEUE])["jobQueues"]
+    assert queue["state"] == "ENABLED"
 
     again, states = run_dag(dag, account.params)
     assert set(states.values()) == {"success"}, states
     summary = xcom(again, "summary")
-    assert summary["counts"] == {"created": 0, "updated": 0, "unchanged": 15, "needs-replacement": 0}
+    assert summary["counts"] == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": RESOURCE_COUNT,
+        "needs-replacement": 0,
+    }
 
 
 def test_invalid_spec_fails_validate_before_any_aws_call(dag, account, tmp_path, monkeypatch, capfd):

@@ -106,6 +106,7 @@ def test_bootstrap_from_its_form_with_only_dry_run_off(page, product, shots):
     assert {q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]} == {
         "face-recognition-primary-queue",
         "face-recognition-secondary-queue",
+        "face-recognition-maintenance-queue",
     }
     notification = product.moto.client("s3").get_bucket_notification_configuration(Bucket=INPUT_BUCKET)
     assert notification["QueueConfigurations"], "the input bucket notifies the work queue"

@@ -16,6 +16,7 @@ from typing import Any
 
 from faceidx.common.specs import SPEC_DIR_ENV, default_spec_dir
 from faceidx.infra import kinds_batch, kinds_compute, kinds_iam, kinds_s3, kinds_sqs
+from faceidx.infra.instance_types import CPU, GPU
 from faceidx.infra.reconcile import ResourceKind
 
 # Steps run in this order; each is one task of face_infra_bootstrap.
@@ -96,6 +97,14 @@ SPECS: tuple[SpecEntry, ...] = (
     SpecEntry("iam/job-role", STEP_IAM, "CreateRole", kinds_iam.ROLE, {"arn": "JOB_ROLE_ARN"}),
     SpecEntry("iam/job-role-policy", STEP_IAM, "PutRolePolicy", kinds_iam.ROLE_INLINE_POLICY),
     SpecEntry(
+        "iam/maintenance-job-role",
+        STEP_IAM,
+        "CreateRole",
+        kinds_iam.ROLE,
+        {"arn": "MAINTENANCE_JOB_ROLE_ARN"},
+    ),
+    SpecEntry("iam/maintenance-job-role-policy", STEP_IAM, "PutRolePolicy", kinds_iam.ROLE_INLINE_POLICY),
+    SpecEntry(
         "s3/input-bucket-notification",
         STEP_NOTIFICATION,
         "PutBucketNotificationConfiguration",
@@ -115,10 +124,58 @@ SPECS: tuple[SpecEntry, ...] = (
         kinds_compute.COMPUTE_ENVIRONMENT,
         reads={"job_definition": "batch/job-definition"},
     ),
+    SpecEntry(
+        "batch/compute-environment-maintenance",
+        STEP_COMPUTE,
+        "CreateComputeEnvironment",
+        kinds_compute.COMPUTE_ENVIRONMENT,
+        reads={"job_definition": "batch/job-definition-maintenance"},
+    ),
     SpecEntry("batch/job-queue-primary", STEP_JOB_QUEUES, "CreateJobQueue", kinds_batch.JOB_QUEUE),
     SpecEntry("batch/job-queue-secondary", STEP_JOB_QUEUES, "CreateJobQueue", kinds_batch.JOB_QUEUE),
+    SpecEntry("batch/job-queue-maintenance", STEP_JOB_QUEUES, "CreateJobQueue", kinds_batch.JOB_QUEUE),
     SpecEntry(
         "batch/job-definition", STEP_JOB_DEFINITION, "RegisterJobDefinition", kinds_batch.JOB_DEFINITION
+    ),
+    SpecEntry(
+        "batch/job-definition-maintenance",
+        STEP_JOB_DEFINITION,
+        "RegisterJobDefinition",
+        kinds_batch.JOB_DEFINITION,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class BatchWorkload:
+    """One kind of Batch job: its job definition, the queues it is submitted to, the compute
+    environments those queues use, its hardware and the job role it must run as (spec keys and the
+    role's output placeholder). Validation checks each job definition only against its own
+    environments, and each environment against its hardware."""
+
+    job_definition: str
+    queues: tuple[str, ...]
+    environments: tuple[str, ...]
+    hardware: str  # GPU or CPU
+    job_role: str  # the placeholder the job definition's jobRoleArn must be
+
+
+MAINTENANCE_QUEUE_KEY = "batch/job-queue-maintenance"  # its name is published as an Airflow Variable
+
+WORKLOADS: tuple[BatchWorkload, ...] = (
+    BatchWorkload(
+        "batch/job-definition",
+        ("batch/job-queue-primary", "batch/job-queue-secondary"),
+        ("batch/compute-environment-primary", "batch/compute-environment-secondary"),
+        GPU,
+        "JOB_ROLE_ARN",
+    ),
+    BatchWorkload(
+        "batch/job-definition-maintenance",
+        (MAINTENANCE_QUEUE_KEY,),
+        ("batch/compute-environment-maintenance",),
+        CPU,
+        "MAINTENANCE_JOB_ROLE_ARN",
     ),
 )
 

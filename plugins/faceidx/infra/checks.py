@@ -11,7 +11,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from faceidx.common.constants import WORKER_EXIT_STALLED
-from faceidx.infra.instance_types import MEMORY_MARGIN, InstanceType, expand
+from faceidx.infra.instance_types import (
+    CPU,
+    GPU,
+    MEMORY_MARGIN,
+    MEMORY_OPTIMISED_FAMILIES,
+    InstanceType,
+    expand,
+)
 
 ERROR = "error"
 WARNING = "warning"
@@ -26,6 +33,8 @@ FAMILY_MEMORY_EXAMPLE_MIB = 15000
 # The GPU AMI faceidx runs on. Amazon Linux 2 ECS AMIs (ECS_AL2, ECS_AL2_NVIDIA) lose support on
 # June 30, 2026; an environment with no ec2Configuration was given AL2 if created before January 12, 2026.
 GPU_IMAGE_TYPE = "ECS_AL2023_NVIDIA"
+CPU_IMAGE_TYPE = "ECS_AL2023"  # the maintenance environment: no GPU driver needed
+IMAGE_TYPE = {GPU: GPU_IMAGE_TYPE, CPU: CPU_IMAGE_TYPE}
 AL2_IMAGE_TYPES = frozenset({"ECS_AL2", "ECS_AL2_NVIDIA"})
 
 # jobStateTimeLimitActions: the statusReason values AWS Batch can act on (its user guide, "Automatic
@@ -95,7 +104,8 @@ def _ce_types(ce: dict[str, Any], name: str, findings: list[Finding]) -> list[In
                     name,
                     f"instance type {entry!r} is not in faceidx's instance table, so the job cannot be "
                     "checked against it.",
-                    "Use a g4dn type, or add the type (vCPUs, GPUs, installed MiB) to INSTANCE_TYPES in "
+                    "Use a listed type (g4dn/g5/g6 for GPU, r7i/r6i/r5 for maintenance), or add the type "
+                    "(vCPUs, GPUs, installed MiB) to INSTANCE_TYPES in "
                     "plugins/faceidx/infra/instance_types.py.",
                 )
             )
@@ -105,9 +115,10 @@ def _ce_types(ce: dict[str, Any], name: str, findings: list[Finding]) -> list[In
 
 
 def check_job_on_environment(
-    job_name: str, job: JobResources, ce_name: str, ce: dict[str, Any]
+    job_name: str, job: JobResources, ce_name: str, ce: dict[str, Any], hardware: str = GPU
 ) -> list[Finding]:
-    """Memory, GPU and vCPUs of the job against every instance type the environment allows."""
+    """Memory, GPU and vCPUs of the job against every instance type the environment allows. A CPU
+    workload on GPU types is reported by ``check_cpu_instance_types`` instead."""
     findings: list[Finding] = []
     resource = f"job definition {job_name} on {ce_name}"
     types = _ce_types(ce, ce_name, findings)
@@ -138,7 +149,7 @@ def check_job_on_environment(
                 )
             )
     gpu_types = [t for t in types if t.gpus > 0]
-    if gpu_types and job.gpus == 0:
+    if hardware == GPU and gpu_types and job.gpus == 0:
         findings.append(
             Finding(
                 ERROR,
@@ -193,8 +204,40 @@ def check_job_on_environment(
     return findings
 
 
-def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
-    """Allocation strategy, bid, scale-to-zero and service role of one compute environment."""
+def check_cpu_instance_types(name: str, ce: dict[str, Any]) -> list[Finding]:
+    """A CPU (maintenance) environment lists memory-optimised types without a GPU only."""
+    findings: list[Finding] = []
+    families = ", ".join(sorted(MEMORY_OPTIMISED_FAMILIES))
+    for entry in (ce.get("computeResources") or {}).get("instanceTypes") or []:
+        rows = expand(entry) or []
+        if any(t.gpus > 0 for t in rows):
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"instance type {entry!r} has a GPU, but this environment runs the index maintenance "
+                    "jobs, which ask for none: a GPU instance would cost several times a memory-optimised "
+                    "one and take the GPU spot quota the workers need.",
+                    f"Drop {entry!r} from maintenance_instance_types; use memory-optimised CPU types "
+                    f"({families}).",
+                )
+            )
+        elif rows and not all(t.memory_optimised for t in rows):
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"instance type {entry!r} is not memory-optimised: the maintenance steps (vector index "
+                    "build, re-cluster, compaction) are bound by memory, 8 GiB per vCPU.",
+                    f"Use memory-optimised types ({families}).",
+                )
+            )
+    return findings
+
+
+def check_compute_environment(name: str, ce: dict[str, Any], hardware: str = GPU) -> list[Finding]:
+    """Allocation strategy, bid, scale-to-zero, AMI and service role of one compute environment; its
+    instance types when it is a CPU environment."""
     findings: list[Finding] = []
     resources = ce.get("computeResources") or {}
     kind = resources.get("type")
@@ -240,7 +283,8 @@ def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
             )
         )
     images = [str(c.get("imageType")) for c in resources.get("ec2Configuration") or []]
-    if ce.get("type", "MANAGED") == "MANAGED" and images != [GPU_IMAGE_TYPE]:
+    image_type = IMAGE_TYPE[hardware]
+    if ce.get("type", "MANAGED") == "MANAGED" and images != [image_type]:
         on_al2 = not images or any(i in AL2_IMAGE_TYPES for i in images)
         findings.append(
             Finding(
@@ -251,9 +295,9 @@ def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
                     ": Amazon Linux 2 ECS AMIs lose support on June 30, 2026, and an environment created "
                     "without ec2Configuration may run AL2."
                     if on_al2
-                    else f", not the GPU AMI faceidx is built and tested on ({GPU_IMAGE_TYPE})."
+                    else f", not the {hardware.upper()} AMI faceidx is built and tested on ({image_type})."
                 ),
-                f'Set computeResources.ec2Configuration to [{{"imageType": "{GPU_IMAGE_TYPE}"}}].',
+                f'Set computeResources.ec2Configuration to [{{"imageType": "{image_type}"}}].',
             )
         )
     role = ce.get("serviceRole")
@@ -269,6 +313,8 @@ def check_compute_environment(name: str, ce: dict[str, Any]) -> list[Finding]:
                 "(AWSServiceRoleForBatch).",
             )
         )
+    if hardware == CPU:
+        findings.extend(check_cpu_instance_types(name, ce))
     return findings
 
 
@@ -349,8 +395,20 @@ def check_time_limit_actions(name: str, actions: list[dict[str, Any]]) -> list[F
     return findings
 
 
-def check_job_definition(name: str, job_definition: dict[str, Any], job: JobResources) -> list[Finding]:
+def check_job_definition(
+    name: str, job_definition: dict[str, Any], job: JobResources, hardware: str = GPU
+) -> list[Finding]:
     findings: list[Finding] = []
+    if hardware == CPU and job.gpus:
+        findings.append(
+            Finding(
+                ERROR,
+                f"job definition {name}",
+                f"asks for {job.gpus} GPU(s), but it runs the index maintenance steps on CPU instance "
+                "types: the job would never be placed and would sit in RUNNABLE.",
+                'Remove {"type": "GPU", ...} from containerProperties.resourceRequirements.',
+            )
+        )
     if job.deprecated:
         findings.append(
             Finding(
@@ -382,7 +440,8 @@ def check_job_definition(name: str, job_definition: dict[str, Any], job: JobReso
         and str(rule.get("action")).upper() == "RETRY"
         for rule in retries
     )
-    if not stalled_retry:
+    # Exit code 4 is the GPU worker's stalled-lane exit; a maintenance step has no such exit.
+    if hardware == GPU and not stalled_retry:
         findings.append(
             Finding(
                 WARNING,
@@ -393,6 +452,44 @@ def check_job_definition(name: str, job_definition: dict[str, Any], job: JobReso
                 "retryStrategy.evaluateOnExit, before the catch-all EXIT rule.",
             )
         )
+    return findings
+
+
+def check_job_role(name: str, template: dict[str, Any], placeholder: str) -> list[Finding]:
+    """The job definition's template runs as the role its workload names (``${placeholder}``)."""
+    held = (template.get("containerProperties") or {}).get("jobRoleArn")
+    expected = f"${{{placeholder}}}"
+    if held == expected:
+        return []
+    return [
+        Finding(
+            ERROR,
+            f"job definition {name}",
+            f"containerProperties.jobRoleArn is {held!r}, not {expected}: the job would run with another "
+            "role's permissions (or none).",
+            f'Set containerProperties.jobRoleArn to "{expected}".',
+        )
+    ]
+
+
+def check_queue_environments(
+    name: str, queue: dict[str, Any], allowed: set[str], job_definition: str
+) -> list[Finding]:
+    """A job queue names only the compute environments of its workload (no GPU environment behind the
+    maintenance queue, no CPU environment behind a worker queue)."""
+    findings: list[Finding] = []
+    for item in queue.get("computeEnvironmentOrder") or []:
+        env = str(item.get("computeEnvironment", "")).rsplit("/", 1)[-1]
+        if env not in allowed:
+            findings.append(
+                Finding(
+                    ERROR,
+                    name,
+                    f"names compute environment {env!r}, but the jobs submitted to it ({job_definition}) "
+                    f"run only on {', '.join(sorted(allowed))}.",
+                    f"Name only {', '.join(sorted(allowed))} in computeEnvironmentOrder.",
+                )
+            )
     return findings
 
 
@@ -446,14 +543,18 @@ def check_values(values: dict[str, Any]) -> list[Finding]:
                     "(aws kms describe-key --key-id <alias or id> --query KeyMetadata.Arn).",
                 )
             )
-    image = str(values.get("WORKER_IMAGE", ""))
-    if any(c.isspace() for c in image):
-        findings.append(
-            Finding(
-                ERROR,
-                "Param worker_image",
-                f"{image!r} contains whitespace.",
-                "Give the image URI, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/faceidx-worker:0.1.0.",
+    for placeholder, param, example in (
+        ("WORKER_IMAGE", "worker_image", "faceidx-worker:0.1.0"),
+        ("MAINTENANCE_IMAGE", "maintenance_image", "faceidx-worker:0.1.0-maintenance"),
+    ):
+        image = str(values.get(placeholder, ""))
+        if any(c.isspace() for c in image):
+            findings.append(
+                Finding(
+                    ERROR,
+                    f"Param {param}",
+                    f"{image!r} contains whitespace.",
+                    f"Give the image URI, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/{example}.",
+                )
             )
-        )
     return findings

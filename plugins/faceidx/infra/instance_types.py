@@ -1,4 +1,5 @@
-"""What a job can ask of each GPU instance type. Pure data plus the rule for allocatable memory.
+"""What a job can ask of each instance type (the GPU workers' and the CPU maintenance jobs'). Pure data
+plus the rule for allocatable memory.
 
 The ECS agent registers less memory than the instance has: the kernel, the agent and the NVIDIA driver
 keep some. On g4dn.xlarge (16 GiB installed) ECS registers about 15.3 to 15.7 GiB, so a job asking for
@@ -34,6 +35,18 @@ GPU AMI (``ECS_AL2023_NVIDIA``) supports. Not every region offers g5 or g6.
 | g6.24xlarge | 96 | 4 | 393,216 | 367,656 |
 | g6.48xlarge | 192 | 8 | 786,432 | 735,313 |
 
+The maintenance environment runs on memory-optimised CPU types (8 GiB per vCPU, no GPU), on the
+Amazon Linux 2023 ECS AMI (``ECS_AL2023``): r7i (Sapphire Rapids), r6i (Ice Lake) and r5 (Skylake /
+Cascade Lake), so a spot shortage of one family leaves two others.
+
+| type | vCPUs | GPUs | installed MiB | allocatable MiB |
+| --- | --- | --- | --- | --- |
+| r7i/r6i/r5.large | 2 | 0 | 16,384 | 15,319 |
+| r7i/r6i/r5.xlarge | 4 | 0 | 32,768 | 30,638 |
+| r7i/r6i/r5.2xlarge | 8 | 0 | 65,536 | 61,276 |
+| r7i/r6i/r5.4xlarge | 16 | 0 | 131,072 | 122,552 |
+| r7i/r6i/r5.8xlarge | 32 | 0 | 262,144 | 245,104 |
+
 A type missing here fails validation with a message saying to add it (with its vCPUs, GPUs and
 installed memory) to ``INSTANCE_TYPES``.
 """
@@ -44,6 +57,10 @@ import math
 from dataclasses import dataclass
 
 MEMORY_MARGIN = 0.065  # share of installed memory the ECS agent does not register (low end observed)
+# The hardware a Batch workload runs on (faceidx.infra.catalog.WORKLOADS).
+GPU = "gpu"
+CPU = "cpu"
+MEMORY_OPTIMISED_FAMILIES = frozenset({"r5", "r6i", "r7i"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,14 @@ class InstanceType:
     @property
     def allocatable_mib(self) -> int:
         return math.floor(self.memory_mib * (1 - MEMORY_MARGIN))
+
+    @property
+    def family(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def memory_optimised(self) -> bool:
+        return self.family in MEMORY_OPTIMISED_FAMILIES
 
 
 INSTANCE_TYPES: dict[str, InstanceType] = {
@@ -80,6 +105,17 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
                 ("16xlarge", 64, 1, 262_144),
                 ("24xlarge", 96, 4, 393_216),
                 ("48xlarge", 192, 8, 786_432),
+            )
+        ),
+        *(
+            InstanceType(f"{family}.{size}", vcpus, 0, memory)
+            for family in sorted(MEMORY_OPTIMISED_FAMILIES)
+            for size, vcpus, memory in (
+                ("large", 2, 16_384),
+                ("xlarge", 4, 32_768),
+                ("2xlarge", 8, 65_536),
+                ("4xlarge", 16, 131_072),
+                ("8xlarge", 32, 262_144),
             )
         ),
     )

@@ -14,9 +14,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from faceidx.common.constants import VAR_OUTPUT_URI, VAR_QUEUE_URL
+from faceidx.common.constants import VAR_MAINTENANCE_JOB_QUEUE, VAR_OUTPUT_URI, VAR_QUEUE_URL
 from faceidx.common.tables import format_table
-from faceidx.infra.catalog import STEP_SQS, STEPS, default_spec_dir, entries_for, load_templates
+from faceidx.infra.catalog import (
+    MAINTENANCE_QUEUE_KEY,
+    STEP_SQS,
+    STEPS,
+    default_spec_dir,
+    entries_for,
+    load_templates,
+)
 from faceidx.infra.reconcile import reconcile
 from faceidx.infra.render import render
 from faceidx.infra.report import findings_table, results_table, values_table
@@ -28,11 +35,11 @@ log = logging.getLogger(__name__)
 
 STEP_TITLES = {
     "sqs": "SQS: dead-letter queue, work queue, queue policy",
-    "iam": "IAM: instance role and profile, job role and its policy",
+    "iam": "IAM: instance role and profile, the worker and maintenance job roles and their policies",
     "bucket_notification": "S3: input bucket notification to the work queue",
-    "compute_environments": "AWS Batch: compute environments",
+    "compute_environments": "AWS Batch: compute environments (GPU workers, CPU maintenance)",
     "job_queues": "AWS Batch: job queues",
-    "job_definition": "AWS Batch: job definition",
+    "job_definition": "AWS Batch: job definitions (GPU worker, index maintenance)",
 }
 
 
@@ -102,10 +109,14 @@ def publish_variables(
     sqs: Mapping[str, Any],
     setter: Callable[[str, str, str], None] | None = None,
 ) -> dict[str, str]:
-    """After a real run, set the Variables face_indexing reads, so it needs no more configuration."""
+    """After a real run, set the Variables face_indexing and the index steps read, so they need no more
+    configuration: the work queue's URL, the output URI, and the maintenance job queue's name (the
+    index steps submit their Batch jobs there; while it is unset they run in their Airflow task)."""
+    maintenance_queue = load_templates(config["spec_dir"])[MAINTENANCE_QUEUE_KEY]["jobQueueName"]
     values = {
         VAR_QUEUE_URL: str(sqs["outputs"]["QUEUE_URL"]),
         VAR_OUTPUT_URI: str(config["values"]["OUTPUT_URI"]),
+        VAR_MAINTENANCE_JOB_QUEUE: str(maintenance_queue),
     }
     if config["dry_run"]:
         log.info("dry run: Airflow Variables %s are not set", ", ".join(values))

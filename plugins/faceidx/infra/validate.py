@@ -2,7 +2,9 @@
 
 1. Every placeholder is one faceidx knows, and every per-account value is supplied.
 2. Each rendered spec matches its operation's input shape in botocore's model (``shape``).
-3. Our own checks (``checks``): memory/GPU/vCPU fit, maxvCpus, allocation strategy, queue references.
+3. Our own checks (``checks``): memory/GPU/vCPU fit, maxvCpus, allocation strategy, queue references,
+   each per Batch workload (``catalog.WORKLOADS``): the GPU workers' job definition against the GPU
+   environments, the maintenance job definition against the CPU one, each with its own job role.
 
 Values that exist only after a resource is created (queue URL, role ARNs) are rendered as stand-ins
 here; the real ones are filled in by the step that needs them.
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faceidx.infra.catalog import SPECS, SPECS_BY_KEY, load_templates
+from faceidx.infra.catalog import SPECS, SPECS_BY_KEY, WORKLOADS, load_templates
 from faceidx.infra.checks import (
     ERROR,
     WARNING,
@@ -24,10 +26,13 @@ from faceidx.infra.checks import (
     check_job_definition,
     check_job_on_environment,
     check_job_queue,
+    check_job_role,
+    check_queue_environments,
     check_values,
     job_resources,
 )
 from faceidx.infra.checks_sqs import check_dead_letter_retention
+from faceidx.infra.instance_types import GPU
 from faceidx.infra.render import render, unknown_placeholders
 from faceidx.infra.shape import shape_errors
 from faceidx.infra.values import OUTPUT_PLACEHOLDERS, resolve_values
@@ -90,13 +95,19 @@ def validate_rendered(rendered: Mapping[str, Any]) -> list[Finding]:
                     f"{_cli(entry.operation)} --generate-cli-skeleton`.",
                 )
             )
-    environments = {
-        spec["computeEnvironmentName"]: spec
+    environment_keys = {
+        key: spec
         for key, spec in rendered.items()
         if SPECS_BY_KEY[key].operation == "CreateComputeEnvironment" and "computeEnvironmentName" in spec
     }
-    for name, ce in environments.items():
-        findings.extend(check_compute_environment(f"compute environment {name}", ce))
+    environments = {spec["computeEnvironmentName"]: spec for spec in environment_keys.values()}
+    hardware_of = {key: w.hardware for w in WORKLOADS for key in w.environments}
+    workload_of = {w.job_definition: w for w in WORKLOADS}
+    for key, ce in environment_keys.items():
+        name = ce["computeEnvironmentName"]
+        findings.extend(
+            check_compute_environment(f"compute environment {name}", ce, hardware_of.get(key, GPU))
+        )
     for key, spec in rendered.items():
         operation = SPECS_BY_KEY[key].operation
         if operation == "CreateJobQueue":
@@ -104,10 +115,37 @@ def validate_rendered(rendered: Mapping[str, Any]) -> list[Finding]:
         elif operation == "RegisterJobDefinition":
             name = str(spec.get("jobDefinitionName"))
             resources = job_resources(spec)
-            findings.extend(check_job_definition(name, spec, resources))
-            for ce_name, ce in environments.items():
+            workload = workload_of.get(key)
+            hardware = workload.hardware if workload else GPU
+            findings.extend(check_job_definition(name, spec, resources, hardware))
+            # A job definition outside every workload is checked against every environment.
+            runs_on = (
+                {k: environment_keys[k] for k in workload.environments if k in environment_keys}
+                if workload
+                else environment_keys
+            )
+            for ce in runs_on.values():
+                ce_name = ce["computeEnvironmentName"]
                 findings.extend(
-                    check_job_on_environment(name, resources, f"compute environment {ce_name}", ce)
+                    check_job_on_environment(name, resources, f"compute environment {ce_name}", ce, hardware)
+                )
+    for workload in WORKLOADS:
+        job = rendered.get(workload.job_definition) or {}
+        allowed = {
+            environment_keys[k]["computeEnvironmentName"]
+            for k in workload.environments
+            if k in environment_keys
+        }
+        for queue_key in workload.queues:
+            queue = rendered.get(queue_key)
+            if queue is not None and allowed:
+                findings.extend(
+                    check_queue_environments(
+                        f"job queue {queue.get('jobQueueName')}",
+                        queue,
+                        allowed,
+                        f"job definition {job.get('jobDefinitionName', workload.job_definition)}",
+                    )
                 )
     work_queue, dead_letter_queue = rendered.get("sqs/work-queue"), rendered.get("sqs/dead-letter-queue")
     if work_queue is not None and dead_letter_queue is not None:
@@ -145,6 +183,11 @@ def validate_specs(
     context = {**stand_in_outputs(), **values}
     rendered = {key: render(template, context, f"infra/{key}.json") for key, template in templates.items()}
     findings = check_values(values) + validate_rendered(rendered)
+    for workload in WORKLOADS:
+        template = templates.get(workload.job_definition)
+        if isinstance(template, dict):
+            name = str(template.get("jobDefinitionName", workload.job_definition))
+            findings.extend(check_job_role(name, template, workload.job_role))
     result = ValidationResult(values=values, rendered=rendered, findings=findings)
     if result.errors:
         raise InfraSpecError(result.findings)

@@ -16,6 +16,16 @@ from faceidx.common.uris import split_s3_uri as common_split_s3_uri
 
 VARIABLE_PREFIX = "faceidx_"
 DEFAULT_INSTANCE_TYPES = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
+# Memory-optimised CPU types (8 GiB per vCPU), three families so spot capacity is rarely short; sizes up to
+# 16 vCPUs / 128 GiB for the largest step's override (docs/infrastructure.md has the arithmetic).
+DEFAULT_MAINTENANCE_INSTANCE_TYPES = tuple(
+    f"{family}.{size}"
+    for family in ("r7i", "r6i", "r5")
+    for size in ("large", "xlarge", "2xlarge", "4xlarge")
+)
+# The maintenance image is the worker image's repository with this suffix on its tag (worker/Dockerfile's
+# `maintenance` target, pushed next to the GPU image).
+MAINTENANCE_TAG_SUFFIX = "-maintenance"
 DRY_RUN_PARAM = "dry_run"
 
 
@@ -30,6 +40,7 @@ class InfraValue:
     default: Any = None  # None: the account must supply it
     is_list: bool = False
     optional: bool = False  # may stay empty: the spec key holding it is then left out
+    derived: str = ""  # when empty, the value is computed from others (this says how); never left out
 
     @property
     def variable(self) -> str:
@@ -74,6 +85,14 @@ VALUES: tuple[InfraValue, ...] = (
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/faceidx-worker:0.1.0",
     ),
     InfraValue(
+        "maintenance_image",
+        "MAINTENANCE_IMAGE",
+        "The index maintenance image: worker/Dockerfile's `maintenance` target, pushed to ECR.",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/faceidx-worker:0.1.0-maintenance",
+        default="",
+        derived=f"worker_image with {MAINTENANCE_TAG_SUFFIX!r} appended to its tag",
+    ),
+    InfraValue(
         "instance_types",
         "INSTANCE_TYPES",
         "GPU instance types the compute environments may launch (g4dn.xlarge first, larger GPU "
@@ -110,6 +129,23 @@ VALUES: tuple[InfraValue, ...] = (
         "IAM role the worker container assumes (least privilege).",
         "faceidx-batch-job-role",
         default="faceidx-batch-job-role",
+    ),
+    InfraValue(
+        "maintenance_instance_types",
+        "MAINTENANCE_INSTANCE_TYPES",
+        "Memory-optimised CPU instance types of the maintenance compute environment (r7i, r6i, r5 from "
+        "large to 4xlarge: 8 GiB per vCPU). Each is checked against the maintenance job's memory and "
+        "vCPUs, and must have no GPU; drop a type your region does not offer.",
+        list(DEFAULT_MAINTENANCE_INSTANCE_TYPES),
+        default=list(DEFAULT_MAINTENANCE_INSTANCE_TYPES),
+        is_list=True,
+    ),
+    InfraValue(
+        "maintenance_job_role_name",
+        "MAINTENANCE_JOB_ROLE_NAME",
+        "IAM role the index maintenance jobs assume (the index under the output prefix only).",
+        "faceidx-maintenance-job-role",
+        default="faceidx-maintenance-job-role",
     ),
     InfraValue(
         "face_model_dir",
@@ -178,6 +214,7 @@ OUTPUT_PLACEHOLDERS = (
     "INSTANCE_ROLE_ARN",
     "INSTANCE_PROFILE_ARN",
     "JOB_ROLE_ARN",
+    "MAINTENANCE_JOB_ROLE_ARN",
 )
 
 
@@ -231,6 +268,22 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
+def maintenance_image_for(worker_image: str) -> str:
+    """``repo:0.1.0`` -> ``repo:0.1.0-maintenance``; ``repo`` -> ``repo:maintenance``. An image pinned by
+    digest names no tag to derive from: ``maintenance_image`` must then be given."""
+    image = worker_image.strip()
+    if "@" in image:
+        raise InvalidValueError(
+            f"worker_image {image!r} is pinned by digest, so the maintenance image cannot be derived from "
+            "its tag. Set the maintenance_image Param (or the "
+            f"{VARIABLE_PREFIX}maintenance_image Variable) to the image built with --target maintenance."
+        )
+    name = image.rsplit("/", 1)[-1]
+    if ":" in name:
+        return f"{image}{MAINTENANCE_TAG_SUFFIX}"
+    return f"{image}:{MAINTENANCE_TAG_SUFFIX.lstrip('-')}"
+
+
 def resolve_values(params: Mapping[str, Any], variables: Mapping[str, Any]) -> dict[str, Any]:
     """Placeholder -> value for every per-account and derived value.
 
@@ -246,6 +299,8 @@ def resolve_values(params: Mapping[str, Any], variables: Mapping[str, Any]) -> d
             raw = variables.get(value.variable)
         if _is_empty(raw):
             raw = value.default
+        if _is_empty(raw) and value.derived:
+            continue  # computed below, once the values it comes from are known
         if _is_empty(raw) and not value.optional:
             missing.append(value)
             continue
@@ -257,6 +312,8 @@ def resolve_values(params: Mapping[str, Any], variables: Mapping[str, Any]) -> d
             resolved[value.placeholder] = "" if raw is None else str(raw).strip()
     if missing:
         raise MissingValuesError(missing)
+    if not resolved.get("MAINTENANCE_IMAGE"):
+        resolved["MAINTENANCE_IMAGE"] = maintenance_image_for(resolved["WORKER_IMAGE"])
     bucket, prefix = split_s3_uri(resolved["OUTPUT_URI"])
     resolved["OUTPUT_BUCKET"] = bucket
     resolved["OUTPUT_PREFIX"] = prefix

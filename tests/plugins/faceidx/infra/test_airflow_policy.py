@@ -16,7 +16,12 @@ import botocore.client
 import botocore.session
 import pytest
 
-from faceidx.common.constants import PRIMARY_COMPUTE_ENVIRONMENT, PRIMARY_JOB_QUEUE
+from faceidx.common.constants import (
+    MAINTENANCE_JOB_DEFINITION,
+    MAINTENANCE_JOB_QUEUE,
+    PRIMARY_COMPUTE_ENVIRONMENT,
+    PRIMARY_JOB_QUEUE,
+)
 from faceidx.infra.airflow_policy import load_policy_template, partition_for_region, render_airflow_policy
 from faceidx.infra.render import KNOWN_PLACEHOLDERS, placeholders_in
 from tests.support.batch_status import patch_batch_status
@@ -173,6 +178,13 @@ def test_every_call_the_dags_make_is_allowed(bootstrap, account, recorded, polic
     batch = BatchJobsHook(aws_conn_id="aws_default")
     batch.describe_workers(job["jobId"])
     batch.find_job(PRIMARY_JOB_QUEUE, "w")  # worker_logs: this run's job by name
+    # the index maintenance jobs: the bootstrap created their queue and definition (recorded above); a
+    # submitted step is found, described and its log read with the same calls
+    step = account.client("batch").submit_job(
+        jobName="face-index-compact", jobQueue=MAINTENANCE_JOB_QUEUE, jobDefinition=MAINTENANCE_JOB_DEFINITION
+    )
+    batch.find_job(MAINTENANCE_JOB_QUEUE, "face-index-compact")
+    batch.describe_workers(step["jobId"])
     batch.worker_logs(job["jobId"])  # ... and each worker's log stream
     from airflow.sdk.exceptions import TaskDeferred
 

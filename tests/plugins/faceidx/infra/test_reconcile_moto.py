@@ -10,6 +10,7 @@ import pytest
 
 from faceidx.common.constants import (
     JOB_DEFINITION,
+    MAINTENANCE_COMPUTE_ENVIRONMENT,
     PRIMARY_COMPUTE_ENVIRONMENT,
     SECONDARY_COMPUTE_ENVIRONMENT,
 )
@@ -18,8 +19,8 @@ from faceidx.infra.validate import InfraSpecError
 from tests.plugins.faceidx.infra.conftest import actions
 from tests.support.infra_moto import INPUT_BUCKET, OUTPUT_URI, WORKER_IMAGE
 
-CE_NAMES = (PRIMARY_COMPUTE_ENVIRONMENT, SECONDARY_COMPUTE_ENVIRONMENT)
-RESOURCE_COUNT = 15
+CE_NAMES = (PRIMARY_COMPUTE_ENVIRONMENT, SECONDARY_COMPUTE_ENVIRONMENT, MAINTENANCE_COMPUTE_ENVIRONMENT)
+RESOURCE_COUNT = 20
 
 
 def _edit(spec_dir, name, change):
@@ -32,6 +33,12 @@ def _edit(spec_dir, name, change):
 def _compute_environments(account):
     found = account.client("batch").describe_compute_environments(computeEnvironments=list(CE_NAMES))
     return {ce["computeEnvironmentName"]: ce for ce in found["computeEnvironments"]}
+
+
+def _worker_job(run):
+    """The GPU worker's job definition among the last step's results (the maintenance one is beside it)."""
+    (result,) = [r for r in run["steps"][-1]["results"] if r["name"] == JOB_DEFINITION]
+    return result
 
 
 def _queue_url(account, name="faceidx-work"):
@@ -114,6 +121,7 @@ def test_first_run_creates_everything_as_the_specs_say(bootstrap, account):
     assert {name: q["priority"] for name, q in queues.items()} == {
         "face-recognition-primary-queue": 100,
         "face-recognition-secondary-queue": 50,
+        "face-recognition-maintenance-queue": 10,
     }
     for queue in queues.values():
         assert {
@@ -234,7 +242,7 @@ def test_job_memory_change_registers_a_new_revision(bootstrap, account, spec_dir
 
     _edit(spec_dir, "batch/job-definition.json", memory)
     run = bootstrap(spec_dir=spec_dir)
-    (result,) = run["steps"][-1]["results"]
+    result = _worker_job(run)
     assert result["action"] == "updated"
     assert result["arn"].endswith(f"{JOB_DEFINITION}:2")
     assert result["changes"][0]["path"] == "containerProperties.resourceRequirements"
@@ -248,9 +256,7 @@ def test_job_memory_change_registers_a_new_revision(bootstrap, account, spec_dir
         "MEMORY"
     ] == "14000"
     again = bootstrap(spec_dir=spec_dir)
-    assert again["steps"][-1]["results"][0]["action"] == "unchanged", (
-        "compared with the latest ACTIVE revision"
-    )
+    assert _worker_job(again)["action"] == "unchanged", "compared with the latest ACTIVE revision"
 
 
 def test_a_new_model_pack_is_a_new_job_definition_revision(bootstrap, account):
@@ -267,7 +273,7 @@ def test_a_new_model_pack_is_a_new_job_definition_revision(bootstrap, account):
     assert "FACEIDX_MODEL_PACK" not in latest_environment()[1], "empty: the worker names the pack itself"
 
     run = bootstrap(model_pack="antelopev2", face_model_dir="/opt/models/antelopev2")
-    (result,) = run["steps"][-1]["results"]
+    result = _worker_job(run)
     assert result["action"] == "updated"
     assert result["arn"].endswith(f"{JOB_DEFINITION}:2")
     revision, environment = latest_environment()
@@ -276,9 +282,9 @@ def test_a_new_model_pack_is_a_new_job_definition_revision(bootstrap, account):
     assert environment["FACEIDX_MODEL_DIR"] == "/opt/models/antelopev2"
 
     again = bootstrap(model_pack="antelopev2", face_model_dir="/opt/models/antelopev2")
-    assert again["steps"][-1]["results"][0]["action"] == "unchanged"
+    assert _worker_job(again)["action"] == "unchanged"
     back = bootstrap(model_pack="buffalo_l")
-    assert back["steps"][-1]["results"][0]["arn"].endswith(f"{JOB_DEFINITION}:3")
+    assert _worker_job(back)["arn"].endswith(f"{JOB_DEFINITION}:3")
     assert latest_environment()[1]["FACEIDX_MODEL_PACK"] == "buffalo_l"
 
 
@@ -299,7 +305,9 @@ def test_a_change_that_needs_replacement_is_reported_not_attempted(bootstrap, ac
         assert (
             _compute_environments(account)[name]["computeResources"]["subnets"] == account.params["subnets"]
         )
-    assert sorted(run["summary"]["needs_replacement"]) == [f"batch compute environment {n}" for n in CE_NAMES]
+    assert sorted(run["summary"]["needs_replacement"]) == sorted(
+        f"batch compute environment {n}" for n in CE_NAMES
+    )
 
 
 def test_drift_in_iam_and_sqs_is_repaired(bootstrap, account):
