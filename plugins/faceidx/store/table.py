@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 LANDING_FILES_KEY = "faceidx.landing_files"
 OPERATION_KEY = "faceidx.operation"
 HISTORY_SCANNED = 100  # commits searched for landing files already ingested
+IN_LIST_MAX = 10_000  # values of one SQL IN list (DataFusion overflows near 40,000)
 DEFAULT_TARGET_FILE_BYTES = 128 * 1024 * 1024
 DEFAULT_RETENTION_HOURS = 7 * 24
 CHANGE_DATA_DIR = "_change_data"
@@ -457,12 +458,20 @@ class FaceTable:
         image_ids = pc.unique(batch.column("image_id")).to_pylist()
         removed = batch.filter(pc.equal(batch.column("status"), STATUS_REMOVED))
         keys = pc.unique(removed.column("image_key")).to_pylist()
-        conditions = []
-        if image_ids:
-            conditions.append(f"image_id IN ({', '.join(_literal(value) for value in image_ids)})")
-        if keys:
-            conditions.append(f"image_key IN ({', '.join(_literal(value) for value in keys)})")
-        return self._query(_select(EXISTING_COLUMNS, [" OR ".join(conditions) or "false"]))
+        # DataFusion's SQL parser overflows its stack (the process dies with SIGSEGV) on an IN list of
+        # some 40,000 literals: a round of 500 worker files names more images than that. So the lookup
+        # goes IN_LIST_MAX values a query.
+        parts = [
+            self._query(_select(EXISTING_COLUMNS, [f"{column} IN ({', '.join(_literal(v) for v in chunk)})"]))
+            for column, values in (("image_id", image_ids), ("image_key", keys))
+            for chunk in _chunks(values, IN_LIST_MAX)
+        ]
+        if not parts:
+            return self._query(_select(EXISTING_COLUMNS, ["false"]))
+        found = pa.concat_tables(parts)
+        if len(parts) > 1:  # a row may match both an image id and a tombstone's key
+            found = found.group_by(list(found.column_names)).aggregate([]) if found.num_rows else found
+        return found
 
     def _versions_in_table(self) -> list[str]:
         return sorted({str(values["model_version"]) for values in self.delta.partitions()})
@@ -663,6 +672,10 @@ def _select(columns: list[str], conditions: list[str]) -> str:
     if conditions:
         sql += " WHERE " + " AND ".join(f"({condition})" for condition in conditions)
     return sql
+
+
+def _chunks(values: list[Any], size: int) -> list[list[Any]]:
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _literal(value: str) -> str:
