@@ -129,3 +129,10 @@ def expand(instance_type: str) -> list[InstanceType] | None:
         return [INSTANCE_TYPES[instance_type]]
     family = [t for name, t in INSTANCE_TYPES.items() if name.split(".")[0] == instance_type]
     return family or None
+
+
+def largest_allocatable_mib(instance_types: list[str] | tuple[str, ...]) -> int:
+    """The most memory one job can ask for on these types (entries as ``instanceTypes`` takes them,
+    sizes or families); 0 when the table knows none of them."""
+    rows = [t for entry in instance_types for t in expand(entry) or []]
+    return max((t.allocatable_mib for t in rows), default=0)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceidx.common.uris import split_s3_uri as common_split_s3_uri
+from faceidx.infra.instance_types import largest_allocatable_mib
 
 VARIABLE_PREFIX = "faceidx_"
 DEFAULT_INSTANCE_TYPES = ("g4dn.xlarge", "g5.xlarge", "g6.xlarge")
@@ -23,6 +24,9 @@ DEFAULT_MAINTENANCE_INSTANCE_TYPES = tuple(
     for family in ("r7i", "r6i", "r5")
     for size in ("large", "xlarge", "2xlarge", "4xlarge")
 )
+# The most memory a maintenance job may ask for on the default types: a .4xlarge's allocatable memory
+# (122,552 MiB). A step that needs more waits in RUNNABLE until its queue cancels it.
+MAINTENANCE_JOB_MAX_MEMORY_MIB = largest_allocatable_mib(DEFAULT_MAINTENANCE_INSTANCE_TYPES)
 # The maintenance image is the worker image's repository with this suffix on its tag (worker/Dockerfile's
 # `maintenance` target, pushed next to the GPU image).
 MAINTENANCE_TAG_SUFFIX = "-maintenance"

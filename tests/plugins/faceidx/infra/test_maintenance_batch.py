@@ -18,9 +18,11 @@ from faceidx.common.constants import (
 )
 from faceidx.infra.airflow_policy import render_airflow_policy
 from faceidx.infra.catalog import SPECS, SPECS_BY_KEY, WORKLOADS
+from faceidx.infra.instance_types import largest_allocatable_mib
 from faceidx.infra.validate import InfraSpecError, validate_specs
 from faceidx.infra.values import (
     DEFAULT_MAINTENANCE_INSTANCE_TYPES,
+    MAINTENANCE_JOB_MAX_MEMORY_MIB,
     InvalidValueError,
     example_params,
     maintenance_image_for,
@@ -234,6 +236,23 @@ def test_the_gpu_environments_keep_refusing_cpu_types():
 def test_validation_refuses_a_maintenance_side_that_cannot_work(spec_dir, key, change, expected):
     _edit(spec_dir, key, change)
     assert expected in _refused(spec_dir)
+
+
+@pytest.mark.parametrize(
+    ("types", "largest"),
+    [
+        (["r7i.large"], 15_319),
+        (["r5.large", "r6i.4xlarge"], 122_552),
+        (["r6i"], 245_104),  # a whole family: its largest size in the table
+        (["x9.huge"], 0),
+    ],
+)
+def test_the_largest_job_a_list_of_types_can_hold(types, largest):
+    assert largest_allocatable_mib(types) == largest
+
+
+def test_a_maintenance_job_may_ask_for_a_4xlarges_memory_by_default():
+    assert MAINTENANCE_JOB_MAX_MEMORY_MIB == 122_552
 
 
 def test_the_shipped_maintenance_job_has_no_gpu_and_no_worker_exit_retry():
