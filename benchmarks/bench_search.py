@@ -84,6 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead: time VectorIndex.sync on a Delta table of FACES faces, first load, then 1%% "
         "changed through the change data feed and through the face_id set difference",
     )
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="MONTHS",
+        help="instead: one index of --n faces against the same faces split over MONTHS month shards, "
+        "side by side (benchmarks/bench_shards.py): build time per shard and in all, query p50/p95, "
+        "recall@10 against exact, peak memory",
+    )
     return parser.parse_args(argv)
 
 
@@ -200,6 +209,8 @@ def _face_rows(vectors: np.ndarray, start: int) -> Any:
             "face_index": pa.array(np.zeros(count, dtype=np.int32)),
             "bbox": pa.nulls(count, pa.list_(pa.float32())),
             "quality_passed": pa.array(np.ones(count, dtype=bool)),
+            "model_version": [MODEL_VERSION] * count,
+            "indexed_date": ["2026-11-05"] * count,
             "embedding": pa.ListArray.from_arrays(
                 pa.array(np.arange(0, (count + 1) * vectors.shape[1], vectors.shape[1], dtype=np.int32)),
                 pa.array(vectors.reshape(-1)),
@@ -263,6 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.sync:
         return measure_sync(args.sync)
+    if args.shards:
+        from bench_shards import measure_shards
+
+        return measure_shards(
+            args.n,
+            args.shards,
+            queries=args.queries,
+            exact_queries=args.exact_queries,
+            seed=args.seed,
+            workdir=args.workdir,
+            json_path=args.json,
+        )
     from faceidx.common.tables import format_pairs, format_table
     from faceidx.store.location import IndexLocation
     from faceidx.store.vectors import (

@@ -127,15 +127,15 @@ def _check_table(location: IndexLocation, checked: Checked) -> Any:
 
 
 def _check_vectors(location: IndexLocation, checked: Checked) -> dict[str, list[str]]:
-    """Every version's Lance table opens and answers a search. Model version -> its face ids."""
-    from faceidx.store.vectors import VectorIndex, table_name
+    """Every version's Lance tables (its month shards) open and answer a search. Model version -> its
+    face ids."""
+    from faceidx.store.vectors import VectorIndex
 
     index = VectorIndex(location)
     held: dict[str, list[str]] = {}
     for version in sorted(index.versions()):
         try:
-            lance = index.db.open_table(table_name(version))
-            ids = lance.to_arrow().column("face_id").to_pylist()
+            ids = index.face_ids(version)
             dim = index.dimension(version)
             index.search(np.ones((1, dim), np.float32) / np.sqrt(dim), model_version=version, k=3)
             held[version] = ids

@@ -54,6 +54,7 @@ class Receipt:
         check = self.verification
         rows.append(("verify: table rows left", check.get("table_rows_left")))
         rows.append(("verify: searches run", check.get("searches")))
+        rows.append(("verify: vector tables checked", check.get("vector_tables_checked", "-")))
         rows.append(("verify: forgotten faces found", len(check.get("found_face_ids", []))))
         rows.append(("verified", "yes" if self.verified else "NO"))
         rows.append(("receipt", self.uri))

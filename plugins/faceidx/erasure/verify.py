@@ -1,5 +1,6 @@
-"""The erasure's verification: nothing of the erased faces left in the table, any vector version,
-``face_persons``, the persons' centroids and representatives, or the crops."""
+"""The erasure's verification: nothing of the erased faces left in the table, any vector table (every
+shard of every model version), ``face_persons``, the persons' centroids and representatives, or the
+crops."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ def _indexed_versions(index: Any) -> set[str]:
     return set(versions()) if callable(versions) else set()
 
 
+def _held_vectors(index: Any, face_ids: list[str]) -> dict[str, list[str]]:
+    """Vector table -> the erased face_ids it still holds, looked up by face_id in every table the
+    index has (every month shard of every version), not only where a search would look."""
+    locate = getattr(index, "locate", None)
+    return dict(locate(face_ids)) if callable(locate) and face_ids else {}
+
+
 def _captured(intent: ErasureIntent) -> dict[str, tuple[list[str], Any]]:
     import numpy as np
 
@@ -30,7 +38,8 @@ def _captured(intent: ErasureIntent) -> dict[str, tuple[list[str], Any]]:
 
 def _verify(location: IndexLocation, table: Any, index: Any, intent: ErasureIntent) -> dict:
     """No row of the target in the table; no forgotten face among the nearest ``VERIFY_K`` of each
-    captured embedding, in its own model version; no face_persons row of the faces; no crop left; no
+    captured embedding, in its own model version (a search over all its shards), nor held by any
+    vector table; no face_persons row of the faces; no crop left; no
     person whose centroid or representative still is an erased face."""
     import numpy as np
 
@@ -52,6 +61,9 @@ def _verify(location: IndexLocation, table: Any, index: Any, intent: ErasureInte
         for matches in index.search(vectors, model_version=version, k=VERIFY_K):
             searches += 1
             found |= {m.face_id for m in matches} & forgotten
+    held = _held_vectors(index, list(intent.face_ids))
+    holding = {name: ids for name, ids in sorted(held.items()) if ids}
+    found |= {face for ids in holding.values() for face in ids}
     people = PeopleStore(location)
     mapping_left = (
         people.read("face_persons", filter=in_list("face_id", intent.face_ids)).num_rows
@@ -77,6 +89,8 @@ def _verify(location: IndexLocation, table: Any, index: Any, intent: ErasureInte
         "k": VERIFY_K,
         "versions_without_vectors": not_indexed,
         "found_face_ids": sorted(found),
+        "vector_tables_checked": len(held),
+        "vector_tables_holding_erased": holding,
         "face_persons_rows_left": int(mapping_left),
         "persons_still_holding_erased_faces": sorted(set(centroids_left)),
         "crops_left": crops_left,

@@ -321,6 +321,12 @@ class FaceTable:
             zip(rows.column("model_version").to_pylist(), rows.column("faces").to_pylist(), strict=True)
         )
 
+    def partitions(self) -> list[tuple[str, str]]:
+        """``(model_version, indexed_date)`` of every partition with data, from the Delta log (no data
+        read): the vector index's shards follow them."""
+        found = {(str(p["model_version"]), str(p["indexed_date"])) for p in self.delta.partitions()}
+        return sorted(found)
+
     def changes_since(self, version: int) -> pa.Table:
         """Change data feed rows of the commits after ``version`` (``_change_type``, ``_commit_version``)."""
         current = self.version()

@@ -1,51 +1,106 @@
-"""The vector index: one LanceDB table per model version, kept in step with the Delta face table.
+"""The vector index: LanceDB tables sharded by model version and month, kept in step with the Delta
+face table.
 
 * **Layout**: ``location.vectors_uri`` is a LanceDB database (a local folder, or S3 with
-  :meth:`IndexLocation.lance_storage_options`). Model version ``V`` lives in the table
-  :func:`table_name` ``(V)`` (``faces__<V>``, sanitised), whose schema metadata records ``V`` itself.
-  Columns: ``face_id``, ``image_bucket``, ``image_key``, ``face_index``, ``bbox``, ``quality_passed``
-  and ``vector`` (``fixed_size_list<float32>[D]``). Versions never mix: a search names one.
-* **Sync** (:meth:`VectorIndex.sync`): the first sync loads the version's faces; later syncs apply only
-  what changed since the Delta version recorded by the previous sync, read from the table's change
-  data feed (``FaceTable.changes_since``). When the feed cannot answer (history vacuumed by
-  ``purge_history``, or the table was recreated), the sync falls back to a face_id set difference
-  between the table and the index. Both are idempotent (upsert / delete by face_id), so a sync that
-  dies before recording its version is simply repeated. The recorded version sits in
-  ``<vectors>/_faceidx/sync/<table>.json``.
-* **Search**: exact (flat) while a version holds fewer than :data:`ANN_MIN_ROWS` faces; from then on an
+  :meth:`IndexLocation.lance_storage_options`). The faces of model version ``V`` whose ``indexed_date``
+  falls in month ``M`` live in the shard table :func:`shard_name` ``(V, M)``
+  (``faces__<V>__2026_11``, see :mod:`faceidx.store.vector_shards`), whose schema metadata records
+  ``V`` and ``M``. Columns: ``face_id``, ``image_bucket``, ``image_key``, ``face_index``, ``bbox``,
+  ``quality_passed`` and ``vector`` (``fixed_size_list<float32>[D]``). Versions never mix: a search
+  names one, and is answered by every shard of it.
+* **Sync, one shard** (:meth:`VectorIndex.sync_shard`): the first sync loads the shard's faces (one
+  month's partitions of the face table); later syncs apply only what changed since the Delta version
+  recorded by the shard's previous sync, read from the table's change data feed
+  (``FaceTable.changes_since``). When the feed cannot answer (history vacuumed by ``purge_history``,
+  or the table was recreated), the sync falls back to a face_id set difference between the month's
+  rows and the shard. Both are idempotent (upsert / delete by face_id), so a sync that dies before
+  recording its version is simply repeated; it touches no other shard. The recorded version sits in
+  ``<vectors>/_faceidx/sync/<shard table>.json``. Each shard has its own ANN index, so shards are
+  built independently (one process, job or array child per shard).
+* **Which shards**: :meth:`VectorIndex.plan_shards` / :meth:`VectorIndex.shards_to_sync` read the face
+  table's partitions and the feed once and name the shards with work to do;
+  :meth:`VectorIndex.sync` (all shards of a version, what ``sync_vectors_task`` runs) syncs those and
+  records the others as current.
+* **Unsharded tables** of earlier releases (``faces__<V>``, one per version) keep answering searches
+  until :meth:`VectorIndex.sync` has built every shard of ``V``; it then drops the old table
+  (:meth:`VectorIndex.retire_unsharded`).
+* **Search**: exact (flat) while a shard holds fewer than :data:`ANN_MIN_ROWS` faces; from then on an
   IVF-HNSW-SQ index (cosine): up to :data:`MAX_PARTITIONS` IVF partitions, each its own HNSW graph over
   8-bit scalar-quantised vectors. Later syncs extend it with ``optimize()`` and retrain it when the
-  version has doubled since training. ANN candidates are re-ranked on the full vectors
+  shard has doubled since training. ANN candidates are re-ranked on the full vectors
   (``refine_factor``), so the similarity returned is the exact cosine of the stored embedding.
-  ``make bench-search`` chose this index over IVF-PQ (docs/search.md).
-* **Erasure**: :meth:`VectorIndex.delete` removes face_ids from every version;
+  A search asks every shard of the version for its top-k (in threads) and keeps the top-k of the union
+  (:func:`merge_top_k`). ``make bench-search`` chose this index over IVF-PQ (docs/search.md).
+* **Erasure**: :meth:`VectorIndex.delete` removes face_ids from every table (every shard of every
+  version); :meth:`VectorIndex.locate` says which tables still hold any of them.
   :meth:`VectorIndex.purge_history` then removes the old Lance versions, and rewrites a table whose
   files still hold deleted rows (Lance keeps them behind a deletion file until compaction), so the
   vectors are gone from disk, not only hidden. It never deletes a file that no version references
   (no ``delete_unverified``): such a file may belong to a commit another writer is still making.
 * **Concurrency**: every write is retried on a commit conflict or a file cleaned up under it
   (:mod:`faceidx.store.retry`), reopening the table first; a sync is repeated whole (it is
-  idempotent). A search reopens its table at the latest version when a file of the version it holds
-  is gone (a purge ran), and at most :data:`READER_REFRESH_S` seconds after opening it.
+  idempotent). A search reopens its tables at the latest version when a file of the version it holds
+  is gone (a purge ran), and at most :data:`READER_REFRESH_S` seconds after opening them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import os
-import re
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from faceidx.store.retry import CommitConflictError, retrying
+from faceidx.store.vector_ann import (
+    ANN_INDEX,
+    DEFAULT_EF,
+    DEFAULT_NPROBES,
+    DEFAULT_REFINE_FACTOR,
+    FACES_PER_PARTITION,
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    MAX_PARTITIONS,
+    ann_partitions,
+    build_ann_index,
+    deletion_rows,
+)
+from faceidx.store.vector_reports import PurgeReport, SyncReport, combined
+from faceidx.store.vector_rows import (
+    DATE_COLUMN,
+    FACE_COLUMNS,
+    MONTH_METADATA_KEY,
+    READ_COLUMNS,
+    VERSION_METADATA_KEY,
+    FaceSource,
+    face_rows,
+    index_schema,
+    latest_changes,
+    month_of,
+    plain_arrow,
+    table_months,
+    to_index_rows,
+)
+from faceidx.store.vector_search import SEARCH_THREADS, Match, search_tables
+from faceidx.store.vector_shards import (
+    TABLE_PREFIX,
+    ShardPlan,
+    VectorShard,
+    last_change_by_shard,
+    merge_top_k,
+    month_filter,
+    month_in_name,
+    plan_shards,
+    rows_of_month,
+    shard_changes,
+    shard_name,
+    table_name,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -54,31 +109,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TABLE_PREFIX = "faces__"
-VERSION_METADATA_KEY = b"faceidx.model_version"
-# Below this many faces a version is searched exactly (a flat scan of 50k x 512 floats is ~10 ms);
+# Below this many faces a shard is searched exactly (a flat scan of 50k x 512 floats is ~10 ms);
 # from this size on it gets an IVF-HNSW-SQ index.
 ANN_MIN_ROWS = 50_000
-ANN_INDEX = "ivf_hnsw_sq"  # the SyncReport's name for it
-# One HNSW graph per FACES_PER_PARTITION faces, at most MAX_PARTITIONS graphs (1,000,000 faces: 16).
-FACES_PER_PARTITION = 62_500
-MAX_PARTITIONS = 16
-HNSW_M = 20  # graph neighbours per face
-HNSW_EF_CONSTRUCTION = 150
-# Retrain the IVF centroids and the graphs once a version holds this many times its training size.
+# Retrain the IVF centroids and the graphs once a shard holds this many times its training size.
 RETRAIN_GROWTH = 2.0
-# Query-time defaults for an indexed version, measured by `make bench-search` on 10^6 faces:
-# every partition probed, 100 graph candidates each, k x 4 candidates re-ranked exactly.
-DEFAULT_NPROBES = MAX_PARTITIONS
-DEFAULT_EF = 100
-DEFAULT_REFINE_FACTOR = 4
 DELETE_CHUNK = 1000
-# A searcher's open table is checked out again at the latest version after this many seconds, so a
-# long-lived searcher sees other processes' writes and erasures (and at once after a purge).
+# A searcher's open tables are checked out again at the latest version after this many seconds, so a
+# long-lived searcher sees other processes' writes, erasures and new shards (and at once after a purge).
 READER_REFRESH_S = 10.0
-# What the index keeps from the face table, besides the embedding.
-FACE_COLUMNS = ("face_id", "image_bucket", "image_key", "face_index", "bbox", "quality_passed")
-READ_COLUMNS = [*FACE_COLUMNS, "embedding", "status"]
+
+__all__ = [
+    "ANN_INDEX",
+    "ANN_MIN_ROWS",
+    "DATE_COLUMN",
+    "DEFAULT_EF",
+    "DEFAULT_NPROBES",
+    "DEFAULT_REFINE_FACTOR",
+    "FACES_PER_PARTITION",
+    "FACE_COLUMNS",
+    "HNSW_EF_CONSTRUCTION",
+    "HNSW_M",
+    "MAX_PARTITIONS",
+    "READ_COLUMNS",
+    "TABLE_PREFIX",
+    "FaceSource",
+    "Match",
+    "PurgeReport",
+    "ShardPlan",
+    "SyncReport",
+    "UnknownModelVersionError",
+    "VectorIndex",
+    "VectorShard",
+    "ann_partitions",
+    "build_ann_index",
+    "face_rows",
+    "index_schema",
+    "latest_changes",
+    "merge_top_k",
+    "month_of",
+    "plain_arrow",
+    "shard_name",
+    "table_name",
+    "to_index_rows",
+]
 
 
 class UnknownModelVersionError(LookupError):
@@ -93,207 +167,20 @@ class UnknownModelVersionError(LookupError):
         self.model_version = model_version
 
 
-class FaceSource(Protocol):
-    """What :meth:`VectorIndex.sync` reads from the face table (``faceidx.store.table.FaceTable``)."""
-
-    def read(
-        self, model_version: str | None = None, columns: list[str] | None = None, filter: str | None = None
-    ) -> pa.Table: ...
-
-    def version(self) -> int: ...
-
-    def changes_since(self, version: int) -> pa.Table: ...
-
-
-@dataclass(frozen=True)
-class Match:
-    face_id: str
-    image_bucket: str
-    image_key: str
-    face_index: int
-    bbox: tuple[float, ...]
-    similarity: float
-    model_version: str
-    quality_passed: bool | None = None
-
-
-@dataclass
-class SyncReport:
-    model_version: str
-    mode: str  # "full" | "cdf" | "diff" | "unchanged"
-    from_delta_version: int | None
-    to_delta_version: int
-    upserted: int = 0
-    deleted: int = 0
-    rows: int = 0
-    index: str = "flat"  # "flat", or ANN_INDEX alone or followed by "built", "optimised", "retrained"
-    seconds: float = 0.0
-    note: str = ""
-
-    def pairs(self) -> list[tuple[str, Any]]:
-        return [
-            ("model version", self.model_version),
-            ("mode", self.mode),
-            ("delta version", f"{self.from_delta_version} -> {self.to_delta_version}"),
-            ("faces upserted", self.upserted),
-            ("faces deleted", self.deleted),
-            ("faces in the index", self.rows),
-            ("search", self.index),
-            ("seconds", round(self.seconds, 3)),
-            ("note", self.note or "-"),
-        ]
-
-
-@dataclass
-class PurgeReport:
-    versions_removed: dict[str, int] = field(default_factory=dict)  # table -> old versions removed
-    rewritten: list[str] = field(default_factory=list)  # tables rewritten to drop deleted rows
-    purged_at: str = ""  # ISO 8601 UTC: when the last table's old versions were gone
-
-
-def table_name(model_version: str) -> str:
-    """``faces__<version>``: characters outside ``[A-Za-z0-9_.-]`` become ``_``, plus a short hash
-    of the exact version when anything was replaced, so two versions never share a table."""
-    if not model_version:
-        raise ValueError("a model version is required")
-    clean = re.sub(r"[^A-Za-z0-9_.-]", "_", model_version)
-    if clean != model_version:
-        clean = f"{clean}_{hashlib.sha256(model_version.encode()).hexdigest()[:8]}"
-    return TABLE_PREFIX + clean
-
-
-def ann_partitions(rows: int) -> int:
-    """IVF partitions of the HNSW index: one per :data:`FACES_PER_PARTITION` faces, 1 to
-    :data:`MAX_PARTITIONS`. Each partition is searched as its own graph, so few large partitions keep
-    both the probes per query and the share of a face's true neighbours outside the probed ones small."""
-    return int(min(MAX_PARTITIONS, max(1, math.ceil(rows / FACES_PER_PARTITION))))
-
-
-def face_rows(data: pa.Table) -> pa.Table:
-    """Only the rows that are faces with an embedding (image-level and error rows carry none)."""
-    import pyarrow.compute as pc
-
-    mask = pc.and_(pc.is_valid(data["face_index"]), pc.is_valid(data["embedding"]))
-    if "status" in data.column_names:
-        mask = pc.and_(mask, pc.equal(pc.fill_null(data["status"], "ok"), "ok"))
-    return data.filter(mask)
-
-
-def latest_changes(changes: pa.Table) -> tuple[pa.Table, list[str]]:
-    """Collapse a change feed to its net effect per face_id: (rows to upsert, face_ids to delete).
-
-    The last change of each face_id (by ``_commit_version``, then feed order) decides: an insert or
-    update post-image is upserted, a delete removes it; update pre-images are ignored.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if "_change_type" not in changes.column_names or changes.num_rows == 0:
-        return changes.slice(0, 0), []
-    relevant = changes.filter(
-        pc.is_in(changes["_change_type"], pa.array(["insert", "update_postimage", "delete"]))
-    )
-    if relevant.num_rows == 0:
-        return relevant, []
-    order = np.lexsort(
-        (np.arange(relevant.num_rows), relevant["_commit_version"].to_numpy(zero_copy_only=False))
-    )
-    face_ids = relevant["face_id"].to_pylist()
-    last: dict[str, int] = {}
-    for position in order:
-        last[face_ids[position]] = int(position)
-    keep = sorted(last.values())
-    final = relevant.take(pa.array(keep, type=pa.int64()))
-    deleted_mask = pc.equal(final["_change_type"], "delete")
-    deletes = final.filter(deleted_mask)["face_id"].to_pylist()
-    upserts = face_rows(final.filter(pc.invert(deleted_mask)))
-    return upserts, deletes
-
-
-def plain_arrow(data: Any) -> pa.Table:
-    """Any Arrow table (deltalake 1.x hands out arro3 tables) as pyarrow, view types made plain
-    (the change data feed reads strings as ``string_view``, which few compute kernels take)."""
-    import pyarrow as pa
-
-    table = data if isinstance(data, pa.Table) else pa.table(data)
-    fields = []
-    for item in table.schema:
-        kind = item.type
-        if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
-            kind = pa.string()
-        elif pa.types.is_binary_view(kind):
-            kind = pa.binary()
-        elif pa.types.is_list_view(kind) or pa.types.is_large_list(kind):
-            kind = pa.list_(kind.value_type)
-        fields.append(pa.field(item.name, kind, item.nullable))
-    schema = pa.schema(fields, metadata=table.schema.metadata)
-    return table if schema.equals(table.schema) else table.cast(schema)
-
-
-def to_index_rows(data: pa.Table, dimension: int | None = None) -> pa.Table:
-    """Face-table rows -> the index's columns, ``embedding`` as ``vector`` ``fixed_size_list[D]``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    embedding = data["embedding"].combine_chunks()
-    if pa.types.is_fixed_size_list(embedding.type):
-        size = embedding.type.list_size
-        values = embedding.flatten()
-    else:
-        lengths = pc.list_value_length(embedding).to_numpy(zero_copy_only=False)
-        size = int(lengths[0]) if len(lengths) else (dimension or 0)
-        if len(lengths) and not (lengths == size).all():
-            raise ValueError(
-                f"embeddings of mixed lengths {sorted(set(lengths.tolist()))} in one model version"
-            )
-        values = embedding.flatten()
-    if dimension is not None and data.num_rows and size != dimension:
-        raise ValueError(f"embeddings have {size} dimensions, the index holds {dimension}")
-    size = dimension or size
-    vector = pa.FixedSizeListArray.from_arrays(pc.cast(values, pa.float32()), size)
-    columns: dict[str, Any] = {}
-    for name in FACE_COLUMNS:
-        if name in data.column_names:
-            columns[name] = data[name].combine_chunks()
-        elif name == "quality_passed":
-            columns[name] = pa.nulls(data.num_rows, pa.bool_())
-        else:
-            raise ValueError(f"the face table rows lack the column {name!r}")
-    columns["vector"] = vector
-    return pa.table(columns, schema=index_schema(size, ""))
-
-
-def index_schema(dimension: int, model_version: str) -> pa.Schema:
-    import pyarrow as pa
-
-    metadata = {VERSION_METADATA_KEY: model_version.encode()} if model_version else None
-    return pa.schema(
-        [
-            pa.field("face_id", pa.string(), nullable=False),
-            pa.field("image_bucket", pa.string()),
-            pa.field("image_key", pa.string()),
-            pa.field("face_index", pa.int32()),
-            pa.field("bbox", pa.list_(pa.float32())),
-            pa.field("quality_passed", pa.bool_()),
-            pa.field("vector", pa.list_(pa.float32(), dimension)),
-        ],
-        metadata=metadata,
-    )
-
-
 def _sql_list(values: Sequence[str]) -> str:
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
 class VectorIndex:
-    """The LanceDB index of one :class:`IndexLocation`. Not thread-safe; one writer at a time."""
+    """The LanceDB index of one :class:`IndexLocation`. Not thread-safe; one writer per shard at a time."""
 
     def __init__(self, location: IndexLocation) -> None:
         self.location = location
         self._db: Any = None
-        # model version -> (open table, dimension, indexed, opened at) for repeated searches; our
-        # writes clear it, a missing file or READER_REFRESH_S seconds renew an entry
-        self._readers: dict[str, tuple[Any, int, bool, float]] = {}
+        # model version -> (its open tables as (table, dimension, indexed), opened at) for repeated
+        # searches; our writes clear it, a missing file or READER_REFRESH_S seconds renew an entry
+        self._readers: dict[str, tuple[list[tuple[Any, int, bool]], float]] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- the database ---------------------------------------------------------------------------
     @property
@@ -317,116 +204,266 @@ class VectorIndex:
             if not token:
                 return [name for name in names if name.startswith(TABLE_PREFIX)]
 
-    def versions(self) -> dict[str, int]:
-        """Model version -> faces in the index."""
-        found: dict[str, int] = {}
+    def _layout(self) -> dict[str, tuple[str | None, dict[str, str]]]:
+        """Model version -> (its unsharded table or None, month -> shard table), from the tables'
+        schema metadata (a name alone could be another version's: ``a__2026_11`` is a valid version)."""
+        found: dict[str, tuple[str | None, dict[str, str]]] = {}
         for name in self._table_names():
-            table = self.db.open_table(name)
-            metadata = table.schema.metadata or {}
+            metadata = self.db.open_table(name).schema.metadata or {}
             version = metadata.get(VERSION_METADATA_KEY, name.removeprefix(TABLE_PREFIX).encode()).decode()
-            found[version] = int(table.count_rows())
+            month = (metadata.get(MONTH_METADATA_KEY) or b"").decode()
+            legacy, shards = found.get(version, (None, {}))
+            if month and month_in_name(name, version) == month:
+                shards[month] = name
+            else:
+                legacy = name
+            found[version] = (legacy, shards)
         return found
 
-    def _open(self, model_version: str) -> Any:
-        name = table_name(model_version)
-        if name not in self._table_names():
+    def _tables_of(
+        self, model_version: str, names: Sequence[str] | None = None
+    ) -> tuple[str | None, dict[str, str]]:
+        """(the version's unsharded table or None, month -> shard table), from the names alone."""
+        names = self._table_names() if names is None else names
+        base = table_name(model_version)
+        shards = {month: name for name in names if (month := month_in_name(name, model_version)) is not None}
+        return (base if base in names else None), shards
+
+    def _searched(self, model_version: str) -> list[str]:
+        """The tables a search of the version reads: its unsharded table while it has one (its shards
+        are still being built), else every shard."""
+        legacy, shards = self._tables_of(model_version)
+        if legacy is not None:
+            return [legacy]
+        return [shards[month] for month in sorted(shards)]
+
+    def versions(self) -> dict[str, int]:
+        """Model version -> faces in the index (what a search of it reads)."""
+        found: dict[str, int] = {}
+        for version, (legacy, shards) in self._layout().items():
+            names = [legacy] if legacy is not None else list(shards.values())
+            found[version] = sum(int(self.db.open_table(name).count_rows()) for name in names)
+        return found
+
+    def shards(self, model_version: str | None = None) -> list[VectorShard]:
+        """The shards the index holds (of one version, or of all)."""
+        return sorted(
+            VectorShard(version, month)
+            for version, (_, shards) in self._layout().items()
+            if model_version is None or version == model_version
+            for month in shards
+        )
+
+    def _open_searched(self, model_version: str) -> list[Any]:
+        names = self._searched(model_version)
+        if not names:
             raise UnknownModelVersionError(model_version, self.versions())
-        return self.db.open_table(name)
+        return [self.db.open_table(name) for name in names]
 
     def dimension(self, model_version: str) -> int:
-        return int(self._open(model_version).schema.field("vector").type.list_size)
+        return int(self._open_searched(model_version)[0].schema.field("vector").type.list_size)
 
     def is_indexed(self, model_version: str) -> bool:
-        return bool(list(self._open(model_version).list_indices()))
+        """Whether every table a search of the version reads has its ANN index."""
+        return all(bool(list(table.list_indices())) for table in self._open_searched(model_version))
+
+    def face_ids(self, model_version: str) -> list[str]:
+        """Every face_id a search of the version can return."""
+        ids: list[str] = []
+        for table in self._open_searched(model_version):
+            ids.extend(table.search().select(["face_id"]).limit(None).to_arrow()["face_id"].to_pylist())
+        return ids
 
     # -- sync state -------------------------------------------------------------------------------
-    def _state_uri(self, model_version: str) -> str:
-        return f"{self.location.vectors_uri.rstrip('/')}/_faceidx/sync/{table_name(model_version)}.json"
+    def _state_uri_of(self, name: str) -> str:
+        return f"{self.location.vectors_uri.rstrip('/')}/_faceidx/sync/{name}.json"
 
-    def sync_state(self, model_version: str) -> dict[str, Any] | None:
-        state = self.location.read_json(self._state_uri(model_version))
+    def _state_uri(self, model_version: str, month: str | None = None) -> str:
+        return self._state_uri_of(shard_name(model_version, month) if month else table_name(model_version))
+
+    def sync_state(self, model_version: str, month: str | None = None) -> dict[str, Any] | None:
+        """The recorded sync of a shard (``month``), or of the version's unsharded table (no month)."""
+        state = self.location.read_json(self._state_uri(model_version, month))
         return state if isinstance(state, dict) else None
+
+    def _delete_state(self, name: str) -> None:
+        uri = self._state_uri_of(name)
+        if uri.startswith("s3://"):
+            from faceidx.common.uris import split_s3_uri
+
+            parts = split_s3_uri(uri)
+            if parts is not None:
+                self.location.s3_client().delete_object(Bucket=parts[0], Key=parts[1])
+        else:
+            from pathlib import Path
+
+            Path(uri).unlink(missing_ok=True)
+
+    # -- which shards -------------------------------------------------------------------------------
+    def plan_shards(self, table: FaceSource, model_version: str | None = None) -> list[ShardPlan]:
+        """Every shard of the face table and of the index (of one version, or all), each with whether
+        its sync has work to do and why (:func:`faceidx.store.vector_shards.plan_shards`). Reads the
+        face table's partitions and, when a shard is behind, the change feed once."""
+        target = int(table.version())
+        in_table = table_months(table, model_version)
+        index_months: dict[str, list[str]] = {}
+        for shard in self.shards(model_version):
+            index_months.setdefault(shard.model_version, []).append(shard.month)
+        keys = {
+            VectorShard(version, month)
+            for source in (in_table, index_months)
+            for version, months in source.items()
+            for month in months
+        }
+        recorded: dict[VectorShard, int | None] = {}
+        for shard in keys:
+            state = self.sync_state(shard.model_version, shard.month) or {}
+            value = state.get("delta_version")
+            recorded[shard] = None if value is None else int(value)
+        behind = [value for value in recorded.values() if value is not None and value < target]
+        last_change: dict[tuple[str, str], int] | None = {}
+        if behind:
+            try:
+                changes = plain_arrow(table.changes_since(min(behind)))
+                last_change = last_change_by_shard(changes)
+            except Exception as error:  # noqa: BLE001 - delta-rs raises a bare Exception when files are gone
+                log.warning("the change data feed cannot answer since %s (%s)", min(behind), error)
+                last_change = None
+        return plan_shards(target, in_table, index_months, recorded, last_change)
+
+    def shards_to_sync(self, table: FaceSource, model_version: str | None = None) -> list[VectorShard]:
+        """The shards (of one version, or all) whose :meth:`sync_shard` has work to do: one job each."""
+        return [plan.shard for plan in self.plan_shards(table, model_version) if plan.needs_sync]
 
     # -- sync -------------------------------------------------------------------------------------
     def sync(self, table: FaceSource, model_version: str) -> SyncReport:
-        """Bring the version's index to the face table's current snapshot (see the module docstring).
+        """Bring every shard of the version to the face table's current snapshot: :meth:`sync_shard`
+        for each shard with work, the others recorded as current; then the version's unsharded table
+        of an earlier release, if any, is dropped (its shards now hold its faces)."""
+        started = time.perf_counter()
+        plans = self.plan_shards(table, model_version)
+        if not plans and self._tables_of(model_version)[0] is None:
+            known = table.model_versions() if hasattr(table, "model_versions") else {}
+            if known and model_version not in known:
+                raise UnknownModelVersionError(model_version, known)
+        reports = []
+        for plan in plans:
+            if plan.needs_sync:
+                reports.append(self.sync_shard(table, plan.shard))
+            else:
+                reports.append(self._record_current(plan))
+        target = plans[0].target if plans else int(table.version())
+        report = combined(reports, model_version, target)
+        if self.retire_unsharded(model_version, plans):
+            report.note = "; ".join(
+                filter(None, [report.note, f"the unsharded {table_name(model_version)} was dropped"])
+            )
+        if not plans:
+            report.mode = "unchanged"
+            report.note = report.note or "the face table holds no face of this version"
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def retire_unsharded(self, model_version: str, plans: Sequence[ShardPlan] | None = None) -> bool:
+        """Drop the version's unsharded table (an earlier release's layout) and its sync state once
+        every shard of the version is synced (``plans``: the plan those syncs followed; None: check the
+        recorded states). True when it dropped one."""
+        legacy, shards = self._tables_of(model_version)
+        if legacy is None:
+            return False
+        months = [plan.shard.month for plan in plans] if plans is not None else list(shards)
+        if plans is None and not all(self.sync_state(model_version, month) for month in months):
+            return False
+        self._readers.clear()
+        self.db.drop_table(legacy)
+        self._delete_state(legacy)
+        log.info("the unsharded vector table %s was dropped: %s shard(s) hold its faces", legacy, len(months))
+        return True
+
+    def _record_current(self, plan: ShardPlan) -> SyncReport:
+        """A shard the feed proved unchanged since its sync: its state moves to the plan's version."""
+        shard = plan.shard
+        state = self.sync_state(shard.model_version, shard.month) or {}
+        if plan.recorded != plan.target and state.get("delta_version") == plan.recorded:
+            state.update(delta_version=plan.target, synced_at=datetime.now(UTC).isoformat())
+            self.location.write_json(self._state_uri_of(shard.name), state)
+        report = SyncReport(shard.model_version, "unchanged", plan.recorded, plan.target, month=shard.month)
+        lance_table = self._open_or_none(shard.name)
+        if lance_table is not None:
+            report.rows = int(lance_table.count_rows())
+            report.index = ANN_INDEX if list(lance_table.list_indices()) else "flat"
+        return report
+
+    def sync_shard(self, table: FaceSource, shard: VectorShard) -> SyncReport:
+        """Bring one shard to the face table's current snapshot (see the module docstring); no other
+        table is read or written, so shards sync in separate processes at once.
 
         A commit conflict, or a file cleaned up under it, repeats the whole sync from the recorded
         state (it is idempotent)."""
         report: SyncReport = retrying(
-            f"vector sync of {table_name(model_version)} in {self.location.vectors_uri}",
-            lambda: self._sync_once(table, model_version),
+            f"vector sync of {shard.name} in {self.location.vectors_uri}",
+            lambda: self._sync_once(table, shard),
             refresh=self._readers.clear,
         )
         return report
 
-    def _sync_once(self, table: FaceSource, model_version: str) -> SyncReport:
+    def _sync_once(self, table: FaceSource, shard: VectorShard) -> SyncReport:
         started = time.perf_counter()
         self._readers.clear()
         target = int(table.version())
-        state = self.sync_state(model_version) or {}
+        state = self.sync_state(shard.model_version, shard.month) or {}
         recorded = state.get("delta_version")
-        exists = table_name(model_version) in self._table_names()
-        report = SyncReport(model_version, "full", recorded, target)
+        exists = shard.name in self._table_names()
+        report = SyncReport(shard.model_version, "full", recorded, target, month=shard.month)
         if not exists or recorded is None or int(recorded) > target:
             if exists and recorded is not None:
                 report.note = f"the face table is at {target}, below the recorded {recorded}: reloaded"
-            self._load_full(table, model_version, report)
+            self._load_full(table, shard, report)
         elif int(recorded) == target:
             report.mode = "unchanged"
         else:
-            self._apply_changes(table, model_version, int(recorded), report)
-        lance_table = self._open_or_none(model_version)
+            self._apply_changes(table, shard, int(recorded), report)
+        lance_table = self._open_or_none(shard.name)
         if lance_table is not None:
             report.rows = int(lance_table.count_rows())
             report.index = self._maintain_index(lance_table, state, report)
         state.update(
-            model_version=model_version,
+            model_version=shard.model_version,
+            month=shard.month,
             delta_version=target,
             synced_at=datetime.now(UTC).isoformat(),
             rows=report.rows,
         )
-        self.location.write_json(self._state_uri(model_version), state)
+        self.location.write_json(self._state_uri_of(shard.name), state)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _reader(self, model_version: str) -> tuple[Any, int, bool]:
-        """The version's table for searching, kept open for :data:`READER_REFRESH_S` seconds."""
-        cached = self._readers.get(model_version)
-        if cached is None or time.monotonic() - cached[3] > READER_REFRESH_S:
-            lance_table = self._open(model_version)
-            cached = (
-                lance_table,
-                int(lance_table.schema.field("vector").type.list_size),
-                bool(list(lance_table.list_indices())),
-                time.monotonic(),
-            )
-            self._readers[model_version] = cached
-        return cached[0], cached[1], cached[2]
-
-    def _open_or_none(self, model_version: str) -> Any:
-        name = table_name(model_version)
+    def _open_or_none(self, name: str) -> Any:
         return self.db.open_table(name) if name in self._table_names() else None
 
-    def _load_full(self, table: FaceSource, model_version: str, report: SyncReport) -> None:
+    def _month_rows(self, table: FaceSource, shard: VectorShard, columns: list[str]) -> pa.Table:
+        data = plain_arrow(
+            table.read(model_version=shard.model_version, columns=columns, filter=month_filter(shard.month))
+        )
+        return rows_of_month(data, shard.month)  # a source that ignores the filter reads every month
 
-        data = face_rows(plain_arrow(table.read(model_version=model_version, columns=READ_COLUMNS)))
+    def _load_full(self, table: FaceSource, shard: VectorShard, report: SyncReport) -> None:
+        data = face_rows(self._month_rows(table, shard, READ_COLUMNS))
         if data.num_rows == 0:
-            known = table.model_versions() if hasattr(table, "model_versions") else {}
-            if model_version not in known and known:
-                raise UnknownModelVersionError(model_version, known)
-            report.note = report.note or "the face table holds no face of this version"
+            report.note = report.note or "the face table holds no face of this shard"
+            existing = self._open_or_none(shard.name)
+            if existing is not None:
+                report.deleted = int(existing.count_rows())
+                existing.delete("true")
             return
         rows = to_index_rows(data)
         dimension = rows.schema.field("vector").type.list_size
-        schema = index_schema(dimension, model_version)
-        self.db.create_table(
-            table_name(model_version), data=rows.cast(schema), schema=schema, mode="overwrite"
-        )
+        schema = index_schema(dimension, shard.model_version, shard.month)
+        self.db.create_table(shard.name, data=rows.cast(schema), schema=schema, mode="overwrite")
         report.upserted = rows.num_rows
 
     def _apply_changes(
-        self, table: FaceSource, model_version: str, recorded: int, report: SyncReport
+        self, table: FaceSource, shard: VectorShard, recorded: int, report: SyncReport
     ) -> None:
         try:
             changes = plain_arrow(table.changes_since(recorded))
@@ -436,18 +473,18 @@ class VectorIndex:
                 "syncing %s by face_id set difference instead",
                 recorded,
                 error,
-                model_version,
+                shard.name,
             )
             report.note = f"change data feed unusable: {str(error).splitlines()[0][:160]}"
-            self._apply_difference(table, model_version, report)
+            self._apply_difference(table, shard, report)
             return
         report.mode = "cdf"
         import pyarrow.compute as pc
 
         if "model_version" in changes.column_names:
-            changes = changes.filter(pc.equal(changes["model_version"], model_version))
-        upserts, deletes = latest_changes(changes)
-        lance_table = self._open(model_version)
+            changes = changes.filter(pc.equal(changes["model_version"], shard.model_version))
+        upserts, deletes = shard_changes(changes, shard.month)
+        lance_table = self.db.open_table(shard.name)
         dimension = int(lance_table.schema.field("vector").type.list_size)
         if deletes:
             report.deleted = self._delete_from(lance_table, deletes)
@@ -458,19 +495,15 @@ class VectorIndex:
             ).when_matched_update_all().when_not_matched_insert_all().execute(rows)
             report.upserted = rows.num_rows
 
-    def _apply_difference(self, table: FaceSource, model_version: str, report: SyncReport) -> None:
+    def _apply_difference(self, table: FaceSource, shard: VectorShard, report: SyncReport) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
         report.mode = "diff"
-        lance_table = self._open(model_version)
+        lance_table = self.db.open_table(shard.name)
         dimension = int(lance_table.schema.field("vector").type.list_size)
         wanted = face_rows(
-            pa.table(
-                table.read(
-                    model_version=model_version, columns=["face_id", "face_index", "embedding", "status"]
-                )
-            )
+            self._month_rows(table, shard, ["face_id", "face_index", "embedding", "status", DATE_COLUMN])
         )
         wanted_ids = pa.array(wanted["face_id"].to_pylist(), pa.string())
         held = lance_table.search().select(["face_id"]).limit(None).to_arrow()["face_id"]
@@ -479,7 +512,7 @@ class VectorIndex:
         if gone:
             report.deleted = self._delete_from(lance_table, gone)
         if missing:
-            added = face_rows(plain_arrow(table.read(model_version=model_version, columns=READ_COLUMNS)))
+            added = face_rows(self._month_rows(table, shard, READ_COLUMNS))
             added = added.filter(pc.is_in(added["face_id"], pa.array(missing, pa.string())))
             rows = to_index_rows(added, dimension).cast(lance_table.schema)
             lance_table.merge_insert(
@@ -508,6 +541,22 @@ class VectorIndex:
         return ANN_INDEX
 
     # -- search -----------------------------------------------------------------------------------
+    def _reader(self, model_version: str) -> list[tuple[Any, int, bool]]:
+        """The tables a search of the version reads, kept open for :data:`READER_REFRESH_S` seconds."""
+        cached = self._readers.get(model_version)
+        if cached is None or time.monotonic() - cached[1] > READER_REFRESH_S:
+            opened = [
+                (
+                    lance_table,
+                    int(lance_table.schema.field("vector").type.list_size),
+                    bool(list(lance_table.list_indices())),
+                )
+                for lance_table in self._open_searched(model_version)
+            ]
+            cached = (opened, time.monotonic())
+            self._readers[model_version] = cached
+        return cached[0]
+
     def search(
         self,
         vectors: np.ndarray,
@@ -522,11 +571,13 @@ class VectorIndex:
     ) -> list[list[Match]]:
         """The ``k`` most similar faces of ``model_version`` for each row of ``vectors`` (n x D).
 
-        ``similarity`` is the exact cosine (flat search, or ANN candidates re-ranked on the stored
-        vectors). ``exact`` forces the flat scan on an indexed version (the benchmark's baseline).
-        The version's table is opened on the first search of this object and reused for
-        :data:`READER_REFRESH_S` seconds; when a purge removed a file of the version it holds, it is
-        reopened at the latest version and the search repeated.
+        Every shard of the version answers its own top ``k`` (in threads when there are several);
+        the answer is the top ``k`` of their union (:func:`merge_top_k`): with exact shards, the same
+        faces as one index over all of them. ``similarity`` is the exact cosine (flat search, or ANN
+        candidates re-ranked on the stored vectors). ``exact`` forces the flat scan on indexed
+        shards (the benchmark's baseline). The tables are opened on the first search of this object
+        and reused for :data:`READER_REFRESH_S` seconds; when a purge removed a file of a version they
+        hold, they are reopened at the latest version and the search repeated.
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -557,51 +608,48 @@ class VectorIndex:
         refine_factor: int,
         exact: bool,
     ) -> list[list[Match]]:
-        lance_table, dimension, has_index = self._reader(model_version)
+        tables = self._reader(model_version)
         queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        dimension = tables[0][1]
         if queries.shape[1] != dimension:
             raise ValueError(
                 f"query vectors have {queries.shape[1]} dimensions; model version {model_version!r} "
                 f"holds {dimension}-d embeddings (a different model produced the query)"
             )
-        indexed = has_index and not exact
-        results: list[list[Match]] = []
-        for query in queries:
-            builder = lance_table.search(query, vector_column_name="vector").distance_type("cosine")
-            if quality_only:
-                builder = builder.where("quality_passed = true", prefilter=True)
-            if indexed:
-                builder = builder.nprobes(nprobes).ef(max(ef, k)).refine_factor(refine_factor)
-            elif exact:
-                builder = builder.bypass_vector_index()
-            found = builder.select([*FACE_COLUMNS, "_distance"]).limit(k).to_arrow().to_pylist()
-            results.append([self._match(row, model_version) for row in found])
-        return results
 
-    @staticmethod
-    def _match(row: dict[str, Any], model_version: str) -> Match:
-        return Match(
-            face_id=row["face_id"],
-            image_bucket=row["image_bucket"],
-            image_key=row["image_key"],
-            face_index=int(row["face_index"]),
-            bbox=tuple(float(v) for v in (row["bbox"] or ())),
-            similarity=min(1.0, float(1.0 - row["_distance"])),
-            model_version=model_version,
-            quality_passed=row.get("quality_passed"),
+        if len(tables) > 1 and self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=SEARCH_THREADS, thread_name_prefix="faceidx-shard")
+        return search_tables(
+            [entry[0] for entry in tables],
+            queries,
+            model_version,
+            indexed=[entry[2] and not exact for entry in tables],
+            k=k,
+            quality_only=quality_only,
+            nprobes=nprobes,
+            ef=ef,
+            refine_factor=refine_factor,
+            exact=exact,
+            pool=self._pool,
         )
 
     # -- erasure and versions -----------------------------------------------------------------------
     def _delete_from(self, lance_table: Any, face_ids: Sequence[str]) -> int:
+        """Delete these faces from one table; a chunk none of whose faces it holds commits nothing (a
+        Lance delete commits a new version even when it matches no row), so an erasure writes only to
+        the shards that hold its faces."""
         deleted = 0
         for start in range(0, len(face_ids), DELETE_CHUNK):
-            chunk = face_ids[start : start + DELETE_CHUNK]
-            result = lance_table.delete(f"face_id IN ({_sql_list(chunk)})")
+            where = f"face_id IN ({_sql_list(face_ids[start : start + DELETE_CHUNK])})"
+            if not lance_table.count_rows(where):
+                continue
+            result = lance_table.delete(where)
             deleted += int(getattr(result, "num_deleted_rows", 0) or 0)
         return deleted
 
     def delete(self, face_ids: Sequence[str]) -> int:
-        """Remove these faces from every model version; the number of rows removed."""
+        """Remove these faces from every table: every shard of every model version (and an unsharded
+        table of an earlier release); the number of rows removed."""
         ids = list(dict.fromkeys(face_ids))
         if not ids:
             return 0
@@ -614,8 +662,21 @@ class VectorIndex:
             for name in self._table_names()
         )
 
+    def locate(self, face_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Every table of the index (every shard of every version) -> those of ``face_ids`` it still
+        holds (empty when none): the erasure's verification, by face_id rather than by similarity."""
+        ids = list(dict.fromkeys(face_ids))
+        held: dict[str, list[str]] = {}
+        for name in self._table_names() if ids else []:
+            lance_table = self.db.open_table(name)
+            for start in range(0, len(ids), DELETE_CHUNK):
+                where = f"face_id IN ({_sql_list(ids[start : start + DELETE_CHUNK])})"
+                found = lance_table.search().where(where).select(["face_id"]).limit(None).to_arrow()
+                held.setdefault(name, []).extend(found["face_id"].to_pylist())
+        return {name: sorted(found) for name, found in held.items()}
+
     def purge_history(self) -> PurgeReport:
-        """Drop every old Lance version and every file that still holds a deleted row.
+        """Drop every old Lance version and every file that still holds a deleted row, in every table.
 
         ``optimize(cleanup_older_than=0)`` removes old versions, but a deleted row stays in its data file
         (masked by a deletion file) until compaction rewrites the fragment, which Lance does only past
@@ -644,7 +705,7 @@ class VectorIndex:
         lance_table = self.db.open_table(name)
         before = len(lance_table.list_versions())
         lance_table.optimize(cleanup_older_than=timedelta(0))
-        if _deletion_rows(lance_table):
+        if deletion_rows(lance_table):
             indexed = bool(list(lance_table.list_indices()))
             read_version = lance_table.version
             live = lance_table.to_arrow()
@@ -662,35 +723,19 @@ class VectorIndex:
         report.versions_removed[name] = max(0, before - len(lance_table.list_versions()))
 
     def drop_version(self, model_version: str) -> None:
-        """Delete the version's table and its sync state (the face table is untouched)."""
-        self._open(model_version)
+        """Delete every table of the version (its shards, an unsharded table) and their sync states
+        (the face table is untouched)."""
+        legacy, shards = self._layout().get(model_version, (None, {}))
+        names = [name for name in [legacy, *shards.values()] if name is not None]
+        if not names:
+            raise UnknownModelVersionError(model_version, self.versions())
         self._readers.clear()
-        self.db.drop_table(table_name(model_version))
-        uri = self._state_uri(model_version)
-        if uri.startswith("s3://"):
-            from faceidx.common.uris import split_s3_uri
+        for name in names:
+            self.db.drop_table(name)
+            self._delete_state(name)
 
-            parts = split_s3_uri(uri)
-            if parts is not None:
-                self.location.s3_client().delete_object(Bucket=parts[0], Key=parts[1])
-        else:
-            from pathlib import Path
-
-            Path(uri).unlink(missing_ok=True)
-
-
-def build_ann_index(lance_table: Any, rows: int, *, num_partitions: int | None = None) -> int:
-    """(Re)build the cosine IVF-HNSW-SQ index of ``vector``; returns its partition count."""
-    from lancedb.index import HnswSq
-
-    partitions = int(num_partitions or ann_partitions(rows))
-    config = HnswSq(
-        distance_type="cosine", num_partitions=partitions, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION
-    )
-    lance_table.create_index("vector", config=config, replace=True)
-    return partitions
-
-
-def _deletion_rows(lance_table: Any) -> int:
-    metadata = lance_table.list_versions()[-1].get("metadata") or {}
-    return int(metadata.get("total_deletion_file_rows", 0) or 0)
+    def close(self) -> None:
+        """Stop the search threads (a long-lived searcher's owner calls it; they are idle otherwise)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None

@@ -217,6 +217,8 @@ def test_forget_image_removes_every_etag_and_version_from_table_vectors_crops_an
         "k": 10,
         "versions_without_vectors": [],
         "found_face_ids": [],
+        "vector_tables_checked": 2,  # one month shard of each version
+        "vector_tables_holding_erased": {},
         "face_persons_rows_left": 0,
         "persons_still_holding_erased_faces": [],
         "crops_left": [],

@@ -36,12 +36,13 @@ def embedder(pack: Path) -> PhotoEmbedder:
 
 @pytest.fixture(scope="module")
 def indexed(assets_dir: Path, embedder: PhotoEmbedder, tmp_path_factory: pytest.TempPathFactory):
-    """A vector index of INDEXED, synced from a Delta table of their real faces."""
+    """A vector index of INDEXED, synced from a Delta table of their real faces, indexed over two
+    months (every search fans out over two shards)."""
     import pyarrow as pa
 
     root = tmp_path_factory.mktemp("index")
     rows: dict[str, list] = {name: [] for name in SCHEMA.names}
-    for photo in INDEXED:
+    for number, photo in enumerate(INDEXED):
         for position, face in enumerate(embedder.faces(str(assets_dir / "images" / photo))):
             rows["face_id"].append(f"{photo}#{position}")
             rows["image_bucket"].append("photos")
@@ -52,6 +53,7 @@ def indexed(assets_dir: Path, embedder: PhotoEmbedder, tmp_path_factory: pytest.
             rows["embedding"].append([float(v) for v in face.embedding])
             rows["quality_passed"].append(photo != "lfw_Rob_Lowe_0001.jpg")  # for --quality-only
             rows["model_version"].append(embedder.model_version)
+            rows["indexed_date"].append("2026-10-20" if number % 2 else "2026-11-05")
     faces = DeltaFaces(root / "table" / "faces")
     faces.append(pa.table(rows, schema=SCHEMA))
     location = IndexLocation(str(root))

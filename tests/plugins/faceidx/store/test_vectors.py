@@ -11,10 +11,23 @@ import pytest
 
 from faceidx.store import vectors
 from faceidx.store.location import IndexLocation
-from faceidx.store.vectors import UnknownModelVersionError, VectorIndex, latest_changes, table_name
-from tests.plugins.faceidx.store.vector_faces import MODEL_VERSION, DeltaFaces, face_batch, unit_vectors
+from faceidx.store.vectors import (
+    UnknownModelVersionError,
+    VectorIndex,
+    latest_changes,
+    shard_name,
+    table_name,
+)
+from tests.plugins.faceidx.store.vector_faces import (
+    INDEXED_DATE,
+    MODEL_VERSION,
+    DeltaFaces,
+    face_batch,
+    unit_vectors,
+)
 
 D = 32
+MONTH = INDEXED_DATE[:7]
 
 
 @pytest.fixture
@@ -28,8 +41,7 @@ def index(tmp_path: Path) -> VectorIndex:
 
 
 def ids_in(index: VectorIndex, version: str = MODEL_VERSION) -> set[str]:
-    table = index.db.open_table(table_name(version))
-    return set(table.to_arrow()["face_id"].to_pylist())
+    return set(index.face_ids(version))
 
 
 def files_holding(root: Path, vector: np.ndarray) -> list[Path]:
@@ -54,7 +66,7 @@ def test_first_sync_loads_then_the_change_feed_adds_and_deletes(faces, index):
     again = index.sync(faces, MODEL_VERSION)
     assert again.mode == "unchanged"
     assert again.rows == 119
-    assert index.sync_state(MODEL_VERSION)["delta_version"] == faces.version()
+    assert index.sync_state(MODEL_VERSION, MONTH)["delta_version"] == faces.version()
 
 
 def test_a_vacuumed_feed_falls_back_to_the_set_difference(faces, index):
@@ -111,7 +123,7 @@ def test_delete_removes_faces_from_every_version_and_purge_removes_their_bytes(f
     index.sync(faces, "otherpack-v2")
     assert index.versions() == {MODEL_VERSION: 200, "otherpack-v2": 200}
     victim = vecs[5]
-    old_version = index.db.open_table(table_name(MODEL_VERSION)).version
+    old_version = index.db.open_table(shard_name(MODEL_VERSION, MONTH)).version
 
     removed = index.delete(["test-face-000005", "othe-face-000010", "no-such-face"])
     assert removed == 2
@@ -124,8 +136,8 @@ def test_delete_removes_faces_from_every_version_and_purge_removes_their_bytes(f
     report = index.purge_history()
     assert files_holding(tmp_path / "vectors", victim) == []
     assert files_holding(tmp_path / "vectors", vecs[6]), "live rows stay"
-    assert report.versions_removed[table_name(MODEL_VERSION)] >= 1
-    table = index.db.open_table(table_name(MODEL_VERSION))
+    assert report.versions_removed[shard_name(MODEL_VERSION, MONTH)] >= 1
+    table = index.db.open_table(shard_name(MODEL_VERSION, MONTH))
     assert len(table.list_versions()) == 1
     with pytest.raises(ValueError):
         table.checkout(old_version)
@@ -141,7 +153,7 @@ def test_drop_version_removes_only_that_version(faces, index):
     index.sync(faces, "otherpack-v2")
     index.drop_version("otherpack-v2")
     assert index.versions() == {MODEL_VERSION: 10}
-    assert index.sync_state("otherpack-v2") is None
+    assert index.sync_state("otherpack-v2", MONTH) is None
     with pytest.raises(UnknownModelVersionError):
         index.drop_version("otherpack-v2")
 
@@ -179,7 +191,7 @@ def test_a_big_enough_version_gets_an_hnsw_index_with_exact_reranked_similarity(
 
 
 def index_types(index: VectorIndex, version: str = MODEL_VERSION) -> list[str]:
-    table = index.db.open_table(table_name(version))
+    table = index.db.open_table(shard_name(version, MONTH))
     return [str(config.index_type) for config in table.list_indices()]
 
 
@@ -187,20 +199,20 @@ def test_an_ivf_pq_index_of_an_earlier_release_is_replaced_on_the_next_sync(face
     monkeypatch.setattr(vectors, "ANN_MIN_ROWS", 1500)
     faces.append(face_batch(unit_vectors(2000, D, seed=9)))
     index.sync(faces, MODEL_VERSION)
-    lance_table = index.db.open_table(table_name(MODEL_VERSION))
+    lance_table = index.db.open_table(shard_name(MODEL_VERSION, MONTH))
     lance_table.create_index(
         metric="cosine", vector_column_name="vector", index_type="IVF_PQ", num_partitions=4, num_sub_vectors=4
     )
-    state = index.sync_state(MODEL_VERSION)
+    state = index.sync_state(MODEL_VERSION, MONTH)
     assert state is not None
     state.pop("index_type")
-    index.location.write_json(index._state_uri(MODEL_VERSION), state)  # what an earlier release wrote
+    index.location.write_json(index._state_uri(MODEL_VERSION, MONTH), state)  # what an earlier release wrote
     assert index_types(index) == ["IvfPq"]
 
     faces.append(face_batch(unit_vectors(10, D, seed=10), start=2000))
     assert index.sync(faces, MODEL_VERSION).index == "ivf_hnsw_sq retrained"
     assert index_types(index) == ["IvfHnswSq"]
-    assert index.sync_state(MODEL_VERSION)["index_type"] == "ivf_hnsw_sq"
+    assert index.sync_state(MODEL_VERSION, MONTH)["index_type"] == "ivf_hnsw_sq"
 
 
 @pytest.mark.parametrize(
@@ -267,5 +279,9 @@ def test_sync_follows_the_real_face_table_through_ingest_delete_and_compaction(t
     third = index.sync(table, V1)
     assert third.mode == "cdf"
     assert third.deleted == 2
-    keys = set(index.db.open_table(table_name(V1)).to_arrow()["image_key"].to_pylist())
+    keys = {
+        row["image_key"]
+        for name in index._searched(V1)
+        for row in index.db.open_table(name).to_arrow().select(["image_key"]).to_pylist()
+    }
     assert keys == {"b.jpg", "c.jpg"}

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 MODEL_VERSION = "testpack-0123456789ab"
+INDEXED_DATE = "2026-11-05"  # the month of the faces' shard, unless a test names another
 
 SCHEMA = pa.schema(
     [
@@ -26,6 +27,7 @@ SCHEMA = pa.schema(
         pa.field("embedding", pa.list_(pa.float32())),
         pa.field("quality_passed", pa.bool_()),
         pa.field("model_version", pa.string(), nullable=False),
+        pa.field("indexed_date", pa.string(), nullable=False),
     ]
 )
 
@@ -42,6 +44,7 @@ def face_batch(
     model_version: str = MODEL_VERSION,
     quality: list[bool] | None = None,
     keys: list[str] | None = None,
+    indexed_date: str = INDEXED_DATE,
 ) -> pa.Table:
     count = len(vectors)
     ids = [f"{model_version[:4]}-face-{start + i:06d}" for i in range(count)]
@@ -56,6 +59,7 @@ def face_batch(
             "embedding": [list(map(float, v)) for v in vectors],
             "quality_passed": quality or [True] * count,
             "model_version": [model_version] * count,
+            "indexed_date": [indexed_date] * count,
         },
         schema=SCHEMA,
     )
@@ -79,7 +83,7 @@ class DeltaFaces:
             self.uri,
             rows,
             mode="append",
-            partition_by=["model_version"],
+            partition_by=["model_version", "indexed_date"],
             configuration={"delta.enableChangeDataFeed": "true"},
         )
 
