@@ -1,6 +1,12 @@
 """
 ### face_identities: faces become persons, incrementally, one model version at a time
 
+**When**: on the face table's Asset event (`face_table` emits one after each ingest that committed,
+and only then), and every Monday 00:00 UTC for the weekly full re-cluster. The UI's *Assets* view shows
+the chain. **Where**: the `identities` step runs as an AWS Batch job on the maintenance queue when its
+measured needs exceed 300 MiB, and always for a full re-cluster (`compute` Param); its log shows where
+it ran and why, the job and the job's outcome.
+
 Each run reads the faces of the model version (the Param, else the current one) that have no row in
 `face_persons` yet, plus the buffer, and:
 
@@ -11,7 +17,7 @@ Each run reads the faces of the model version (the Param, else the current one) 
    a person never gets two faces of one photo;
 3. **buffers** the rest and **promotes** groups of the buffer that pass the core rule to new persons
    (a lone face never becomes a person);
-4. with `full_recluster` (or on the weekly cadence: the run whose interval starts Monday 00:00 UTC)
+4. with `full_recluster` (or on the weekly cadence: the scheduled run of Monday 00:00 UTC)
    re-clusters every face of the version instead: kNN graph, label propagation, average linkage,
    person ids kept by overlap with the previous persons, and every correction of `face_people`
    replayed on top.
@@ -25,8 +31,8 @@ proposed, items to review, seconds.
 5. **review** (the standard provider's `HITLOperator`, one mapped task per item, in the UI's *Required
    Actions*): each proposed merge (two persons at least `merge_proposal` similar, one of them written
    by this run) and each face of this run that two persons claimed within the margin. *Accept*,
-   *Reject* or *Skip*; unanswered items take *Skip* after 50 minutes, so the hourly schedule is never
-   held up, and nothing to review skips the task. It waits in `awaiting_input`: no worker slot, and
+   *Reject* or *Skip*; unanswered items take *Skip* after 50 minutes, so the next table commit's run is
+   never held up, and nothing to review skips the task. It waits in `awaiting_input`: no worker slot, and
    never the writers' pool;
 6. **apply_review** records each answer as a correction (accepted merge: `merge`; rejected merge:
    `keep_apart`; accepted face: `move`; rejected face: `keep_apart`), replayed like every correction.
@@ -43,19 +49,25 @@ from typing import Any
 
 import pendulum
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, WRITER_POOL
+from faceidx.common.constants import DEFAULT_AWS_CONN_ID, FACE_TABLE_ASSET_URI, VAR_OUTPUT_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 from faceidx.jobs.operator import IndexStepOperator
 from faceidx.jobs.params import compute_param
 from faceidx.people.review import REVIEW_DEFAULT, REVIEW_OPTIONS, REVIEW_TIMEOUT
 
+FULL_RECLUSTER_CRON = "0 0 * * 1"  # Monday 00:00 UTC: faceidx.people.tasks.wants_full_recluster
+
 
 @dag(
     dag_id="face_identities",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
+    # on every face table commit (its Asset event), and weekly for the full re-cluster
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(FULL_RECLUSTER_CRON, timezone="UTC"),
+        assets=[Asset(FACE_TABLE_ASSET_URI)],
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # runs write the same persons tables: one at a time

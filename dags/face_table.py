@@ -1,5 +1,5 @@
 """
-### face_table: landing files into the face table, compacted, vacuumed, synced to the vector index
+### face_table: landing files into the face table, compacted and vacuumed; an Asset event per commit
 
 Every hour (`@hourly`), one run:
 
@@ -13,8 +13,14 @@ Every hour (`@hourly`), one run:
 2. **compact**: rewrites the small files of the `indexed_date` partitions of the run's data interval
    into files of about `target_file_mb`.
 3. **vacuum**: deletes data files that no table version younger than `retention_hours` needs.
-4. **sync_vectors**: brings the vector index up to the table, for every model version.
+4. **announce**: when the ingest committed, emits the face table's Asset event
+   (`faceidx://index/face-table`): `face_vectors` (the vector sync) and `face_identities` (people) are
+   scheduled on it. Nothing committed: skipped, and nothing downstream starts.
 5. **report**: one table of what the run did and what the table holds.
+
+Where each step runs: small ingests in this task; compaction and vacuum (and any step whose measured
+needs exceed 300 MiB) as AWS Batch jobs on the maintenance queue (`compute` Param). Each task's log
+shows where it ran and why, the job, and the job's outcome.
 
 **Re-running is safe**: a rerun finds no landing file and changes nothing; a run that stopped after its
 commit finds its landing files in the commit's metadata and only deletes them. A failed compaction
@@ -31,13 +37,21 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
+from faceidx.common.constants import (
+    DEFAULT_AWS_CONN_ID,
+    FACE_TABLE_ASSET_URI,
+    VAR_OUTPUT_URI,
+    VAR_VECTORS_URI,
+    WRITER_POOL,
+)
 from faceidx.common.params import optional_param, param_or_variable
 from faceidx.jobs.operator import IndexStepOperator
 from faceidx.jobs.params import compute_param
 
+FACE_TABLE = Asset(FACE_TABLE_ASSET_URI)
 DEFAULT_MAX_FILES = 500
 DEFAULT_RETENTION_HOURS = 168  # faceidx.store.table.DEFAULT_RETENTION_HOURS (kept light here)
 DEFAULT_TARGET_FILE_MB = 128  # faceidx.store.table.DEFAULT_TARGET_FILE_BYTES
@@ -105,7 +119,21 @@ def face_table() -> None:
         "compact", step_params={"target_file_mb": "{{ params.target_file_mb }}"}, context_params=("days",)
     )
     vacuumed = _step("vacuum", step_params={"retention_hours": "{{ params.retention_hours }}"})
-    synced = _step("sync_vectors")
+
+    @task(outlets=[FACE_TABLE])
+    def announce(ingested: Any, **context: Any) -> dict[str, Any]:
+        """The face table's Asset event, when the ingest committed: face_vectors and face_identities
+        are scheduled on it. No commit: skipped, so nothing downstream runs for nothing."""
+        from faceidx.maintenance.tasks import table_event
+
+        extra = table_event(ingested, context["run_id"])
+        if extra is None:
+            raise AirflowSkipException(
+                f"the ingest committed nothing (table version {ingested.get('version_after')}): no Asset "
+                "event, so face_vectors and face_identities are not started for nothing"
+            )
+        context["outlet_events"][FACE_TABLE].extra = extra
+        return extra
 
     @task
     def report(
@@ -115,21 +143,14 @@ def face_table() -> None:
         ingested: Any,  # each step's summary (an XCom of IndexStepOperator)
         compacted: Any,
         vacuumed: Any,
-        synced: Any,
     ) -> dict[str, Any]:
         from faceidx.maintenance.tasks import report_task
 
-        return report_task(_location(output_uri, vectors_uri), ingested, compacted, vacuumed, synced)
+        return report_task(_location(output_uri, vectors_uri), ingested, compacted, vacuumed)
 
-    ingested >> compacted >> vacuumed >> synced
-    report(
-        output,
-        vectors,
-        ingested=ingested.output,
-        compacted=compacted.output,
-        vacuumed=vacuumed.output,
-        synced=synced.output,
-    )
+    ingested >> compacted >> vacuumed
+    announce(ingested.output)
+    report(output, vectors, ingested=ingested.output, compacted=compacted.output, vacuumed=vacuumed.output)
 
 
 face_table()

@@ -21,6 +21,7 @@ EXPECTED = {
     "face_models",
     "face_search",
     "face_table",
+    "face_vectors",
 }
 HEAVY = ("cv2", "onnxruntime", "insightface", "pyarrow", "numpy", "PIL", "faceidx_worker", "moto")
 
@@ -119,7 +120,8 @@ def test_every_param_default_passes_its_own_schema(dagbag, path):
 @pytest.mark.parametrize(
     ("dag_id", "tasks"),
     [
-        ("face_table", {"ingest", "compact", "vacuum", "sync_vectors"}),
+        ("face_table", {"ingest", "compact", "vacuum"}),
+        ("face_vectors", {"sync_vectors"}),
         ("face_identities", {"identities", "apply_review"}),  # review waits for a human: default pool
         ("face_people", {"people"}),
         ("face_forget", {"forget"}),

@@ -7,13 +7,14 @@ from pathlib import Path
 import pendulum
 import pytest
 
+from faceidx.common.constants import FACE_TABLE_ASSET_URI
 from faceidx.store.location import IndexLocation
 from faceidx.store.table import DEFAULT_RETENTION_HOURS, DEFAULT_TARGET_FILE_BYTES, FaceTable
 from tests.plugins.faceidx.store.table_builders import Image, later, write_landing
 from tests.support.airflow_dags import load_dag, xcom
 from tests.support.reindex_backfill import forget_runs
 
-TASKS = ["ingest", "compact", "vacuum", "sync_vectors", "report"]
+TASKS = ["ingest", "compact", "vacuum", "announce", "report"]
 DAY = pendulum.datetime(2026, 11, 20, 10, tz="UTC")  # the landing rows' indexed_at day
 
 
@@ -45,10 +46,27 @@ def test_dag_defaults_match_the_table():
 def test_dag_shape(dag):
     assert dag.max_active_runs == 1
     assert dag.catchup is False
-    assert [t.task_id for t in dag.topological_sort()] == TASKS
+    assert {t.task_id for t in dag.tasks} == set(TASKS)
+    assert dag.get_task("compact").upstream_task_ids == {"ingest"}
+    assert dag.get_task("announce").upstream_task_ids == {"ingest"}
+    assert [str(outlet.uri) for outlet in dag.get_task("announce").outlets] == [FACE_TABLE_ASSET_URI]
 
 
-def test_a_run_ingests_compacts_syncs_and_a_rerun_changes_nothing(dag, tmp_path: Path):
+def _table_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == FACE_TABLE_ASSET_URI)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(event.extra or {}) for event in rows]
+
+
+def test_a_run_ingests_compacts_announces_and_a_rerun_changes_nothing(dag, tmp_path: Path):
     location = IndexLocation(output_uri=str(tmp_path / "out"), vectors_uri=str(tmp_path / "vectors"))
     _seed(location)
     conf = {"output_uri": location.output_uri, "vectors_uri": location.vectors_uri, "max_files": 1}
@@ -67,13 +85,16 @@ def test_a_run_ingests_compacts_syncs_and_a_rerun_changes_nothing(dag, tmp_path:
     assert partition["files_after"] < partition["files_before"]
     assert partition["result"] == "compacted"
     assert len(table.file_uris()) == 1
-    synced = xcom(run, "sync_vectors")
-    assert set(synced.get("versions", {})) == set(table.model_versions()) or synced.get("skipped")
+    # the commit is announced: one Asset event, carrying the table version the sync and people read
+    events_before = len(_table_events())
+    assert xcom(run, "announce")["table_version"] == ingested["version_after"]
     version = table.version()
     faces = sorted(table.read(columns=["face_id"]).column("face_id").to_pylist())
 
     rerun, states = _run(dag, conf, DAY.add(hours=1))
-    assert states == dict.fromkeys(TASKS, "success")
+    assert states == {**dict.fromkeys(TASKS, "success"), "announce": "skipped"}
+    assert len(_table_events()) == events_before  # nothing committed: no event, nothing downstream starts
+    assert _table_events()[-1]["table_version"] == ingested["version_after"]
     assert xcom(rerun, "ingest")["noop"] is True
     assert xcom(rerun, "compact")["partitions"][0]["result"] == "already compact"
     assert table.version() == version

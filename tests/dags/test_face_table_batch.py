@@ -49,28 +49,43 @@ def _states(run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def test_face_table_runs_compaction_vacuum_and_the_vector_sync_as_batch_jobs(airflow_db, batch, tmp_path):
-    forget_runs("face_table")
+def test_the_heavy_steps_of_face_table_face_vectors_and_face_identities_run_as_batch_jobs(
+    airflow_db, batch, tmp_path
+):
+    for dag_id in ("face_table", "face_vectors", "face_identities"):
+        forget_runs(dag_id)
     location = IndexLocation(output_uri=str(tmp_path / "out"), vectors_uri=str(tmp_path / "vectors"))
     _seed(location)
-    dag = load_dag("face_table")
     conf = {"output_uri": location.output_uri, "vectors_uri": location.vectors_uri}
 
-    run = dag.test(run_conf=conf, logical_date=DAY)
+    table_run = load_dag("face_table").test(run_conf=conf, logical_date=DAY)
+    vectors_run = load_dag("face_vectors").test(run_conf=conf, logical_date=DAY)
+    people_conf = {"output_uri": location.output_uri, "full_recluster": True, "threshold": 0.3}
+    people_run = load_dag("face_identities").test(run_conf=people_conf, logical_date=DAY)
 
-    assert set(_states(run).values()) == {"success"}, _states(run)
+    for run in (table_run, vectors_run):
+        assert set(_states(run).values()) == {"success"}, _states(run)
+    assert _states(people_run)["identities"] == "success", _states(people_run)
     # the jobs the stand-in ran: one per heavy step, on the maintenance queue, each a success
-    ran = {r.job_name.split("-face_table-")[0]: r for r in batch.runs}
-    assert set(ran) == {"face-index-compact", "face-index-vacuum", "face-index-sync_vectors"}
+    ran = {r.job_name.split("-face_")[0]: r for r in batch.runs}
+    assert set(ran) == {
+        "face-index-compact",
+        "face-index-vacuum",
+        "face-index-sync_vectors",
+        "face-index-identities",
+    }
     assert all(r.job_queue == MAINTENANCE_JOB_QUEUE and r.exit_code == 0 for r in ran.values())
-    # the small ingest stayed in the task; what the jobs did is in the table and the vector index
-    assert FaceTable.open(location).read(columns=["face_id"]).num_rows == 24
-    assert xcom(run, "sync_vectors")["versions"], xcom(run, "sync_vectors")
+    # the small ingest stayed in the task; what the jobs did is in the table, the vectors, the persons
+    table = FaceTable.open(location)
+    assert table.read(columns=["face_id"]).num_rows == 24
     index = VectorIndex(location)
-    assert sum(len(index.face_ids(v)) for v in FaceTable.open(location).model_versions()) == 24
+    assert sum(len(index.face_ids(v)) for v in table.model_versions()) == 24
+    people = xcom(people_run, "identities")
+    assert people["faces seen"] == 24, people
+    assert people["mode"].startswith("full"), people
     # each job left its outcome, with the memory it had against what it needed
     outcomes = [json.loads(p.read_text()) for p in sorted((tmp_path / "out" / "jobs").glob("*.json"))]
-    assert sorted(o["step"] for o in outcomes) == ["compact", "sync_vectors", "vacuum"]
+    assert sorted(o["step"] for o in outcomes) == ["compact", "identities", "sync_vectors", "vacuum"]
     assert all(o["status"] == "succeeded" and o["peak_rss_mib"] > 0 and o["expected_mib"] for o in outcomes)
 
 

@@ -41,6 +41,10 @@ ACTIVE_JOB_STATES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING")
 # face_reindex emits this Asset after queueing a backfill; face_indexing is also scheduled on it.
 REINDEX_ASSET_URI = "faceidx://work-queue/reindexed"
 
+# face_table emits this Asset after each ingest commit that changed the face table; face_vectors (the
+# vector sync) and face_identities (people) are scheduled on it, not on a clock.
+FACE_TABLE_ASSET_URI = "faceidx://index/face-table"
+
 # The worker's exit code when an inference lane made no progress (PROGRESS_TIMEOUT_SECONDS): it has
 # released every message it held, and its job must be retried on a fresh container.
 WORKER_EXIT_STALLED = 4

@@ -27,18 +27,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from faceidx.infra.values import MAINTENANCE_JOB_MAX_MEMORY_MIB
 from faceidx.store.location import IndexLocation
 
 # Bytes a landing file spends per face row (Parquet, 512-d float32 embedding, zstd): measured on the
 # workers' files by benchmarks/bench_steps.py; used to turn landing bytes into rows without reading them.
-LANDING_BYTES_PER_ROW = 2300
+LANDING_BYTES_PER_ROW = 2000
 
 # A light step stays in the Airflow task up to this estimate (MiB).
 AIRFLOW_STEP_MIB = int(os.environ.get("FACEIDX_AIRFLOW_STEP_MIB", "300"))
 # Without a maintenance queue, a step that would need more than this in an Airflow worker is refused.
 AIRFLOW_REFUSE_MIB = int(os.environ.get("FACEIDX_AIRFLOW_REFUSE_MIB", "2048"))
-# The largest memory one maintenance job may ask for: r7i.8xlarge's 256 GiB less the ECS agent's share.
-JOB_MAX_MEMORY_MIB = int(os.environ.get("FACEIDX_JOB_MAX_MEMORY_MIB", "250000"))
+# The most memory one maintenance job may ask for: the largest default instance type's allocatable memory
+# (infra's MAINTENANCE_JOB_MAX_MEMORY_MIB); an account with larger types raises it here.
+JOB_MAX_MEMORY_MIB = int(os.environ.get("FACEIDX_JOB_MAX_MEMORY_MIB", str(MAINTENANCE_JOB_MAX_MEMORY_MIB)))
 JOB_MIN_MEMORY_MIB = 2048
 JOB_MEMORY_HEADROOM = 1.25
 

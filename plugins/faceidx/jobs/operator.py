@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.amazon.aws.operators.batch import BatchOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from faceidx.common.constants import (
     ACTIVE_JOB_STATES,
@@ -132,12 +132,14 @@ class IndexStepOperator(BatchOperator):
                 key: _plain(value) for key, value in dict(context.get("params") or {}).items()
             }
         if "data_interval_start" in self.context_params:
-            start = context.get("data_interval_start")
+            # an Asset-triggered run has no cadence: its interval is the events' times, not a schedule's
+            run_type = str(getattr(context.get("dag_run"), "run_type", ""))
+            start = None if "asset" in run_type else context.get("data_interval_start")
             params["data_interval_start"] = start.astimezone(UTC).isoformat() if start else None
         return params
 
     def execute(self, context: Any) -> Any:
-        from faceidx.jobs.needs import measure, model_key, place
+        from faceidx.jobs.needs import PlacementError, measure, model_key, place
         from faceidx.jobs.steps import step_named
 
         step = step_named(self.step)
@@ -145,13 +147,11 @@ class IndexStepOperator(BatchOperator):
         params = self._params(context)
         model = model_key(self.step, params)
         size = measure(self.step, location, params)
-        placement = place(
-            self.step,
-            model,
-            size,
-            compute=str(self.compute or "auto").strip(),
-            job_queue=str(self.job_queue or ""),
-        )
+        compute = str(self.compute or "auto").strip()
+        try:
+            placement = place(self.step, model, size, compute=compute, job_queue=str(self.job_queue or ""))
+        except PlacementError as refused:  # the same answer on every try: no retry
+            raise AirflowFailException(str(refused)) from refused
         self.log.info("%s", format_pairs(placement.rows(), title=f"{self.step}: where it runs"))
         if not placement.on_batch:
             return step.run(location, params)

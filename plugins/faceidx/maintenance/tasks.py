@@ -271,7 +271,6 @@ def report_task(
     ingest: Mapping[str, Any],
     compact: Mapping[str, Any],
     vacuum: Mapping[str, Any],
-    vectors: Mapping[str, Any],
 ) -> dict[str, Any]:
     table = FaceTable.open(location)
     versions = table.model_versions()
@@ -286,12 +285,27 @@ def report_task(
         ("tombstones", len(ingest["tombstones"])),
         ("partitions compacted", ", ".join(p["indexed_date"] for p in compacted) or "none"),
         ("old files vacuumed", vacuum["files_removed"]),
-        ("vector index", vectors.get("skipped") or ", ".join(sorted(vectors.get("versions", {}))) or "-"),
+        ("Asset event", "face_vectors and face_identities follow" if table_event(ingest, "") else "none"),
         ("table version", table.version()),
         ("data files", len(files)),
     ] + [(f"faces of {version}", count) for version, count in sorted(versions.items())]
     log.info("%s", format_pairs(rows, title=f"face table {location.table_uri}"))
     return {"table_version": table.version(), "data_files": len(files), "faces": versions}
+
+
+def table_event(ingest: Mapping[str, Any], run_id: str) -> dict[str, Any] | None:
+    """The extra of the face table's Asset event when the ingest committed (the version moved), else
+    None: no event, so the vector sync and the people run are not started for nothing. Pure."""
+    before, after = ingest.get("version_before"), ingest.get("version_after")
+    if not ingest.get("committed", after != before) or after is None or before == after:
+        return None
+    return {
+        "table_version": after,
+        "rows_inserted": ingest.get("rows_inserted", 0),
+        "rows_deleted": ingest.get("rows_deleted", 0),
+        "tombstones": len(ingest.get("tombstones", [])),
+        "run_id": run_id,
+    }
 
 
 __all__ = [
@@ -302,5 +316,6 @@ __all__ = [
     "interval_days",
     "report_task",
     "sync_vectors_task",
+    "table_event",
     "vacuum_task",
 ]

@@ -20,7 +20,8 @@ QUEUE = "face-recognition-maintenance-queue"
 
 def test_a_heavy_step_goes_to_batch_whatever_its_size():
     placement = place("vacuum", "vacuum", Size(10, "tiny"), compute="auto", job_queue=QUEUE)
-    assert placement.on_batch and placement.job_queue == QUEUE
+    assert placement.on_batch
+    assert placement.job_queue == QUEUE
     assert placement.memory_mib == JOB_MIN_MEMORY_MIB
 
 
@@ -30,7 +31,8 @@ def test_a_small_light_step_stays_and_a_large_one_leaves():
     assert not small.on_batch
     assert large.on_batch
     # the job asks for the estimate with headroom, in whole GiB
-    assert large.memory_mib >= large.estimate_mib * 1.25 and large.memory_mib % 1024 == 0
+    assert large.memory_mib >= large.estimate_mib * 1.25
+    assert large.memory_mib % 1024 == 0
 
 
 def test_a_full_recluster_is_heavy_and_sized_by_its_own_model():
@@ -48,7 +50,8 @@ def test_without_a_queue_a_step_stays_until_it_is_too_big_for_an_airflow_worker(
     with pytest.raises(PlacementError, match="face_infra_bootstrap"):
         place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="auto", job_queue="")
     # compute=airflow runs it there anyway (the estimate is still logged)
-    assert not place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="airflow", job_queue="").on_batch
+    forced = place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="airflow", job_queue="")
+    assert not forced.on_batch
 
 
 def test_compute_batch_needs_a_queue_and_a_job_that_fits():
