@@ -34,6 +34,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from faceidx.people.knn import (
+    CELL_SIZE,
+    PROBES,
+    build_cells,
+    group_sums,
+    search_rows,
+    top_k,
+    train_centroids,
+)
+
 NOISE = -1
 
 
@@ -67,23 +77,33 @@ class ClusterPolicy:
 
 
 def as_unit(embeddings: np.ndarray) -> np.ndarray:
-    """Contiguous float32 rows of norm 1 (the inner product is then the cosine)."""
-    x = np.ascontiguousarray(np.asarray(embeddings, dtype=np.float32))
+    """Contiguous float32 rows of norm 1 (the inner product is then the cosine).
+
+    Rows that already have norm 1 (float32, contiguous: what the index stores, or a memory-mapped
+    ``.npy``) are returned as they are: 10^6 x 512 float32 is 2 GiB, a copy would double it.
+    """
+    x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError(f"embeddings must be 2-d (faces x dimension), got shape {x.shape}")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.ascontiguousarray(x / np.maximum(norms, 1e-12))
+    if x.dtype == np.float32 and x.flags.c_contiguous:
+        norms = np.concatenate(
+            [np.linalg.norm(x[i : i + 16384], axis=1) for i in range(0, len(x), 16384)] or [np.ones(0)]
+        )
+        if len(norms) == 0 or np.abs(norms - 1.0).max() <= 1e-5:
+            return x
+    return unit_rows_blocked(x)
 
 
-def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` largest entries per row, best first: (values, column indices)."""
-    k = min(k, sims.shape[1])
-    if k == 0:
-        return np.zeros((sims.shape[0], 0), np.float32), np.zeros((sims.shape[0], 0), np.int64)
-    part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else np.argsort(-sims, axis=1)
-    values = np.take_along_axis(sims, part, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    return np.take_along_axis(values, order, axis=1), np.take_along_axis(part, order, axis=1).astype(np.int64)
+def unit_rows_blocked(x: np.ndarray, block: int = 16384) -> np.ndarray:
+    """A float32 copy of ``x`` with rows of norm 1, made block by block (no float64 temporary)."""
+    out = np.empty(x.shape, dtype=np.float32)
+    for i in range(0, len(x), block):
+        rows = np.asarray(x[i : i + block], dtype=np.float32)
+        out[i : i + block] = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+_top_k = top_k
 
 
 def exact_knn(
@@ -109,61 +129,16 @@ def exact_knn(
 
 def coarse_cells(x: np.ndarray, cells: int, seed: int, iterations: int = 6) -> np.ndarray:
     """Unit centroids of ``cells`` cells: spherical k-means on a sample of 16 faces per cell."""
-    rng = np.random.default_rng(seed)
-    sample = x[rng.choice(len(x), size=min(len(x), 16 * cells), replace=False)]
-    centroids = sample[rng.choice(len(sample), size=cells, replace=False)].copy()
-    for _ in range(iterations):
-        owner = np.concatenate(
-            [np.argmax(sample[i : i + 8192] @ centroids.T, axis=1) for i in range(0, len(sample), 8192)]
-        )
-        sums = np.zeros_like(centroids, dtype=np.float64)
-        np.add.at(sums, owner, sample)
-        empty = np.bincount(owner, minlength=cells) == 0
-        sums[empty] = sample[rng.choice(len(sample), size=int(empty.sum()))]
-        centroids = as_unit(sums)
-    return centroids
+    return train_centroids(x, cells, seed, iterations)
 
 
 def cell_knn(
-    x: np.ndarray, k: int, cell_size: int = 256, probes: int = 3, seed: int = 0
+    x: np.ndarray, k: int, cell_size: int = CELL_SIZE, probes: int = PROBES, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Approximate kNN for large sets: every face joins its ``probes`` nearest cells, neighbours are searched
-    exactly inside each cell (an IVF index with multi-cell assignment on both sides), best k kept."""
-    n = x.shape[0]
-    cells = max(2, n // cell_size)
-    centroids = coarse_cells(x, cells, seed)
-    nearest = np.concatenate(
-        [_top_k(x[i : i + 8192] @ centroids.T, probes)[1] for i in range(0, n, 8192)]
-    )  # (n, probes)
-    members = np.tile(np.arange(n), probes)
-    cell_of = nearest.T.reshape(-1)
-    order = np.argsort(cell_of, kind="stable")
-    members, cell_of = members[order], cell_of[order]
-    bounds = np.searchsorted(cell_of, np.arange(cells + 1))
-    cand_sims = np.full((probes * n, k), -np.inf, np.float32)
-    cand_idx = np.full((probes * n, k), -1, np.int64)
-    for c in range(cells):
-        lo, hi = bounds[c], bounds[c + 1]
-        if hi - lo < 2:
-            continue
-        ids = members[lo:hi]
-        sims, local = exact_knn(x[ids], None, min(k, hi - lo - 1))
-        cand_sims[lo:hi, : sims.shape[1]] = sims
-        cand_idx[lo:hi, : sims.shape[1]] = np.where(local >= 0, ids[np.maximum(local, 0)], -1)
-    # each face has exactly ``probes`` candidate rows: merge them, drop repeats, keep the best k
-    by_face = np.argsort(members, kind="stable")
-    sims = cand_sims[by_face].reshape(n, probes * k)
-    idx = cand_idx[by_face].reshape(n, probes * k)
-    order = np.argsort(idx, axis=1, kind="stable")
-    idx = np.take_along_axis(idx, order, axis=1)
-    sims = np.take_along_axis(sims, order, axis=1)
-    repeat = np.zeros_like(idx, dtype=bool)
-    repeat[:, 1:] = idx[:, 1:] == idx[:, :-1]
-    sims[repeat | (idx < 0)] = -np.inf
-    values, cols = _top_k(sims, k)
-    out = np.take_along_axis(idx, cols, axis=1)
-    out[~np.isfinite(values)] = -1
-    return values, out
+    exactly inside each cell (an IVF index with multi-cell assignment on both sides), best k kept.
+    The same search, in shards for an array job: :mod:`faceidx.people.knn`."""
+    return search_rows(x, build_cells(x, cell_size=cell_size, probes=probes, seed=seed), k)
 
 
 def knn(
@@ -212,18 +187,26 @@ def propagate_labels(
         return labels
     rng = np.random.default_rng(seed)
     order = np.argsort(src, kind="stable")
-    src, dst, weight = src[order], dst[order], weight[order].astype(np.float64)
-    jitter = rng.random(len(src)) * 1e-6  # ties broken at random, once
+    base = src[order] * n  # the key of an edge is base + its neighbour's label
+    dst = dst[order].astype(np.int32 if n < 2**31 else np.int64)
+    weight = weight[order].astype(np.float64)
+    del order
+    weight += rng.random(len(weight)) * 1e-6  # ties broken at random, once
     for _ in range(iterations):
-        key = src * n + labels[dst]
-        unique, inverse = np.unique(key, return_inverse=True)
-        sums = np.bincount(inverse, weights=weight + jitter)
+        key = base + labels[dst]
+        order = np.argsort(key)
+        key = key[order]
+        heads = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])  # one per (face, label)
+        sums = np.add.reduceat(weight[order], heads)
+        unique = key[heads]
         node = unique // n
-        order = np.lexsort((-sums, node))
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = node[order][1:] != node[order][:-1]
-        best_node = node[order][first]
-        best_label = unique[order][first] % n
+        starts = np.flatnonzero(np.r_[True, node[1:] != node[:-1]])  # one per face
+        best = np.maximum.reduceat(sums, starts)
+        run = np.cumsum(np.r_[False, node[1:] != node[:-1]])
+        winner = np.flatnonzero(sums == best[run])
+        winner = winner[np.r_[True, run[winner][1:] != run[winner][:-1]]]  # lowest label on a tie
+        best_node = node[winner]
+        best_label = unique[winner] % n
         move = (labels[best_node] != best_label) & (rng.random(len(best_node)) < 0.5)
         if not move.any():
             if (labels[best_node] == best_label).all():
@@ -245,10 +228,7 @@ def dense_labels(labels: np.ndarray) -> np.ndarray:
 def label_centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Unit mean embedding per dense label (rows: 0..max label)."""
     count = int(labels.max()) + 1 if len(labels) and labels.max() >= 0 else 0
-    sums = np.zeros((count, x.shape[1]), dtype=np.float64)
-    valid = labels >= 0
-    np.add.at(sums, labels[valid], x[valid])
-    return as_unit(sums) if count else np.zeros((0, x.shape[1]), np.float32)
+    return as_unit(group_sums(x, labels, count)) if count else np.zeros((0, x.shape[1]), np.float32)
 
 
 def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, image_codes: np.ndarray) -> np.ndarray:
@@ -258,14 +238,29 @@ def enforce_cannot_link(x: np.ndarray, labels: np.ndarray, image_codes: np.ndarr
     valid = np.flatnonzero(labels >= 0)
     if len(valid) == 0:
         return ejected
-    centroids = label_centroids(x, labels)
-    score = np.einsum("ij,ij->i", x[valid], centroids[labels[valid]])
-    order = np.lexsort((-score, image_codes[valid], labels[valid]))
-    lab = labels[valid][order]
-    img = image_codes[valid][order]
+    codes = image_codes[valid]
+    pair = labels[valid] * (int(codes.max()) + 1) + codes
+    keys, counts = np.unique(pair, return_counts=True)
+    rows = valid[np.isin(pair, keys[counts > 1])]  # faces of a (label, image) held twice
+    if len(rows) == 0:
+        return ejected
+    del pair, keys, counts, codes
+    held = np.unique(labels[rows])  # centroids of these labels only
+    slot = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+    slot[held] = np.arange(len(held))
+    centroids = as_unit(group_sums(x, np.where(labels >= 0, slot[np.maximum(labels, 0)], -1), len(held)))
+    score = np.concatenate(
+        [
+            np.einsum("ij,ij->i", np.asarray(x[block]), centroids[slot[labels[block]]])
+            for block in np.array_split(rows, max(1, len(rows) // 16384))
+        ]
+    )
+    order = np.lexsort((-score, image_codes[rows], labels[rows]))
+    lab = labels[rows][order]
+    img = image_codes[rows][order]
     repeat = np.zeros(len(order), dtype=bool)
     repeat[1:] = (lab[1:] == lab[:-1]) & (img[1:] == img[:-1])
-    ejected[valid[order][repeat]] = True
+    ejected[rows[order][repeat]] = True
     return ejected
 
 
@@ -288,15 +283,15 @@ def _core_filter(labels: np.ndarray, src: np.ndarray, dst: np.ndarray, min_sampl
 def _conflict_keys(labels: np.ndarray, image_codes: np.ndarray, width: int) -> np.ndarray:
     """Keys ``a * width + b`` (a < b) of cluster pairs that hold faces of one image."""
     valid = labels >= 0
-    pairs = np.unique(np.stack([image_codes[valid], labels[valid]], axis=1), axis=0)
-    keys: list[int] = []
-    image, label = pairs[:, 0], pairs[:, 1]
-    boundaries = np.flatnonzero(np.diff(image)) + 1
-    for group in np.split(label, boundaries):
-        if len(group) > 1:
-            for i in range(len(group)):
-                keys.extend(int(group[i]) * width + int(other) for other in group[i + 1 :])
-    return np.asarray(sorted(set(keys)), dtype=np.int64)
+    pairs = np.unique(image_codes[valid] * width + labels[valid])  # by image, then label
+    image, label = pairs // width, pairs % width
+    keys = [np.zeros(0, dtype=np.int64)]
+    for offset in range(1, len(pairs)):  # the labels of one image are a run: pair them at each offset
+        same = image[offset:] == image[:-offset]
+        if not same.any():
+            break
+        keys.append(label[:-offset][same] * width + label[offset:][same])
+    return np.unique(np.concatenate(keys))
 
 
 def merge_clusters(
@@ -317,14 +312,12 @@ def merge_clusters(
     whose faces are similar pair by pair but whose groups average lower, stay apart.
     """
     labels = dense_labels(labels)
+    count = int(labels.max()) + 1 if (labels >= 0).any() else 0
+    sums = group_sums(x, labels, count)  # once: merged clusters add their sums
+    sizes: np.ndarray = np.bincount(labels[labels >= 0], minlength=count).astype(np.float64)
     for _ in range(rounds):
-        count = int(labels.max()) + 1 if (labels >= 0).any() else 0
         if count < 2:
             break
-        sums = np.zeros((count, x.shape[1]), dtype=np.float64)
-        valid = labels >= 0
-        np.add.at(sums, labels[valid], x[valid])
-        means = sums / np.bincount(labels[valid], minlength=count)[:, None]
         a, b = labels[src], labels[dst]
         keep = (a >= 0) & (b >= 0) & (a < b)
         keys = np.unique(a[keep] * count + b[keep])
@@ -332,7 +325,14 @@ def merge_clusters(
             break
         keys = keys[~np.isin(keys, _conflict_keys(labels, image_codes, count))]
         left, right = keys // count, keys % count
-        link = np.einsum("ij,ij->i", means[left], means[right])
+        link = np.concatenate(  # mean . mean = sum . sum / (size * size); blocks, no means array
+            [np.zeros(0)]
+            + [
+                np.einsum("ij,ij->i", sums[left[i : i + 16384]], sums[right[i : i + 16384]])
+                / (sizes[left[i : i + 16384]] * sizes[right[i : i + 16384]])
+                for i in range(0, len(keys), 16384)
+            ]
+        )
         order = np.argsort(-link)
         used = np.zeros(count, dtype=bool)
         target = np.arange(count)
@@ -348,8 +348,11 @@ def merge_clusters(
             merged += 1
         if merged == 0:
             break
-        labels = np.where(labels >= 0, target[np.maximum(labels, 0)], NOISE)
-        labels = dense_labels(labels)
+        _, renamed = np.unique(target, return_inverse=True)  # old label -> new dense label
+        count = int(renamed.max()) + 1
+        sums = group_sums(sums, renamed, count)
+        sizes = np.bincount(renamed, weights=sizes, minlength=count)
+        labels = np.where(labels >= 0, renamed[np.maximum(labels, 0)], NOISE)
     return labels
 
 
@@ -389,9 +392,10 @@ def _cluster_distinct(
     for round_index in range(rounds):
         if len(todo) < policy.min_samples + 1:
             break
-        sub = x[todo]
+        sub = x if len(todo) == n else x[todo]  # the first round: all faces, no copy
         sims, idx = knn(sub, policy)
         src, dst, weight = graph_edges(sims, idx, image_codes[todo], policy.threshold)
+        del sims, idx
         sub_labels = propagate_labels(
             len(todo), src, dst, weight, policy.iterations, seed=policy.seed + round_index
         )
@@ -408,13 +412,21 @@ def _cluster_distinct(
     return labels
 
 
-def copy_groups(x: np.ndarray) -> np.ndarray:
+def copy_groups(x: np.ndarray, block: int = 16384) -> np.ndarray:
     """A group id per face; faces with one embedding (copies of one photo under several keys) share
-    it. Rows are compared through a random projection of their rounded values."""
+    it. Rows are compared by a 64-bit hash of their values rounded to 3 decimals (integer arithmetic,
+    so equal rows always hash equal; two distinct faces collide with odds about n^2 / 2^64).
+
+    The hash used to be a float projection rounded to 6 decimals: at 10^6 faces 13 % of distinct
+    synthetic faces collided into "copies" (and shared a label)."""
     if len(x) == 0:
         return np.zeros(0, dtype=np.int64)
-    projection = np.random.default_rng(0).standard_normal(x.shape[1])
-    keys = np.round(np.round(x.astype(np.float64), 3) @ projection, 6)
+    weights = np.random.default_rng(0).integers(1, 2**62, size=x.shape[1], dtype=np.int64) | 1
+    keys = np.empty(len(x), dtype=np.int64)
+    with np.errstate(over="ignore"):
+        for i in range(0, len(x), block):
+            rounded = np.rint(np.asarray(x[i : i + block], dtype=np.float32) * 1000).astype(np.int64)
+            keys[i : i + block] = rounded @ weights  # wraps modulo 2^64: a hash
     _, groups = np.unique(keys, return_inverse=True)
     return groups.astype(np.int64)
 
