@@ -11,13 +11,14 @@ The search, as :func:`faceidx.people.clustering.knn` runs it above ``ClusterPoli
 2. **Search** (:func:`search_rows`, any range of faces): for every cell, the shard's faces in it
    against all of the cell's faces as one matrix product, the best ``k`` kept per face and cell;
    a face's ``probes`` candidate lists are then merged (repeats dropped), best ``k`` kept. A face's
-   row depends only on the embeddings and the cells, never on which other faces share its shard.
+   row depends only on the embeddings and the cells, never on which other faces share its shard
+   (bit for bit: see :func:`_products`).
 3. **Merge** (:func:`merge_shards`): the parts concatenated in shard order: the same graph as one
    in-process search of all faces.
 
 Fan-out as an array job (one child per shard; each child needs only the two files)::
 
-    cells = build_cells(x, k=10)                       # once, before the array job
+    cells = build_cells(np.load("embeddings.npy", mmap_mode="r"))  # once, before the array job
     save_cells("cells.npz", cells)                     # next to embeddings.npy
     run_shard("embeddings.npy", "cells.npz", shard=i, shards=n, out_dir="parts", k=10)  # child i
     sims, idx = merge_shards("parts", shards=n)       # after the array job
@@ -178,7 +179,7 @@ def search_rows(
         if len(mine) == 0:
             continue
         base = np.asarray(x[ids], dtype=np.float32)
-        sims = base[mine] @ base.T
+        sims = _products(base[mine], base)
         sims[np.arange(len(mine)), mine] = -np.inf  # not its own neighbour
         values, cols = top_k(sims, min(k, b - a - 1))
         slots = (ids[mine] - lo) * probes + rank[a:b][mine]
@@ -203,6 +204,23 @@ def search_rows(
         sims_out[start:stop] = values
         idx_out[start:stop] = chosen
     return sims_out, idx_out
+
+
+SMALL_GEMM = 1_100_000  # OpenBLAS takes another kernel for m * n * k up to 10^6 (AVX-512 builds)
+
+
+def _products(queries: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``queries @ base.T`` whose every entry is the same whichever other queries come along.
+
+    OpenBLAS computes small products (m * n * k <= 10^6) with another kernel, whose last bit
+    differs, and a shard holds fewer of a cell's faces than the whole run: zero rows are added so
+    that every product takes the large kernel (only tiny cells pay for it)."""
+    rows = max(len(queries), -(-SMALL_GEMM // max(1, base.shape[0] * base.shape[1])))
+    if rows == len(queries):
+        return queries @ base.T
+    padded = np.zeros((rows, base.shape[1]), dtype=np.float32)
+    padded[: len(queries)] = queries
+    return (padded @ base.T)[: len(queries)]
 
 
 def part_path(out_dir: str | Path, shard: int, shards: int) -> Path:

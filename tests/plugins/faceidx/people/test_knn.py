@@ -91,3 +91,15 @@ def test_group_sums_add_rows_per_group():
     expected = np.zeros((30, 8))
     np.add.at(expected, groups[groups >= 0], x[groups >= 0].astype(np.float64))
     np.testing.assert_allclose(group_sums(x, groups, 30, block=128), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_small_cell_gives_each_face_the_same_similarities_in_any_shard():
+    # OpenBLAS computes small products with another kernel: a cell's faces split between shards
+    # must still get the bits the whole cell gets (plain matmul differs here on AVX-512 builds)
+    from faceidx.people.knn import _products
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cell = rng.standard_normal((38, 512)).astype(np.float32)
+        some = np.sort(rng.choice(38, 16, replace=False))
+        np.testing.assert_array_equal(_products(cell, cell)[some], _products(cell[some], cell))
