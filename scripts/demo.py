@@ -93,6 +93,9 @@ def airflow(env: dict[str, str], log_name: str, *args: str) -> Path:
     return log_path
 
 
+JOB_TABLES = ("where it runs", "the Batch job's outcome", "what the job did")
+
+
 def tables_from_log(log_path: Path, titles: tuple[str, ...]) -> str:
     """The tables our tasks logged, cut out of an ``airflow dags test`` log.
 
@@ -327,11 +330,11 @@ def main() -> int:
     )
     conf = {"secondary_threshold": threshold, "sensor_timeout_seconds": 60}
     say(f"running face_indexing with {json.dumps(conf)} (queue URL from the Variable the bootstrap set) ...")
-    with compute:
-        progress.start(compute)
-        log = airflow(env, "face_indexing", "dags", "test", "face_indexing", "--conf", json.dumps(conf))
-        compute.wait_idle(timeout=600)
-        progress.stop()
+    compute.install()  # until the end: face_table, face_vectors and face_identities submit jobs too
+    progress.start(compute)
+    log = airflow(env, "face_indexing", "dags", "test", "face_indexing", "--conf", json.dumps(conf))
+    compute.wait_idle(timeout=600)
+    progress.stop()
     print(
         tables_from_log(
             log,
@@ -344,14 +347,20 @@ def main() -> int:
         flush=True,
     )
 
-    say("running face_table: landing files -> the Delta face table, compaction, the vector index ...")
+    workers = list(compute.runs)
+    say("running face_table: landing files -> the Delta face table; compaction and vacuum as Batch jobs ...")
     log = airflow(env, "face_table", "dags", "test", "face_table")
-    print(tables_from_log(log, ("ingest into", "compaction of", "vector index", "face table ")), flush=True)
+    print(tables_from_log(log, ("ingest into", *JOB_TABLES, "face table ")), flush=True)
+    say(
+        "running face_vectors (on AWS: started by face_table's Asset event): the vector sync, a Batch job ..."
+    )
+    log = airflow(env, "face_vectors", "dags", "test", "face_vectors")
+    print(tables_from_log(log, JOB_TABLES), flush=True)
 
     user_env = cli_env(env, moto.url, model_dir)
     stats = index_report(user_env, "stats")
     visible, in_flight = queue_depth(sqs, queue_url)
-    jobs = [(r.label, r.job_id, r.exit_code, round(r.stopped - r.started, 1)) for r in compute.runs]
+    jobs = [(r.label, r.job_id, r.exit_code, round(r.stopped - r.started, 1)) for r in workers]
     print(
         format_table(
             ("item", "value"),
@@ -377,7 +386,16 @@ def main() -> int:
 
     say("running face_identities: people from the faces that pass the quality gate ...")
     log = airflow(env, "face_identities", "dags", "test", "face_identities")
-    print(tables_from_log(log, ("identities of",)), flush=True)
+    print(tables_from_log(log, ("identities of", *JOB_TABLES)), flush=True)
+    maintenance = [r for r in compute.runs if r.label == "maintenance"]
+    print(
+        format_table(
+            ("job", "job id", "exit code", "seconds"),
+            [(r.job_name, r.job_id, r.exit_code, round(r.stopped - r.started, 1)) for r in maintenance],
+            title="Index steps run as Batch jobs on the maintenance queue (python -m faceidx.jobs)",
+        ),
+        flush=True,
+    )
     people = index_report(user_env, "people")
     print(people_table(people), flush=True)
     print(
@@ -409,6 +427,7 @@ def main() -> int:
     if kept["lost"]:
         print(f"LOST: {', '.join(kept['what_was_lost'])}", flush=True)
     print(f"Logs: {WORK / 'logs'} (Airflow task logs of every DAG run, and the faceidx commands)", flush=True)
+    compute.uninstall()
     moto.stop()
     missing = len(set(keys) - set(stats["images"]))
     return 0 if missing == 0 and kept["lost"] == 0 and all(r.exit_code == 0 for r in compute.runs) else 1

@@ -2,10 +2,11 @@
 
 Starts an embedded moto, the local Batch stand-in and the real Airflow (UI on
 http://127.0.0.1:8080 by default, ``FACEIDX_UP_PORT``), runs ``face_infra_bootstrap``, uploads the
-sample photos, unpauses ``face_indexing`` (every 2 minutes, ``FACEIDX_UP_SCHEDULE``) and
-``face_reindex``, writes ``.faceidx-up/env`` (``source`` it to run the ``faceidx`` CLI against this
-product), prints the URL, the login and that ``source`` line, then waits. Everything goes to
-``.faceidx-up/`` (``FACEIDX_UP_DIR``), which the next ``make up`` wipes.
+sample photos, unpauses ``face_indexing`` (every 2 minutes, ``FACEIDX_UP_SCHEDULE``), ``face_reindex``,
+``face_table`` and the DAGs its Asset starts (``face_vectors``, ``face_identities``), writes
+``.faceidx-up/env`` (``source`` it to run the ``faceidx`` CLI against this product), prints the URL,
+the login and that ``source`` line, then waits. Everything goes to ``.faceidx-up/``
+(``FACEIDX_UP_DIR``), which the next ``make up`` wipes.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def main() -> int:
         keys = product.upload(photos)
         say(f"uploaded {len(keys)} photos from {source} to s3://{INPUT_BUCKET}/photos/")
         assert product.stack is not None
-        for dag_id in ("face_indexing", "face_reindex", "face_table", "face_identities"):
+        for dag_id in ("face_indexing", "face_reindex", "face_table", "face_vectors", "face_identities"):
             product.stack.unpause(dag_id)
         print(
             f"""
@@ -78,8 +79,10 @@ faceidx is up.
   CLI         source {env_file} && faceidx search photo.jpg   (also people, forget, models, table)
   face_indexing runs every few minutes and starts a local worker per submitted Batch job;
   trigger it now from the UI (▶ Trigger) to index the uploaded photos at once.
-  face_table (hourly; trigger it after indexing) moves the workers' files into the face table and
-  the vector index; then trigger face_search with a photo path, face_identities, face_forget.
+  face_table (hourly; trigger it after indexing) moves the workers' files into the face table; its
+  commit's Asset event starts face_vectors (the vector index) and face_identities (people); their
+  heavy steps run as local Batch jobs of the maintenance queue. Then trigger face_search with a
+  photo path, or face_forget.
   Task logs, backfills of face_reindex and the bootstrap's summary are all in the UI.
   Stop with Ctrl-C or `make down`. Files: {WORK}
 """,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from faceidx.common.constants import FACE_TABLE_ASSET_URI
 from faceidx_dev.local.airflow_stack import quote_id
 from faceidx_dev.local.product import INPUT_BUCKET, OUTPUT_BUCKET, LocalProduct
 from faceidx_worker.events import MessageKind, parse_body
@@ -261,10 +262,15 @@ def test_a_trigger_that_meets_another_run_is_green_and_says_who_submitted(
 
 
 def test_search_by_photo_from_the_forms_after_face_table(page, product, assets_dir, indexing_run, shots):
-    """face_table with its defaults moves the indexed photos into the table and the vector index; then
-    face_search, given only a photo the index has never seen, logs the match table."""
+    """face_table with its defaults moves the indexed photos into the table (compaction as a Batch job of
+    the maintenance queue, shown in its log), its commit's Asset event starts face_vectors, whose sync
+    runs as a Batch job too; the Assets view shows the chain; then face_search, given only a photo the
+    index has never seen, logs the match table."""
     if "run_id" not in indexing_run:
         pytest.fail("the indexing test did not leave an index to search (it failed first)")
+    assert product.stack is not None
+    product.stack.unpause("face_vectors")  # scheduled on the face table's Asset: the commit starts it
+    synced_before = {r["dag_run_id"] for r in runs(product, "face_vectors")}
     dialog = open_trigger_form(page, product, "face_table")
     before = {r["dag_run_id"] for r in runs(product, "face_table", "manual")}
     dialog.get_by_role("button", name="Trigger").click()
@@ -272,6 +278,40 @@ def test_search_by_photo_from_the_forms_after_face_table(page, product, assets_d
     _wait_success(product, "face_table", run_id, timeout=300)
     open_task_log(page, product, "face_table", run_id, "ingest")
     page.get_by_text("ingest into", exact=False).first.wait_for(timeout=60_000)
+    # compaction ran as a Batch job on the maintenance queue: the log says where and why, then the
+    # job's outcome, read back from the job
+    open_task_log(page, product, "face_table", run_id, "compact")
+    page.get_by_text("AWS Batch job on face-recognition-maintenance-queue", exact=False).first.wait_for(
+        timeout=60_000
+    )
+    page.get_by_text("the Batch job's outcome", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-compact-batch-job.png"))
+
+    # the ingest's commit emitted the face table's Asset event, which started face_vectors by itself
+    vectors_run = product.stack.wait_for(
+        "face_vectors started by the face table's Asset event",
+        lambda: [
+            r["dag_run_id"]
+            for r in runs(product, "face_vectors", "asset_triggered")
+            if r["dag_run_id"] not in synced_before
+        ],
+        timeout=120,
+        interval=2.0,
+    )[0]
+    _wait_success(product, "face_vectors", vectors_run, timeout=300)
+    open_task_log(page, product, "face_vectors", vectors_run, "sync_vectors")
+    page.get_by_text("the Batch job's outcome", exact=False).first.wait_for(timeout=60_000)
+    page.get_by_text("what the job did", exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "log-sync-vectors-batch-job.png"))
+    # the Assets view shows the chain: face_table produces the asset, face_vectors and face_identities
+    # consume it
+    page.goto(f"{product.url}/assets")
+    page.get_by_text(FACE_TABLE_ASSET_URI, exact=False).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "assets-face-table.png"))
+    page.get_by_text(FACE_TABLE_ASSET_URI, exact=False).first.click()
+    for dag_id in ("face_table", "face_vectors", "face_identities"):
+        page.get_by_text(dag_id, exact=True).first.wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "asset-face-table-chain.png"))
 
     dialog = open_trigger_form(page, product, "face_search")
     field(dialog, "photo").fill(str(assets_dir / "images" / "obama2.jpg"))

@@ -51,6 +51,15 @@ def container_memory_mib(files: tuple[str, ...] = CGROUP_MEMORY_FILES) -> int | 
 
 
 def peak_rss_mib() -> float:
+    """This process's peak RSS: ``VmHWM`` (the high-water mark of its own memory since exec), else
+    ``ru_maxrss``, which Linux carries over from the parent across exec (a job started by a large
+    process would report the parent's peak)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
