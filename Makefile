@@ -9,7 +9,7 @@ UV_VERSION := 0.13.8
 SHARED ?= $(abspath ../shared)
 export FACEIDX_ASSETS ?= $(SHARED)/assets
 
-.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-identities bench-races bench-search bench-table soak simulate parse-times lock clean browser
+.PHONY: help venv test test-fast lint fmt typecheck docs demo up down bench bench-steps rss-flat bench-identities bench-races bench-search bench-table soak simulate parse-times lock clean browser
 
 help:
 	@echo "make demo      - run faceidx end to end on an embedded local AWS (moto)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench     - worker throughput benchmark against a naive baseline"
 	@echo "make bench-table - face table formats side by side: Delta Lake vs Iceberg"
 	@echo "make bench-search - face search: IVF-HNSW-SQ (LanceDB) vs exact (DuckDB, numpy) on 10^6 faces"
+	@echo "make bench-steps - the index steps as jobs: peak RSS and seconds at 10^3..10^5 faces"
+	@echo "make rss-flat  - the Airflow task stays flat from 10^3 to 10^5 faces while the jobs grow"
 	@echo "make bench-identities - identity clustering: labelled photos, 10^5 and 10^6 synthetic faces"
 	@echo "make bench-races - ingest, compaction, sync, erasures (some SIGKILLed), identities and search racing as real processes for 150 s; counts what is corrupt, lost, duplicated or resurrected (BENCH_RACES_ARGS=--s3: on moto S3)"
 	@echo "make soak      - load test: SOAK_MESSAGES messages through two workers (default 10000)"
@@ -99,6 +101,13 @@ bench-table: $(STAMP)
 BENCH_SEARCH_ARGS ?=
 bench-search: $(STAMP)
 	$(PY) benchmarks/bench_search.py $(BENCH_SEARCH_ARGS)
+
+bench-steps: $(STAMP)
+	$(PY) benchmarks/bench_steps.py
+
+# The Airflow task's peak RSS against the index steps' jobs, at 10^3 and 10^5 faces (the suite: 3 x 10^4)
+rss-flat: $(STAMP)
+	FACEIDX_RSS_SIZES=1000,100000 $(PY) -m pytest tests/dags/test_task_rss_flat.py -s -p no:cacheprovider
 
 bench-identities: $(STAMP)
 	$(PY) benchmarks/bench_identities.py

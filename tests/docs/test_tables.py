@@ -27,6 +27,7 @@ PAGES_OF_DAGS = {
     "face_models": "model-versions.md",
     "face_search": "search.md",
     "face_table": "index-table.md",
+    "face_vectors": "index-jobs.md",
     "face_identities": "people.md",
     "face_people": "people.md",
 }

@@ -18,17 +18,23 @@ from tests.support.moto_server import MotoEndpoint
 HELD_PREFIX = "held-"
 
 
-def create_batch_queues(moto: MotoEndpoint) -> dict[str, str]:
-    """An unmanaged compute environment, both job queues and the job definition, by name."""
-    iam = moto.client("iam")
-    role = iam.create_role(
-        RoleName="faceidx-test-batch-service",
+def _unmanaged_environment(moto: MotoEndpoint, name: str) -> str:
+    """An unmanaged compute environment ``<name>-ce`` and its service role ``<name>-service``."""
+    role = moto.client("iam").create_role(
+        RoleName=f"{name}-service",
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
     )["Role"]["Arn"]
+    return str(
+        moto.client("batch").create_compute_environment(
+            computeEnvironmentName=f"{name}-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )["computeEnvironmentArn"]
+    )
+
+
+def create_batch_queues(moto: MotoEndpoint) -> dict[str, str]:
+    """An unmanaged compute environment, both job queues and the job definition, by name."""
+    ce = _unmanaged_environment(moto, "faceidx-test")
     batch = moto.client("batch")
-    ce = batch.create_compute_environment(
-        computeEnvironmentName="faceidx-test-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
-    )["computeEnvironmentArn"]
     for name, priority in ((PRIMARY_JOB_QUEUE, 100), (SECONDARY_JOB_QUEUE, 50)):
         batch.create_job_queue(
             jobQueueName=name,
@@ -135,18 +141,8 @@ def create_maintenance_queue(moto: MotoEndpoint) -> str:
     """The maintenance job queue and its job definition (CPU, ``python -m faceidx.jobs``), by name."""
     from faceidx.common.constants import MAINTENANCE_JOB_DEFINITION, MAINTENANCE_JOB_QUEUE
 
-    iam = moto.client("iam")
-    role = iam.create_role(
-        RoleName="faceidx-test-maintenance-service",
-        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-    )["Role"]["Arn"]
+    ce = _unmanaged_environment(moto, "faceidx-test-maintenance")
     batch = moto.client("batch")
-    ce = batch.create_compute_environment(
-        computeEnvironmentName="faceidx-test-maintenance-ce",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role,
-    )["computeEnvironmentArn"]
     batch.create_job_queue(
         jobQueueName=MAINTENANCE_JOB_QUEUE,
         state="ENABLED",

@@ -9,7 +9,8 @@ Placement (``compute`` Param):
 
 * ``auto``: a step *heavy in kind* (compaction, vacuum, the vector sync, a full re-cluster) runs on
   the maintenance queue; a light one (an ingest, an incremental people run) stays in the Airflow task
-  while its estimate is at most :data:`AIRFLOW_STEP_MIB`, and goes to Batch above it. Without a
+  while its faces add at most :data:`AIRFLOW_STEP_MIB` to it (above the libraries, which the task has
+  imported already), and goes to Batch above it. Without a
   maintenance queue (the Variable ``faceidx_maintenance_job_queue`` is unset: no bootstrap yet) every
   step stays in Airflow up to :data:`AIRFLOW_REFUSE_MIB`, and is refused above, saying what to do.
 * ``batch``: always the queue; ``airflow``: always the task (the estimate is still logged).
@@ -34,8 +35,8 @@ from faceidx.store.location import IndexLocation
 # workers' files by benchmarks/bench_steps.py; used to turn landing bytes into rows without reading them.
 LANDING_BYTES_PER_ROW = 2000
 
-# A light step stays in the Airflow task up to this estimate (MiB).
-AIRFLOW_STEP_MIB = int(os.environ.get("FACEIDX_AIRFLOW_STEP_MIB", "300"))
+# A light step stays in the Airflow task while its faces add at most this much (MiB) to the task.
+AIRFLOW_STEP_MIB = int(os.environ.get("FACEIDX_AIRFLOW_STEP_MIB", "256"))
 # Without a maintenance queue, a step that would need more than this in an Airflow worker is refused.
 AIRFLOW_REFUSE_MIB = int(os.environ.get("FACEIDX_AIRFLOW_REFUSE_MIB", "2048"))
 # The most memory one maintenance job may ask for: the largest default instance type's allocatable memory
@@ -61,18 +62,27 @@ class StepModel:
     heavy: bool  # heavy in kind: runs on Batch whenever a maintenance queue exists
 
     def memory_mib(self, faces: int) -> int:
-        return math.ceil(self.base_mib + self.kib_per_face * faces / 1024)
+        return math.ceil(self.base_mib + self.added_mib(faces))
+
+    def added_mib(self, faces: int) -> int:
+        """What the faces add above the libraries the step imports (an Airflow task has them already)."""
+        return math.ceil(self.kib_per_face * faces / 1024)
 
 
 # Fitted on benchmarks/bench_steps.py's measurements (10^3, 10^4, 10^5 faces; peak RSS of the job's
 # process): see the Scaling page of the docs for the table.
+# Measured peaks (MiB) at 10^3 / 10^4 / ~8 x 10^4 faces: ingest 244 / 525 / 2,236 (98,447 landing
+# rows); sync_vectors 255 / 504 / 1,930; full re-cluster 212 / 706 / 1,380; vacuum 113 and compaction
+# 129 at every size. Compaction's slope is kept from the files it rewrites (one partition a group at a
+# time: not exercised by the bench, whose partitions are already compact); an incremental people run is
+# sized like a full one (an upper bound: it reads the persons and the new faces only).
 MODELS: dict[str, StepModel] = {
-    "ingest": StepModel(base_mib=260, kib_per_face=9.0, vcpus=2, heavy=False),
+    "ingest": StepModel(base_mib=320, kib_per_face=23.5, vcpus=2, heavy=False),
     "compact": StepModel(base_mib=260, kib_per_face=6.0, vcpus=2, heavy=True),
-    "vacuum": StepModel(base_mib=230, kib_per_face=0.05, vcpus=1, heavy=True),
-    "sync_vectors": StepModel(base_mib=330, kib_per_face=7.0, vcpus=4, heavy=True),
-    "identities": StepModel(base_mib=330, kib_per_face=4.5, vcpus=2, heavy=False),
-    "identities_full": StepModel(base_mib=330, kib_per_face=4.5, vcpus=2, heavy=True),
+    "vacuum": StepModel(base_mib=150, kib_per_face=0.0, vcpus=1, heavy=True),
+    "sync_vectors": StepModel(base_mib=300, kib_per_face=24.0, vcpus=4, heavy=True),
+    "identities": StepModel(base_mib=600, kib_per_face=12.0, vcpus=2, heavy=False),
+    "identities_full": StepModel(base_mib=600, kib_per_face=12.0, vcpus=2, heavy=True),
 }
 
 
@@ -130,7 +140,7 @@ def place(step: str, model: str, size: Size, *, compute: str, job_queue: str) ->
     shape = MODELS[model]
     estimate = shape.memory_mib(size.faces)
     memory = max(JOB_MIN_MEMORY_MIB, math.ceil(estimate * JOB_MEMORY_HEADROOM / 1024) * 1024)
-    where, reason = _where(shape, estimate, compute=compute, job_queue=job_queue)
+    where, reason = _where(shape, estimate, shape.added_mib(size.faces), compute=compute, job_queue=job_queue)
     if where == "batch" and memory > JOB_MAX_MEMORY_MIB:
         raise PlacementError(
             f"{step} needs about {estimate:,} MiB for {size.faces:,} faces ({size.basis}); a maintenance job "
@@ -153,7 +163,7 @@ def place(step: str, model: str, size: Size, *, compute: str, job_queue: str) ->
     )
 
 
-def _where(shape: StepModel, estimate: int, *, compute: str, job_queue: str) -> tuple[str, str]:
+def _where(shape: StepModel, estimate: int, added: int, *, compute: str, job_queue: str) -> tuple[str, str]:
     if compute == "airflow":
         return "airflow", "compute=airflow"
     if compute == "batch":
@@ -167,9 +177,15 @@ def _where(shape: StepModel, estimate: int, *, compute: str, job_queue: str) -> 
     if job_queue:
         if shape.heavy:
             return "batch", "heavy in kind: it runs on the maintenance queue whatever its size"
-        if estimate > AIRFLOW_STEP_MIB:
-            return "batch", f"estimate above the {AIRFLOW_STEP_MIB} MiB a step may take in Airflow"
-        return "airflow", f"small: estimate within the {AIRFLOW_STEP_MIB} MiB a step may take in Airflow"
+        if added > AIRFLOW_STEP_MIB:
+            return (
+                "batch",
+                f"its faces add {added:,} MiB, over the {AIRFLOW_STEP_MIB} MiB a step may add in Airflow",
+            )
+        return (
+            "airflow",
+            f"small: its faces add {added:,} MiB of the {AIRFLOW_STEP_MIB} MiB a step may add in Airflow",
+        )
     if estimate > AIRFLOW_REFUSE_MIB:
         raise PlacementError(
             f"this step needs about {estimate:,} MiB, more than an Airflow worker should give "
@@ -187,10 +203,11 @@ def measure(step: str, location: IndexLocation, params: Mapping[str, Any]) -> Si
         from faceidx.store.landing import LandingStore
 
         pending = LandingStore(location).pending()
-        total = sum(file.size for file in pending)
-        return Size(
-            total // LANDING_BYTES_PER_ROW, f"{len(pending)} landing file(s), {total / 2**20:.1f} MiB"
-        )
+        # one commit takes max_files files: the largest round bounds the memory, not the whole backlog
+        per_round = int(params.get("max_files") or len(pending) or 1)
+        largest = sum(sorted((file.size for file in pending), reverse=True)[:per_round])
+        basis = f"{len(pending)} landing file(s), the largest round of {per_round}: {largest / 2**20:.1f} MiB"
+        return Size(largest // LANDING_BYTES_PER_ROW, basis)
     days = {str(day) for day in params.get("days", [])} if step == "compact" else None
     faces, files = table_rows(location, days)
     scope = "the interval's partitions" if days is not None else "the face table"

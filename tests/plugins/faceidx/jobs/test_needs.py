@@ -62,3 +62,20 @@ def test_compute_batch_needs_a_queue_and_a_job_that_fits():
         place("sync_vectors", "sync_vectors", Size(faces, "x"), compute="batch", job_queue=QUEUE)
     with pytest.raises(PlacementError, match="compute must be one of"):
         place("vacuum", "vacuum", Size(1, "x"), compute="gpu", job_queue=QUEUE)
+
+
+def test_an_ingest_is_sized_by_its_largest_round_not_the_whole_backlog(tmp_path):
+    from faceidx.jobs.needs import measure
+    from faceidx.store.location import IndexLocation
+    from tests.plugins.faceidx.store.table_builders import Image, write_landing
+
+    location = IndexLocation(output_uri=str(tmp_path / "out"))
+    write_landing(location, [Image(f"big-{i}.jpg", faces=4, dim=512) for i in range(40)])
+    for name in ("a", "b"):
+        write_landing(location, [Image(f"{name}.jpg", dim=512)])
+    one_round = measure("ingest", location, {"max_files": 1})
+    everything = measure("ingest", location, {"max_files": 500})
+    # the 160 faces of the largest file, from its size alone (a small file costs more bytes per row)
+    assert 160 <= one_round.faces <= 2 * 160
+    assert everything.faces > one_round.faces
+    assert "largest round of 1" in one_round.basis
