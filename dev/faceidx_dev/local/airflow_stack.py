@@ -155,7 +155,9 @@ class AirflowStack:
         # the pool of the tasks that write the index (one slot), as the compose stack's init creates it
         from faceidx.common.constants import WRITER_POOL, WRITER_POOL_DESCRIPTION
 
-        self._cli(env, timeout, "pools", "set", "--include-deferred", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION)
+        self._cli(
+            env, timeout, "pools", "set", "--include-deferred", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION
+        )
         started = time.monotonic()
         for component in COMPONENTS:
             self._launch(component, env)
