@@ -38,7 +38,12 @@ WRITE = """
 import sys
 from faceidx.store.location import IndexLocation
 from faceidx_dev.synthetic_index import write_synthetic_landing
-write_synthetic_landing(IndexLocation(output_uri=sys.argv[1], vectors_uri=sys.argv[2]), int(sys.argv[3]))
+location = IndexLocation(output_uri=sys.argv[1], vectors_uri=sys.argv[2])
+write_synthetic_landing(location, int(sys.argv[3]))
+import pathlib, pyarrow.parquet as pq
+first = sorted(pathlib.Path(location.landing_uri).rglob("*.parquet"))[0]
+row = pq.read_table(first, columns=["image_bucket", "image_key"]).slice(0, 1).to_pylist()[0]
+print(f"s3://{row['image_bucket']}/{row['image_key']}")
 """
 
 STEPS = (
@@ -90,14 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     args = parser.parse_args(argv)
-    rows, measured = [], {model: [] for _, model, _ in STEPS}
+    rows, measured = [], {model: [] for model in [*(m for _, m, _ in STEPS), "forget"]}
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as work:
             location = IndexLocation(output_uri=f"{work}/out", vectors_uri=f"{work}/vectors")
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "dev"), str(REPO / "worker")])}
             command = [sys.executable, "-c", WRITE, location.output_uri, location.vectors_uri, str(n)]
-            subprocess.run(command, check=True, env=env)
-            for step, model, params in STEPS:
+            victim = subprocess.run(
+                command, check=True, env=env, capture_output=True, text=True
+            ).stdout.split()[-1]
+            steps = [*STEPS, ("forget", "forget", {"params": {"target_type": "image", "target": victim}})]
+            for step, model, params in steps:
                 side = sizing(location, step, params)
                 outcome = run_job(location, step, params, f"{step}-{n}")
                 faces = side["faces"]

@@ -15,7 +15,9 @@ Manual only. One run forgets one target everywhere the index keeps it:
    so no snapshot still holds them. It then **verifies**: the table holds no row of the target and a
    search with every captured embedding finds none of the forgotten faces. The receipt (what was
    removed from where, when, by whom, why, and the verification) is written to
-   `<output>/receipts/forget/<UTC time>-<id>.json` and logged as a table.
+   `<output>/receipts/forget/<UTC time>-<id>.json` and logged as a table. It runs in this task while
+   the index is small, and as an AWS Batch job of the maintenance queue when its purge would add more
+   than 256 MiB to the task (`compute` Param; the log shows where and why).
 
 **Params**: `require_approval` (default off), `target_type` (`image`: `s3://bucket/key`, every ETag
 of it; `face`: a face_id; `person`: a person_id, once identities are built), `target`, `reason` (kept
@@ -38,6 +40,8 @@ from airflow.sdk import Param, dag, task
 from faceidx.common.constants import DEFAULT_AWS_CONN_ID, VAR_OUTPUT_URI, VAR_VECTORS_URI, WRITER_POOL
 from faceidx.common.params import optional_param, param_or_variable
 from faceidx.erasure.approval import APPROVAL_TIMEOUT, ForgetApprovalOperator
+from faceidx.jobs.operator import IndexStepOperator
+from faceidx.jobs.params import compute_param
 
 TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPES (kept light here)
 
@@ -80,6 +84,7 @@ TARGET_TYPES = ["image", "face", "person"]  # faceidx.erasure.forget.TARGET_TYPE
         "vectors_uri": optional_param(
             f"The vector index. Empty: the Airflow Variable {VAR_VECTORS_URI}, else <output>/vectors."
         ),
+        "compute": compute_param(),
     },
 )
 def face_forget() -> None:
@@ -104,26 +109,23 @@ def face_forget() -> None:
         retries=0,
     )
 
-    # A target that is not there fails at once (AirflowFailException, no retry); any other failure (a
-    # lost lease, a commit that kept conflicting) is retried: the retry finishes from the intent record.
-    @task(pool=WRITER_POOL, trigger_rule="none_failed_min_one_success")
-    def forget(output_uri: str, vectors_uri: str, **context: Any) -> dict[str, Any]:
-        from faceidx.erasure.tasks import approval_of, forget_task, location_for, run_actor
-
-        location = location_for(output_uri, vectors_uri, aws_conn_id=DEFAULT_AWS_CONN_ID)
-        return forget_task(
-            context["params"],
-            location=location,
-            actor=run_actor(context),
-            approver=approval_of(context["ti"].xcom_pull(task_ids="approve")),
-        )
-
+    # A target that is not there fails at once (no retry); any other failure (a lost lease, a commit
+    # that kept conflicting) is retried: the retry finishes from the intent record. In this task while
+    # the index is small; a Batch job of the maintenance queue when its purge outgrows an Airflow
+    # worker (faceidx.jobs.needs: the compute Param).
     uris = {
         "output_uri": param_or_variable("output_uri", VAR_OUTPUT_URI),
         "vectors_uri": param_or_variable("vectors_uri", VAR_VECTORS_URI),
     }
     gate = preview(**uris)
-    done = forget(**uris)
+    done = IndexStepOperator(
+        task_id="forget",
+        step="forget",
+        context_params=("dag_params", "actor", "approver"),
+        pool=WRITER_POOL,
+        trigger_rule="none_failed_min_one_success",
+        **uris,
+    )
     gate >> [approve, done]
     approve >> done
 

@@ -110,3 +110,29 @@ def test_compute_batch_without_a_queue_fails_before_anything_changes_saying_what
     assert _states(run)["ingest"] == "failed"
     assert FaceTable.open_if_exists(location) is None  # nothing was ingested
     assert len(list(Path(location.landing_uri).rglob("*.parquet"))) == 4
+
+
+def test_an_erasure_runs_as_a_batch_job_and_a_missing_target_is_refused_once(airflow_db, batch, tmp_path):
+    from tests.plugins.faceidx.erasure.test_forget import BUCKET, image_rows, receipts, unit
+    from tests.plugins.faceidx.erasure.test_forget import write_landing as write_image_rows
+
+    forget_runs("face_forget")
+    location = IndexLocation(output_uri=str(tmp_path / "out"))
+    write_image_rows(location, image_rows("a.jpg", unit(1, 2)) + image_rows("b.jpg", unit(2, 1)))
+    dag = load_dag("face_forget")
+    conf = {"target_type": "image", "output_uri": location.output_uri, "compute": "batch"}
+
+    run = dag.test(run_conf={**conf, "target": f"s3://{BUCKET}/a.jpg", "reason": "ticket 9"})
+    assert _states(run)["forget"] == "success", _states(run)
+    [receipt] = receipts(location)
+    assert xcom(run, "forget") == receipt  # the job's receipt, read back from its outcome
+    assert receipt["target"] == {"type": "image", "value": f"s3://{BUCKET}/a.jpg"}
+    assert receipt["verification"]["passed"] is True
+    assert FaceTable.open(location).read(columns=["image_key"])["image_key"].to_pylist() == ["b.jpg"]
+
+    missing = dag.test(run_conf={**conf, "target": f"s3://{BUCKET}/never.jpg"})
+    [forget] = [ti for ti in missing.get_task_instances() if ti.task_id == "forget"]
+    assert str(forget.state) == "failed"
+    assert forget.try_number == 1  # refused: nothing changed and a retry cannot do better
+    assert [r.exit_code for r in batch.runs if "forget" in r.job_name] == [0, 4]
+    assert len(receipts(location)) == 1

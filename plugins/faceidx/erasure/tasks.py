@@ -61,6 +61,11 @@ def approval_of(answer: Mapping[str, Any] | None) -> str:
         raise AirflowFailException(str(error)) from error
 
 
+class ForgetRefused(ValueError):
+    """The target is not in the index (or cannot be forgotten now): nothing changed; a retry cannot
+    do better. The message says what to do."""
+
+
 def forget_task(
     params: Mapping[str, Any],
     *,
@@ -69,13 +74,35 @@ def forget_task(
     resolve_person: Any = None,
     approver: str = "",
 ) -> dict[str, Any]:
-    """The ``forget`` task: one target from the Params; returns the receipt (also logged).
-    ``approver``: the user who approved the erasure in the UI ("" when no approval was required)."""
+    """The ``forget`` task in Airflow: :func:`forget_request`, a refusal failing the task at once."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from faceidx.erasure.forget import ForgetTargetNotFound, ForgetUnavailable, forget
+    try:
+        return forget_request(
+            params, location=location, actor=actor, resolve_person=resolve_person, approver=approver
+        )
+    except ForgetRefused as refused:
+        raise AirflowFailException(str(refused)) from refused
 
-    target = _target(params)
+
+def forget_request(
+    params: Mapping[str, Any],
+    *,
+    location: IndexLocation,
+    actor: str,
+    resolve_person: Any = None,
+    approver: str = "",
+) -> dict[str, Any]:
+    """One target from the Params (in the task, or as the ``forget`` step of a Batch job); returns the
+    receipt (also logged). ``approver``: the user who approved the erasure in the UI ("" when no
+    approval was required). Raises :class:`ForgetRefused` (logged as a table) when the target is not
+    there."""
+    from faceidx.erasure.forget import ForgetTarget, ForgetTargetNotFound, ForgetUnavailable, forget
+
+    try:
+        target = ForgetTarget(str(params.get("target_type") or ""), str(params.get("target") or "").strip())
+    except ValueError as error:
+        raise ForgetRefused(f"{error}. Set the target_type and target Params.") from error
     reason = str(params.get("reason") or "")
     log.info(
         "%s",
@@ -115,7 +142,7 @@ def forget_task(
                 title="face_forget refused",
             ),
         )
-        raise AirflowFailException(f"{error}. Check the target and trigger again.") from error
+        raise ForgetRefused(f"{error}. Check the target and trigger again.") from error
     log.info("%s", format_pairs(receipt.summary_rows(), title=f"face_forget receipt {receipt.id}"))
     return receipt.to_dict()
 

@@ -8,7 +8,8 @@ tables to the job's CloudWatch stream) and leaves its outcome, the step's summar
 RSS, at ``<output>/jobs/<job id>.json``, where the Airflow task reads it back into its own log.
 
 Exit codes: 0 done; 1 the step failed (the outcome says why; Batch does not retry it); 2 bad
-arguments; 3 not enough memory for the step (raise the job's memory or split the work).
+arguments; 3 not enough memory for the step (raise the job's memory or split the work); 4 the step
+refused (a target not in the index: nothing changed, a retry cannot do better).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from faceidx.common.tables import format_pairs
-from faceidx.jobs.steps import STEPS, step_named
+from faceidx.jobs.steps import STEPS, StepRefused, step_named
 from faceidx.store.location import IndexLocation
 
 log = logging.getLogger("faceidx.jobs")
@@ -34,6 +35,7 @@ log = logging.getLogger("faceidx.jobs")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TOO_LITTLE_MEMORY = 3
+EXIT_REFUSED = 4
 CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
@@ -111,6 +113,9 @@ def run_step(name: str, location: IndexLocation, params: dict[str, Any], job_id:
     started = time.monotonic()
     try:
         summary = step.run(location, params)
+    except StepRefused as refused:
+        outcome.update(status="refused", error=str(refused), seconds=round(time.monotonic() - started, 3))
+        return _finish(location, outcome, EXIT_REFUSED)
     except Exception as error:  # noqa: BLE001 - the outcome carries it to the task; the traceback stays here
         traceback.print_exc(file=sys.stdout)
         outcome.update(status="failed", error=f"{type(error).__name__}: {error}")

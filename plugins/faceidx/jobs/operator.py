@@ -69,7 +69,8 @@ class IndexStepOperator(BatchOperator):
     :param output_uri: the index (templated). :param vectors_uri: the vector index (templated).
     :param step_params: the step's parameters (templated mapping).
     :param context_params: what to add from the run: ``days`` (the data interval's ``indexed_date``
-        partitions), ``dag_params`` (the run's Params, under ``params``), ``data_interval_start``.
+        partitions), ``dag_params`` (the run's Params, under ``params``), ``data_interval_start``,
+        ``actor`` (who triggered the run), ``approver`` (who approved it in the ``approve`` task).
     :param compute: ``auto``, ``batch`` or ``airflow`` (templated; a DAG Param).
     """
 
@@ -131,6 +132,14 @@ class IndexStepOperator(BatchOperator):
             params["params"] = {
                 key: _plain(value) for key, value in dict(context.get("params") or {}).items()
             }
+        if "actor" in self.context_params:  # who asked (an erasure's receipt names them)
+            from faceidx.erasure.tasks import run_actor
+
+            params["actor"] = run_actor(context)
+        if "approver" in self.context_params:  # who approved in the UI (the approve task's answer)
+            from faceidx.erasure.tasks import approval_of
+
+            params["approver"] = approval_of(context["ti"].xcom_pull(task_ids="approve"))
         if "data_interval_start" in self.context_params:
             # an Asset-triggered run has no cadence: its interval is the events' times, not a schedule's
             run_type = str(getattr(context.get("dag_run"), "run_type", ""))
@@ -140,7 +149,7 @@ class IndexStepOperator(BatchOperator):
 
     def execute(self, context: Any) -> Any:
         from faceidx.jobs.needs import PlacementError, measure, model_key, place
-        from faceidx.jobs.steps import step_named
+        from faceidx.jobs.steps import StepRefused, step_named
 
         step = step_named(self.step)
         location = self._location()
@@ -154,7 +163,10 @@ class IndexStepOperator(BatchOperator):
             raise AirflowFailException(str(refused)) from refused
         self.log.info("%s", format_pairs(placement.rows(), title=f"{self.step}: where it runs"))
         if not placement.on_batch:
-            return step.run(location, params)
+            try:
+                return step.run(location, params)
+            except StepRefused as refused:  # the same answer on every try: no retry
+                raise AirflowFailException(str(refused)) from refused
 
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
         self.job_name = job_name_for(self.step, dag_id, run_id)
@@ -258,6 +270,8 @@ class IndexStepOperator(BatchOperator):
             summary = outcome.get("summary") or {}
             self.log.info("%s", format_pairs(summary_rows(summary), title=f"{self.step}: what the job did"))
             return summary
+        if outcome.get("status") == "refused":  # nothing changed; a retry cannot do better
+            raise AirflowFailException(f"{self.step}: {outcome.get('error')}")
         error = outcome.get("error") or job.get("statusReason") or "the job left no outcome"
         raise IndexJobFailed(
             f"{self.step}: Batch job {job_id} did not succeed: {error}. The job's own log (above, and in "

@@ -21,6 +21,11 @@ class UnknownStepError(ValueError):
     """A step name no job knows."""
 
 
+class StepRefused(ValueError):
+    """The step cannot do what was asked (a target not in the index): nothing changed, and a retry
+    cannot do better. The message says what to do."""
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -61,6 +66,20 @@ def _identities(location: IndexLocation, params: Mapping[str, Any]) -> dict[str,
     return identities_task(location, dict(params.get("params", {})), interval_start)
 
 
+def _forget(location: IndexLocation, params: Mapping[str, Any]) -> dict[str, Any]:
+    from faceidx.erasure.tasks import ForgetRefused, forget_request
+
+    try:
+        return forget_request(
+            dict(params.get("params", {})),
+            location=location,
+            actor=str(params.get("actor") or "faceidx.jobs"),
+            approver=str(params.get("approver") or ""),
+        )
+    except ForgetRefused as refused:
+        raise StepRefused(str(refused)) from refused
+
+
 STEPS: dict[str, Step] = {
     step.name: step
     for step in (
@@ -69,6 +88,7 @@ STEPS: dict[str, Step] = {
         Step("vacuum", "files no young table version needs deleted", _vacuum),
         Step("sync_vectors", "the vector index brought up to the table", _sync_vectors),
         Step("identities", "faces become persons (incremental, or a full re-cluster)", _identities),
+        Step("forget", "an erasure, from its intent to its receipt (the purge included)", _forget),
     )
 }
 
