@@ -262,7 +262,7 @@ class IndexStepOperator(BatchOperator):
             ("peak RSS", f"{outcome['peak_rss_mib']:,.0f} MiB" if outcome.get("peak_rss_mib") else "-"),
             (
                 "container memory",
-                f"{outcome['container_mib']:,} MiB" if outcome.get("container_mib") else "-",
+                f"{outcome['container_mib']:,} MiB" if outcome.get("container_mib") else "no limit",
             ),
         ]
         self.log.info("%s", format_pairs(rows, title=f"{self.step}: the Batch job's outcome"))
