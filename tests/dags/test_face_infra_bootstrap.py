@@ -53,7 +53,9 @@ def _variable(key):
 def _clear_variables():
     from airflow.models.variable import Variable
 
-    for key in (VAR_QUEUE_URL, VAR_OUTPUT_URI):
+    # the maintenance queue's Variable would send every later test's index steps to a Batch that is
+    # not there: the metadata DB lives for the whole session
+    for key in (VAR_QUEUE_URL, VAR_OUTPUT_URI, VAR_MAINTENANCE_JOB_QUEUE):
         Variable.delete(key)
 
 
