@@ -4,4 +4,7 @@ import sys
 
 from faceidx.jobs.entry import main
 
-sys.exit(main())
+# ``python -m faceidx.jobs`` runs this as faceidx.jobs.__main__; a loader that executes the file under
+# its bare name (Airflow's plugin manager without plugins/.airflowignore) must not exit the process.
+if __name__ == "__main__" and __spec__ is not None and __spec__.name == "faceidx.jobs.__main__":
+    sys.exit(main())
