@@ -74,10 +74,11 @@ class ModelSettings:
     rotation_retry: bool = setting(
         "ROTATION_RETRY",
         "bool",
-        True,
+        False,
         "Detect an image in which no face is found again turned by 90, 180 and 270 degrees (a sideways "
         "photo without EXIF orientation); the turn whose best face scores highest wins, and its faces' "
-        "rotation column says which. Three more detector calls per image without a face.",
+        "rotation column says which. Three more detector calls per image without a face, and for a large "
+        "one full-scale decodes: off by default (see the worker page).",
     )
     genderage: bool = setting(
         "GENDERAGE",

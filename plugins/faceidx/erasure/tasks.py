@@ -1,5 +1,5 @@
-"""The bodies of face_forget's tasks (preview, forget), and the ObjectRemoved hook the face table's
-ingest step calls.
+"""The bodies of face_forget's tasks (preview; forget, run as the index step ``forget`` in the task or
+as a Batch job), and the ObjectRemoved hook the face table's ingest step calls.
 
 The receipt is logged as a table; a target not in the index fails the task at once (a retry cannot
 find it either) and changes nothing.
@@ -64,25 +64,6 @@ def approval_of(answer: Mapping[str, Any] | None) -> str:
 class ForgetRefused(ValueError):
     """The target is not in the index (or cannot be forgotten now): nothing changed; a retry cannot
     do better. The message says what to do."""
-
-
-def forget_task(
-    params: Mapping[str, Any],
-    *,
-    location: IndexLocation,
-    actor: str,
-    resolve_person: Any = None,
-    approver: str = "",
-) -> dict[str, Any]:
-    """The ``forget`` task in Airflow: :func:`forget_request`, a refusal failing the task at once."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    try:
-        return forget_request(
-            params, location=location, actor=actor, resolve_person=resolve_person, approver=approver
-        )
-    except ForgetRefused as refused:
-        raise AirflowFailException(str(refused)) from refused
 
 
 def forget_request(

@@ -62,9 +62,9 @@ def test_the_turn_whose_best_face_scores_highest_wins():
     assert best_rotation(lambda d: (np.empty((0, 5)),), top_score) is None
 
 
-def test_the_setting_is_on_by_default_and_reaches_the_model(tmp_path):
-    on = ModelSettings.from_env({"FACEIDX_MODEL_DIR": str(tmp_path)})
-    off = ModelSettings.from_env({"FACEIDX_MODEL_DIR": str(tmp_path), "FACEIDX_ROTATION_RETRY": "0"})
+def test_the_setting_is_off_by_default_and_reaches_the_model(tmp_path):
+    on = ModelSettings.from_env({"FACEIDX_MODEL_DIR": str(tmp_path), "FACEIDX_ROTATION_RETRY": "1"})
+    off = ModelSettings.from_env({"FACEIDX_MODEL_DIR": str(tmp_path)})
     assert on.rotation_retry is True
     assert off.rotation_retry is False
     assert InsightFaceModelPack.from_settings(on, tmp_path).rotation_retry is True

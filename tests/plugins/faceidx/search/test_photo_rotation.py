@@ -14,7 +14,11 @@ MISSES_SIDEWAYS = "0.7"
 
 
 def test_a_sideways_query_photo_is_found_turned_and_matches_the_upright_one(pack, assets_dir):
-    env = {"FACEIDX_MODEL_DIR": str(pack), "FACEIDX_DET_THRESH": MISSES_SIDEWAYS}
+    env = {
+        "FACEIDX_MODEL_DIR": str(pack),
+        "FACEIDX_DET_THRESH": MISSES_SIDEWAYS,
+        "FACEIDX_ROTATION_RETRY": "1",
+    }
     embedder = PhotoEmbedder.from_env(env)
     [turned] = embedder.faces(str(assets_dir / "images" / "rot_r90.jpg"))
     [upright] = embedder.faces(str(assets_dir / "images" / "rot_r0.jpg"))
@@ -42,7 +46,12 @@ def test_the_search_result_says_which_turn_found_the_query_face(pack, assets_dir
     from faceidx.search.photo import search_photo
     from faceidx.store.location import IndexLocation
 
-    embedder = PhotoEmbedder.from_env({"FACEIDX_MODEL_DIR": str(pack), "FACEIDX_DET_THRESH": MISSES_SIDEWAYS})
+    env = {
+        "FACEIDX_MODEL_DIR": str(pack),
+        "FACEIDX_DET_THRESH": MISSES_SIDEWAYS,
+        "FACEIDX_ROTATION_RETRY": "1",
+    }
+    embedder = PhotoEmbedder.from_env(env)
     result = search_photo(
         IndexLocation(str(tmp_path)),
         str(assets_dir / "images" / "rot_r90.jpg"),
